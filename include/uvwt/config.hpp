@@ -1,0 +1,106 @@
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <uvwt/types.hpp>
+
+namespace uvwt {
+
+using Duration = std::chrono::milliseconds;
+
+// Deterministic network impairment for tests: applied to one endpoint's UDP
+// socket on both directions. Off unless `enabled`.
+struct ImpairmentConfig {
+  bool enabled = false;
+  double loss = 0.0;       // probability a packet is dropped
+  double duplicate = 0.0;  // probability a packet is duplicated
+  double reorder = 0.0;    // probability a packet is held back behind later ones
+  std::uint32_t delay_ms = 0;
+  std::uint32_t jitter_ms = 0;
+  std::uint64_t seed = 1;
+  bool blackhole = false;  // drop everything (can be toggled at runtime)
+};
+
+// QUIC and WebTransport knobs shared by clients and servers.
+struct TransportConfig {
+  Duration idle_timeout{60'000};
+  Duration handshake_timeout{10'000};
+  Duration keep_alive_interval{0};  // 0: no PINGs to keep an idle connection open
+  std::uint64_t initial_max_data = 16u << 20;
+  std::uint64_t initial_max_stream_data = 4u << 20;
+  std::uint64_t max_streams_bidi = 1000;
+  std::uint64_t max_streams_uni = 1000;
+  std::size_t max_datagram_frame_size = 65535;  // transport parameter; > 0 enables datagrams
+  CongestionControl congestion_control = CongestionControl::cubic;
+  std::size_t stream_send_buffer = 1u << 20;  // per-stream bound before writes fail / writable notifications
+  std::size_t datagram_send_queue = 256;      // datagrams queued before send_datagram fails
+  std::size_t max_pending_streams = 24;       // early streams buffered per not-yet-ready session
+  std::size_t max_pending_datagrams = 64;     // early datagrams buffered per not-yet-ready session
+  std::size_t max_sessions_per_connection = 16;
+  std::string qlog_dir;                       // write one qlog file per connection when set
+  bool keylog = false;                        // append TLS secrets to $SSLKEYLOGFILE
+  bool allow_gso = true;                      // use UDP GSO/GRO where the kernel has it
+  ImpairmentConfig impairment;
+};
+
+// Proxy settings (pywebtransport's ProxyConfig). Proxying (MASQUE CONNECT-UDP)
+// is not implemented yet: a configured proxy makes connect() fail with
+// Errc::unsupported rather than silently connecting directly.
+struct ProxyConfig {
+  std::string url;
+  Headers headers;
+  Duration connect_timeout{10'000};
+  [[nodiscard]] bool enabled() const noexcept { return !url.empty(); }
+};
+
+struct ClientConfig : TransportConfig {
+  Duration connect_timeout{30'000};
+  Duration read_timeout{0};
+  Duration write_timeout{0};
+  int max_retries = 3;  // consecutive failures before a ReconnectingClient gives up; -1: unlimited
+  Duration retry_delay{1'000};
+  double retry_backoff = 2.0;
+  Duration max_retry_delay{30'000};
+  bool retry_jitter = true;  // multiply delays by a random factor in [0.5, 1.5)
+  Headers headers;           // default headers for every CONNECT
+  std::string user_agent;    // empty: "uvwt/<version>"
+  std::vector<std::string> alpn{"h3"};
+  std::string ca_file;
+  bool use_system_trust = true;
+  std::string certfile, keyfile;  // client certificate for mutual TLS
+  bool verify_peer = true;
+  std::vector<std::array<std::uint8_t, 32>> server_certificate_hashes;  // SHA-256 pins of the leaf DER
+  std::size_t max_connections = 100;
+  std::size_t max_concurrent_handshakes = 16;  // used by ClientFleet::connect_all
+  std::size_t max_streams = 1000;              // per session, locally opened
+  std::size_t stream_buffer_size = 1u << 20;
+  std::vector<std::string> protocols;  // wt-available-protocols offered to the server
+  ProxyConfig proxy;
+
+  // Verification off (loudly logged), short timeouts: for local development only.
+  static ClientConfig development();
+  // Verification on, conservative limits.
+  static ClientConfig production();
+  // Checks every field; the error names the offending field.
+  [[nodiscard]] Error validate() const;
+};
+
+struct ServerConfig : TransportConfig {
+  std::string certfile, keyfile;  // PEM files, or:
+  std::string cert_pem, key_pem;  // PEM in memory
+  std::vector<std::string> alpn{"h3"};
+  std::size_t max_connections = 10'000;
+  std::size_t max_sessions = 100'000;
+  bool validate_address = false;  // send Retry before accepting a connection
+  Duration shutdown_timeout{5'000};
+  Duration drain_timeout{2'000};
+  std::vector<std::string> protocols;  // subprotocols the server accepts, preference order
+  [[nodiscard]] Error validate() const;
+};
+
+}  // namespace uvwt

@@ -1,0 +1,122 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <uv.h>
+
+#include <uvwt/config.hpp>
+#include <uvwt/session.hpp>
+#include <uvwt/types.hpp>
+
+namespace uvwt {
+
+class ProtocolHandler;
+
+// pywebtransport's ConnectionInfo: statistics and state of one connection.
+struct ConnectionInfo {
+  std::string connection_id;
+  ConnectionState state = ConnectionState::idle;
+  std::optional<Address> local_address;
+  std::optional<Address> remote_address;
+  std::optional<double> established_at;  // seconds since the epoch
+  std::optional<double> closed_at;
+  std::uint64_t bytes_sent = 0;        // WebTransport layer payload
+  std::uint64_t bytes_received = 0;    // WebTransport layer payload
+  std::uint64_t packets_sent = 0;      // QUIC packets
+  std::uint64_t packets_received = 0;  // QUIC packets
+  std::uint64_t packets_lost = 0;      // QUIC packets declared lost
+  std::uint64_t error_count = 0;
+  std::optional<double> last_activity;
+  // Seconds from established_at to closed_at (or now); 0 when never established.
+  [[nodiscard]] double uptime() const;
+};
+
+// pywebtransport's ConnectionDiagnostics: an immutable snapshot.
+struct ConnectionDiagnostics {
+  ConnectionInfo stats;
+  double rtt = 0;  // smoothed RTT, seconds
+  double min_rtt = 0;
+  std::uint64_t cwnd = 0;               // bytes
+  std::uint64_t bytes_in_flight = 0;    // bytes
+  std::uint64_t packets_in_flight = 0;  // packets sent, not yet acked or lost
+  double packet_loss_rate = 0;          // lost / sent packets
+  [[nodiscard]] std::vector<std::string> issues() const;
+};
+
+// Result of one health probe (monitor_health).
+struct HealthReport {
+  bool healthy = true;
+  double rtt = 0;  // seconds, smoothed RTT after the probe
+  std::string reason;
+};
+
+// One QUIC connection carrying HTTP/3 and WebTransport sessions.
+class Connection {
+ public:
+  using ConnectCallback = std::function<void(const Error &, std::shared_ptr<Connection>)>;
+  using SessionIdCallback = std::function<void(const Error &, SessionId)>;
+  using SessionCallback = std::function<void(const Error &, std::shared_ptr<Session>)>;
+
+  virtual ~Connection() = default;
+
+  // Connects (QUIC + TLS + HTTP/3 SETTINGS exchange) and, when `path` is not
+  // empty, opens a WebTransport session on it; cb runs once with the result.
+  // proxy_addr must be empty: proxying is not implemented (Errc::unsupported).
+  static void create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host,
+                            std::uint16_t port, const std::string &path,
+                            const std::optional<Address> &proxy_addr, ConnectCallback cb);
+
+  [[nodiscard]] virtual bool is_client() const noexcept = 0;
+  [[nodiscard]] virtual const TransportConfig &config() const noexcept = 0;
+  [[nodiscard]] virtual const std::string &connection_id() const noexcept = 0;
+  [[nodiscard]] virtual ConnectionState state() const noexcept = 0;
+  [[nodiscard]] bool is_connected() const noexcept { return state() == ConnectionState::connected; }
+  [[nodiscard]] bool is_closing() const noexcept {
+    return state() == ConnectionState::closing || state() == ConnectionState::draining;
+  }
+  [[nodiscard]] bool is_closed() const noexcept {
+    return state() == ConnectionState::closed || state() == ConnectionState::failed;
+  }
+  [[nodiscard]] virtual std::optional<Address> local_address() const = 0;
+  [[nodiscard]] virtual std::optional<Address> remote_address() const = 0;
+  [[nodiscard]] virtual ProtocolHandler &protocol_handler() = 0;
+  [[nodiscard]] virtual ConnectionDiagnostics diagnostics() const = 0;
+  [[nodiscard]] virtual ConnectionInfo info() const = 0;
+  // The error that ended the connection (ok while open or after a clean close).
+  [[nodiscard]] virtual Error close_error() const = 0;
+
+  // Opens a WebTransport session (client side).
+  virtual void open_session(const std::string &path, const Headers &headers, SessionCallback cb) = 0;
+
+  // Closes the QUIC connection (CONNECTION_CLOSE with an application code).
+  virtual void close(std::uint64_t code = 0, std::string reason = {}, CloseCallback cb = {}) = 0;
+
+  [[nodiscard]] virtual std::vector<SessionInfo> get_all_sessions() const = 0;
+  [[nodiscard]] virtual std::optional<SessionId> get_ready_session_id() const = 0;
+  [[nodiscard]] virtual std::optional<SessionInfo> get_session_info(SessionId id) const = 0;
+  [[nodiscard]] virtual std::shared_ptr<Session> get_session(SessionId id) const = 0;
+
+  // Probes with an ack-eliciting PING every check_interval; a probe not
+  // answered within rtt_timeout marks the connection unhealthy. Stops when
+  // the connection closes or stop_health_monitor() is called.
+  virtual void monitor_health(Duration check_interval, Duration rtt_timeout,
+                              std::function<void(const HealthReport &)> cb) = 0;
+  virtual void stop_health_monitor() = 0;
+  virtual void record_activity() = 0;
+
+  virtual void wait_ready(Duration timeout, DoneCallback cb) = 0;
+  virtual void wait_for_ready_session(Duration timeout, SessionIdCallback cb) = 0;
+  virtual void wait_closed(CloseCallback cb) = 0;
+
+  // Events.
+  virtual void on_established(std::function<void()> cb) = 0;
+  // Closed cleanly (either side) or lost (idle timeout, peer gone): Error tells.
+  virtual void on_closed(std::function<void(const Error &)> cb) = 0;
+};
+
+}  // namespace uvwt

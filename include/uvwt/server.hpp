@@ -1,0 +1,79 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <uv.h>
+
+#include <uvwt/config.hpp>
+#include <uvwt/connection.hpp>
+#include <uvwt/session.hpp>
+
+namespace uvwt {
+
+// What the server knows about an incoming session before accepting it.
+struct SessionRequest {
+  std::string path;   // without the query
+  std::string query;  // after '?', may be empty
+  std::string authority;
+  std::string origin;
+  Headers headers;
+  std::vector<std::string> offered_protocols;  // wt-available-protocols
+  Address remote_address;
+  std::map<std::string, std::string> params;  // captured by a pattern route
+};
+
+// The accept hook's verdict: status 2xx accepts, anything else rejects.
+struct AcceptDecision {
+  int status = 200;
+  std::string protocol;  // chosen subprotocol (wt-protocol), optional
+  Headers headers;       // extra response headers
+  static AcceptDecision accept() { return {}; }
+  static AcceptDecision reject(int status) { return {status, {}, {}}; }
+};
+
+struct ServerStats {
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_rejected = 0;
+  std::uint64_t connections_active = 0;
+  std::uint64_t sessions_accepted = 0;
+  std::uint64_t sessions_rejected = 0;
+  std::uint64_t sessions_active = 0;
+};
+
+class Server {
+ public:
+  using SessionHandler = std::function<void(std::shared_ptr<Session>, const SessionRequest &)>;
+  using AcceptHook = std::function<AcceptDecision(const SessionRequest &)>;
+
+  virtual ~Server() = default;
+  static std::shared_ptr<Server> create(uv_loop_t *loop, const ServerConfig &config, Error &err);
+
+  // Binds a UDP socket; may be called several times (e.g. 127.0.0.1 and ::1).
+  // port 0 picks a free port; port() tells which.
+  virtual Error listen(const std::string &host, std::uint16_t port) = 0;
+  [[nodiscard]] virtual std::uint16_t port() const noexcept = 0;
+  [[nodiscard]] virtual std::vector<Address> local_addresses() const = 0;
+
+  // Exact path ("/echo") or pattern with captures ("/room/{id}"); unknown
+  // paths are answered 404 unless a default handler is set.
+  virtual void route(const std::string &path_or_pattern, SessionHandler handler) = 0;
+  virtual void set_default_handler(SessionHandler handler) = 0;
+  virtual void set_accept_hook(AcceptHook hook) = 0;
+  // A new QUIC connection was accepted (before any session).
+  virtual void on_connection(std::function<void(std::shared_ptr<Connection>)> cb) = 0;
+
+  // Stops accepting, sends GOAWAY and WT_DRAIN_SESSION, closes what is left
+  // after `timeout`, then closes the server; cb when all is closed.
+  virtual void shutdown(Duration timeout, CloseCallback cb = {}) = 0;
+  virtual void close(CloseCallback cb = {}) = 0;
+  [[nodiscard]] virtual bool is_closed() const noexcept = 0;
+  [[nodiscard]] virtual ServerStats stats() const = 0;
+  [[nodiscard]] virtual std::vector<std::shared_ptr<Connection>> connections() const = 0;
+};
+
+}  // namespace uvwt

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include <uvwt/types.hpp>
+
+namespace uvwt {
+
+class Session;
+
+enum class StreamDirection : std::uint8_t { bidirectional, send_only, receive_only };
+
+struct StreamStats {
+  std::uint64_t bytes_sent = 0;      // payload bytes acknowledged by the peer
+  std::uint64_t bytes_queued = 0;    // payload bytes handed to write()
+  std::uint64_t bytes_received = 0;  // payload bytes delivered to the application
+  double created_at = 0;             // seconds since the epoch
+};
+
+// A WebTransport stream. Writes take ownership of the bytes and complete
+// through their callback once the data is acknowledged by the peer (or the
+// stream fails). Reads are pushed through on_data; pause() stops reading and
+// with it the growth of the peer's flow-control credit (real backpressure).
+class Stream {
+ public:
+  using DataCallback = std::function<void(std::span<const std::uint8_t> data, bool fin)>;
+  using ErrorCallback = std::function<void(const Error &)>;
+
+  virtual ~Stream() = default;
+
+  [[nodiscard]] virtual StreamId id() const noexcept = 0;
+  [[nodiscard]] virtual StreamDirection direction() const noexcept = 0;
+  [[nodiscard]] virtual bool is_local() const noexcept = 0;  // opened by this side
+  [[nodiscard]] virtual std::shared_ptr<Session> session() const = 0;
+
+  // ---- sending (bidirectional and send_only streams)
+  // Queues bytes; `cb` runs once they are acknowledged, or with an error.
+  // Fails (through cb, deferred) if the send side is finished/reset or the
+  // send buffer would exceed its bound; check writable()/buffered_amount().
+  virtual void write(Bytes data, DoneCallback cb = {}) = 0;
+  virtual void write(std::string_view data, DoneCallback cb = {}) = 0;  // copies
+  // Finishes the send side (FIN) after all queued data; cb on acknowledgement.
+  virtual void end(DoneCallback cb = {}) = 0;
+  virtual void write_and_end(Bytes data, DoneCallback cb = {}) = 0;
+  // Abandons the send side with an application error code (RESET_STREAM).
+  virtual void reset(std::uint32_t code) = 0;
+  [[nodiscard]] virtual std::size_t buffered_amount() const noexcept = 0;  // queued, not yet acked
+  [[nodiscard]] virtual bool writable() const noexcept = 0;  // below the buffer bound, send side open
+  // Called when the buffered amount falls below half the bound again.
+  virtual void on_writable(std::function<void()> cb) = 0;
+
+  // ---- receiving (bidirectional and receive_only streams)
+  virtual void on_data(DataCallback cb) = 0;
+  virtual void pause() = 0;
+  virtual void resume() = 0;
+  [[nodiscard]] virtual bool paused() const noexcept = 0;
+  // Asks the peer to stop sending (STOP_SENDING) with an application error code.
+  virtual void stop_sending(std::uint32_t code) = 0;
+
+  // The peer reset its send side (Errc::stream, code = application code or 0
+  // when the reset carried a non-WebTransport code), or our send side was
+  // stopped by the peer's STOP_SENDING. Also used when the session closes.
+  virtual void on_error(ErrorCallback cb) = 0;
+  // Both directions are done (FIN/reset/acked); the stream is gone.
+  virtual void on_closed(std::function<void()> cb) = 0;
+
+  [[nodiscard]] virtual StreamStats stats() const = 0;
+};
+
+}  // namespace uvwt

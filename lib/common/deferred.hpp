@@ -1,0 +1,37 @@
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <functional>
+#include <memory>
+
+namespace uvwt::detail {
+
+// Runs callbacks on a later turn of the loop, so that no completion callback
+// is ever invoked from inside the call that started the work. One per loop,
+// shared by every uvwt object on that loop; its idle handle is active only
+// while tasks are queued, and closed when the last user lets go, so that
+// uv_loop_close() succeeds once every object is closed.
+class Deferred : public std::enable_shared_from_this<Deferred> {
+ public:
+  static std::shared_ptr<Deferred> for_loop(uv_loop_t *loop);
+  ~Deferred();
+  Deferred(const Deferred &) = delete;
+  Deferred &operator=(const Deferred &) = delete;
+
+  void post(std::function<void()> fn);
+  [[nodiscard]] uv_loop_t *loop() const noexcept { return loop_; }
+
+  explicit Deferred(uv_loop_t *loop);
+
+ private:
+  static void on_idle(uv_idle_t *h);
+  void run();
+
+  uv_loop_t *loop_;
+  uv_idle_t *idle_;  // heap: outlives this object until its close callback
+  std::deque<std::function<void()>> tasks_;
+};
+
+}  // namespace uvwt::detail
