@@ -1,0 +1,102 @@
+#pragma once
+
+#include <uvwt/error.hpp>
+
+#include <gnutls/gnutls.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct ngtcp2_crypto_conn_ref;
+
+namespace uvwt::detail {
+
+class TlsServerContext;
+class TlsClientContext;
+
+// How a client judges the server's certificate. Checked in this order:
+//  1. pins present: the leaf DER's SHA-256 must equal one of them and the
+//     leaf must be inside its validity period; chain and name are not checked
+//     (browsers' serverCertificateHashes semantics);
+//  2. verify_peer: chain to a trust anchor of the session's credentials,
+//     serverAuth usage, validity, then `host` against the SANs (IP SANs when
+//     `host` is an IP literal);
+//  3. otherwise anything is accepted.
+struct VerifyPolicy {
+  bool verify_peer = true;
+  std::vector<std::array<std::uint8_t, 32>> pinned_sha256;
+  std::string host;  // DNS name or IP literal the client asked for
+};
+
+// Judges the certificate the peer presented in `session` (during the
+// handshake from a verify callback, or after it). Errc::certificate whose
+// message starts with the reason: "unknown CA", "host name mismatch",
+// "pinned hash mismatch", "expired", "not yet valid", "no certificate", ...
+Error verify_peer_certificate(gnutls_session_t session, const VerifyPolicy &policy);
+
+// One gnutls_session_t for one QUIC connection.
+//
+// With a conn_ref the session is configured for QUIC through ngtcp2's crypto
+// helper and `conn_ref` becomes the session pointer (gnutls_session_get_ptr).
+// With a null conn_ref it is a plain TLS session for which the caller sets
+// the transport (gnutls_transport_set_*), which lets the same setup run over
+// an in-memory pipe in tests.
+//
+// The session's db pointer (gnutls_db_set_ptr) is taken: it leads the GnuTLS
+// callbacks back to this object. Session caching through gnutls_db is not
+// used (resumption works with tickets).
+class TlsSession {
+ public:
+  // Receives the resumption data (gnutls_session_get_data2) each time the
+  // server issues a ticket; feed it back through set_resumption_data().
+  using TicketHandler = std::function<void(std::vector<std::uint8_t> data)>;
+
+  static std::unique_ptr<TlsSession> create_server(TlsServerContext &ctx,
+                                                   ngtcp2_crypto_conn_ref *conn_ref, Error &err);
+  // `server_name` is sent as SNI and checked against the certificate; an IP
+  // literal (brackets allowed) sends no SNI and is checked against IP SANs.
+  static std::unique_ptr<TlsSession> create_client(TlsClientContext &ctx,
+                                                   ngtcp2_crypto_conn_ref *conn_ref,
+                                                   std::string_view server_name, Error &err);
+  ~TlsSession();
+  TlsSession(const TlsSession &) = delete;
+  TlsSession &operator=(const TlsSession &) = delete;
+
+  [[nodiscard]] gnutls_session_t native() const noexcept { return session_; }
+  [[nodiscard]] bool is_server() const noexcept { return server_; }
+  // Negotiated protocol; empty until the peer's hello has been processed.
+  [[nodiscard]] std::string_view alpn() const noexcept;
+  // Why the peer's certificate was refused; ok when it was not.
+  [[nodiscard]] const Error &verify_error() const noexcept { return verify_error_; }
+
+  // Client, before the handshake starts: resume a previous session.
+  Error set_resumption_data(std::span<const std::uint8_t> data);
+  void set_ticket_handler(TicketHandler handler) { on_ticket_ = std::move(handler); }
+  [[nodiscard]] bool resumed() const noexcept;
+  [[nodiscard]] bool early_data_accepted() const noexcept;
+
+ private:
+  TlsSession(bool server, std::shared_ptr<const void> ctx);
+  Error init_common(gnutls_priority_t priority, gnutls_certificate_credentials_t cred,
+                    const std::vector<std::string> &alpn, ngtcp2_crypto_conn_ref *conn_ref,
+                    bool keylog);
+
+  static int on_verify(gnutls_session_t session);
+  static int on_handshake_message(gnutls_session_t session, unsigned htype, unsigned when,
+                                  unsigned incoming, const gnutls_datum_t *msg);
+
+  gnutls_session_t session_ = nullptr;
+  std::shared_ptr<const void> ctx_;  // keeps credentials and priorities alive
+  VerifyPolicy policy_;
+  Error verify_error_;
+  TicketHandler on_ticket_;
+  bool server_;
+};
+
+}  // namespace uvwt::detail
