@@ -40,7 +40,8 @@ class Stream {
   // ---- sending (bidirectional and send_only streams)
   // Queues bytes; `cb` runs once they are acknowledged, or with an error.
   // Fails (through cb, deferred) if the send side is finished/reset or the
-  // send buffer would exceed its bound; check writable()/buffered_amount().
+  // send buffer is already at its bound (TransportConfig::stream_send_buffer);
+  // a write below the bound is taken whole. Check writable().
   virtual void write(Bytes data, DoneCallback cb = {}) = 0;
   virtual void write(std::string_view data, DoneCallback cb = {}) = 0;  // copies
   // Finishes the send side (FIN) after all queued data; cb on acknowledgement.
@@ -50,7 +51,7 @@ class Stream {
   virtual void reset(std::uint32_t code) = 0;
   [[nodiscard]] virtual std::size_t buffered_amount() const noexcept = 0;  // queued, not yet acked
   [[nodiscard]] virtual bool writable() const noexcept = 0;  // below the buffer bound, send side open
-  // Called when the buffered amount falls below half the bound again.
+  // After the buffer reached its bound: called once it falls below half of it.
   virtual void on_writable(std::function<void()> cb) = 0;
 
   // ---- receiving (bidirectional and receive_only streams)
@@ -63,7 +64,8 @@ class Stream {
 
   // The peer reset its send side (Errc::stream, code = application code or 0
   // when the reset carried a non-WebTransport code), or our send side was
-  // stopped by the peer's STOP_SENDING. Also used when the session closes.
+  // stopped by the peer's STOP_SENDING (Errc::session when the session
+  // closed). Called at most once: the first cause.
   virtual void on_error(ErrorCallback cb) = 0;
   // Both directions are done (FIN/reset/acked); the stream is gone.
   virtual void on_closed(std::function<void()> cb) = 0;

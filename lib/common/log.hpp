@@ -18,6 +18,7 @@ void log_write(LogLevel level, const char *fmt, ...) __attribute__((format(print
   do {                                                              \
     if (::uvwt::detail::log_enabled(level)) ::uvwt::detail::log_write(level, __VA_ARGS__); \
   } while (0)
+#define UVWT_TRACE(...) UVWT_LOG(::uvwt::LogLevel::trace, __VA_ARGS__)
 #define UVWT_DEBUG(...) UVWT_LOG(::uvwt::LogLevel::debug, __VA_ARGS__)
 #define UVWT_INFO(...) UVWT_LOG(::uvwt::LogLevel::info, __VA_ARGS__)
 #define UVWT_WARN(...) UVWT_LOG(::uvwt::LogLevel::warning, __VA_ARGS__)

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
@@ -110,6 +111,7 @@ inline Connected connect(TestLoop &tl, std::uint16_t port, const std::string &pa
                               r->done = true;
                             });
   REQUIRE(tl.run_until([&] { return r->done; }, 15'000));
+  if (!r->err.ok()) std::fprintf(stderr, "connect error: %s\n", r->err.to_string().c_str());
   return *r;
 }
 

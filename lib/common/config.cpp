@@ -1,0 +1,92 @@
+#include <uvwt/config.hpp>
+
+#include "common/log.hpp"
+
+namespace uvwt {
+
+namespace {
+Error bad(const char *field, const std::string &why) {
+  return {Errc::configuration, std::string("invalid ") + field + ": " + why};
+}
+
+Error validate_transport(const TransportConfig &c) {
+  if (c.idle_timeout.count() <= 0) return bad("idle_timeout", "must be positive");
+  if (c.handshake_timeout.count() <= 0) return bad("handshake_timeout", "must be positive");
+  if (c.keep_alive_interval.count() < 0) return bad("keep_alive_interval", "must not be negative");
+  if (c.initial_max_data < 1024) return bad("initial_max_data", "must be at least 1024");
+  if (c.initial_max_stream_data < 1024) return bad("initial_max_stream_data", "must be at least 1024");
+  if (c.max_streams_bidi == 0 || c.max_streams_bidi > (1ull << 60)) return bad("max_streams_bidi", "out of range");
+  if (c.max_streams_uni == 0 || c.max_streams_uni > (1ull << 60)) return bad("max_streams_uni", "out of range");
+  if (c.max_datagram_frame_size > 65535) return bad("max_datagram_frame_size", "must be at most 65535");
+  if (c.stream_send_buffer < 1024) return bad("stream_send_buffer", "must be at least 1024");
+  if (c.datagram_send_queue == 0) return bad("datagram_send_queue", "must be positive");
+  if (c.max_sessions_per_connection == 0) return bad("max_sessions_per_connection", "must be positive");
+  const auto &im = c.impairment;
+  for (double p : {im.loss, im.duplicate, im.reorder})
+    if (p < 0.0 || p > 1.0) return bad("impairment", "probabilities must be in [0, 1]");
+  return {};
+}
+}  // namespace
+
+Error ClientConfig::validate() const {
+  if (Error e = validate_transport(*this)) return e;
+  if (connect_timeout.count() <= 0) return bad("connect_timeout", "must be positive");
+  if (read_timeout.count() < 0) return bad("read_timeout", "must not be negative");
+  if (write_timeout.count() < 0) return bad("write_timeout", "must not be negative");
+  if (max_retries < -1) return bad("max_retries", "must be -1 (unlimited) or >= 0");
+  if (retry_delay.count() < 0) return bad("retry_delay", "must not be negative");
+  if (retry_backoff < 1.0) return bad("retry_backoff", "must be >= 1.0");
+  if (max_retry_delay < retry_delay) return bad("max_retry_delay", "must be >= retry_delay");
+  if (alpn.empty()) return bad("alpn", "must not be empty");
+  for (const auto &a : alpn)
+    if (a.empty() || a.size() > 255) return bad("alpn", "entries must be 1..255 bytes");
+  if (certfile.empty() != keyfile.empty()) return bad("certfile/keyfile", "give both or neither");
+  if (max_connections == 0) return bad("max_connections", "must be positive");
+  if (max_concurrent_handshakes == 0) return bad("max_concurrent_handshakes", "must be positive");
+  if (max_streams == 0) return bad("max_streams", "must be positive");
+  if (stream_buffer_size < 1024) return bad("stream_buffer_size", "must be at least 1024");
+  for (const auto &[k, v] : headers) {
+    if (k.empty()) return bad("headers", "empty header name");
+    for (char ch : k)
+      if (ch >= 'A' && ch <= 'Z') return bad("headers", "header names must be lower-case: " + k);
+  }
+  if (proxy.enabled() && proxy.connect_timeout.count() <= 0) return bad("proxy.connect_timeout", "must be positive");
+  return {};
+}
+
+ClientConfig ClientConfig::development() {
+  ClientConfig c;
+  c.verify_peer = false;
+  c.connect_timeout = Duration(10'000);
+  c.max_retries = 3;
+  c.retry_delay = Duration(500);
+  UVWT_WARN("ClientConfig::development(): certificate verification is OFF; never use this in production");
+  return c;
+}
+
+ClientConfig ClientConfig::production() {
+  ClientConfig c;
+  c.verify_peer = true;
+  c.connect_timeout = Duration(30'000);
+  c.max_retries = 5;
+  c.retry_delay = Duration(1'000);
+  c.max_retry_delay = Duration(30'000);
+  c.keep_alive_interval = Duration(20'000);
+  return c;
+}
+
+Error ServerConfig::validate() const {
+  if (Error e = validate_transport(*this)) return e;
+  const bool files = !certfile.empty() || !keyfile.empty();
+  const bool mem = !cert_pem.empty() || !key_pem.empty();
+  if (!files && !mem) return bad("certfile/keyfile", "a certificate and key are required (files or PEM)");
+  if (files && (certfile.empty() || keyfile.empty())) return bad("certfile/keyfile", "give both");
+  if (mem && (cert_pem.empty() || key_pem.empty())) return bad("cert_pem/key_pem", "give both");
+  if (alpn.empty()) return bad("alpn", "must not be empty");
+  if (max_connections == 0) return bad("max_connections", "must be positive");
+  if (max_sessions == 0) return bad("max_sessions", "must be positive");
+  if (shutdown_timeout.count() < 0) return bad("shutdown_timeout", "must not be negative");
+  return {};
+}
+
+}  // namespace uvwt

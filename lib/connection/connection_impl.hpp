@@ -1,0 +1,157 @@
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <uvwt/connection.hpp>
+#include <uvwt/protocol_handler.hpp>
+#include <uvwt/server.hpp>
+
+#include "common/deferred.hpp"
+#include "common/timer.hpp"
+#include "h3/h3_connection.hpp"
+#include "quic/endpoint.hpp"
+#include "quic/quic_connection.hpp"
+
+namespace uvwt::detail {
+
+class TlsClientContext;
+class TlsServerContext;
+
+// Server-side hooks a connection calls into (implemented by the server).
+class ConnectionServerHooks {
+ public:
+  virtual ~ConnectionServerHooks() = default;
+  virtual AcceptDecision decide(SessionRequest &req, Server::SessionHandler &handler) = 0;
+  virtual void session_accepted(const std::shared_ptr<Session> &s, Server::SessionHandler handler,
+                                const SessionRequest &req) = 0;
+  virtual void connection_finished(const std::shared_ptr<Connection> &c) = 0;
+};
+
+// A QUIC connection with HTTP/3 and WebTransport on it: owns the ngtcp2 and
+// nghttp3 state, keeps itself alive while open, and tracks everything that
+// ConnectionInfo / ConnectionDiagnostics report.
+class ConnectionImpl final : public Connection,
+                             public ProtocolHandler,
+                             public H3Owner,
+                             public std::enable_shared_from_this<ConnectionImpl> {
+ public:
+  // Client: connects to `remote` (already resolved).
+  static std::shared_ptr<ConnectionImpl> start_client(uv_loop_t *loop, const ClientConfig &cfg,
+                                                      const SockAddr &remote, const std::string &server_name,
+                                                      std::shared_ptr<TlsClientContext> tls, Error &err);
+  // Server: accepts the Initial `hd` on the server's endpoint.
+  static std::shared_ptr<ConnectionImpl> accept(Endpoint &ep, UdpSocket &sock, const RecvPacket &pkt,
+                                                const ngtcp2_pkt_hd &hd, const ServerConfig &cfg,
+                                                std::shared_ptr<TlsServerContext> tls,
+                                                ConnectionServerHooks *hooks, Error &err);
+
+  ConnectionImpl(uv_loop_t *loop, bool client, std::variant<ClientConfig, ServerConfig> cfg);
+  ~ConnectionImpl() override;
+
+  // Connection
+  [[nodiscard]] bool is_client() const noexcept override { return client_; }
+  [[nodiscard]] const TransportConfig &config() const noexcept override;
+  [[nodiscard]] const std::string &connection_id() const noexcept override { return id_; }
+  [[nodiscard]] ConnectionState state() const noexcept override { return state_; }
+  [[nodiscard]] std::optional<Address> local_address() const override;
+  [[nodiscard]] std::optional<Address> remote_address() const override;
+  [[nodiscard]] ProtocolHandler &protocol_handler() override { return *this; }
+  [[nodiscard]] ConnectionDiagnostics diagnostics() const override;
+  [[nodiscard]] ConnectionInfo info() const override;
+  [[nodiscard]] Error close_error() const override { return close_error_; }
+  void open_session(const std::string &path, const Headers &headers, SessionCallback cb) override;
+  void close(std::uint64_t code, std::string reason, CloseCallback cb) override;
+  [[nodiscard]] std::vector<SessionInfo> get_all_sessions() const override;
+  [[nodiscard]] std::optional<SessionId> get_ready_session_id() const override;
+  [[nodiscard]] std::optional<SessionInfo> get_session_info(SessionId id) const override;
+  [[nodiscard]] std::shared_ptr<Session> get_session(SessionId id) const override;
+  void monitor_health(Duration check_interval, Duration rtt_timeout,
+                      std::function<void(const HealthReport &)> cb) override;
+  void stop_health_monitor() override;
+  void record_activity() override;
+  void wait_ready(Duration timeout, DoneCallback cb) override;
+  void wait_for_ready_session(Duration timeout, SessionIdCallback cb) override;
+  void wait_closed(CloseCallback cb) override;
+  void on_established(std::function<void()> cb) override { on_established_ = std::move(cb); }
+  void on_closed(std::function<void(const Error &)> cb) override { on_closed_ = std::move(cb); }
+
+  // ProtocolHandler
+  [[nodiscard]] std::vector<std::shared_ptr<Session>> sessions() const override;
+  [[nodiscard]] std::size_t session_count() const override;
+  [[nodiscard]] PeerWebTransportSettings peer_settings() const override;
+  [[nodiscard]] bool goaway_received() const override;
+  [[nodiscard]] std::uint64_t datagrams_dropped() const override;
+
+  // H3Owner
+  std::shared_ptr<Connection> owner_connection() override { return shared_from_this(); }
+  void on_h3_ready() override;
+  AcceptDecision on_session_request(SessionRequest &req, Server::SessionHandler &handler) override;
+  void on_session_accepted(const std::shared_ptr<SessionImpl> &s, Server::SessionHandler handler,
+                           const SessionRequest &req) override;
+  void on_transport_closed(const Error &err) override;
+  void on_error_counted() override { ++error_count_; }
+  void on_activity() override;
+
+  // Internal API for the server, the client and tests.
+  void shutdown_notice() { if (h3_) h3_->shutdown_notice(); }
+  void abandon(const Error &err);
+  [[nodiscard]] Endpoint *endpoint() noexcept { return ep_; }
+  [[nodiscard]] QuicConnection *quic() noexcept { return quic_.get(); }
+  [[nodiscard]] bool gso() const noexcept { return ep_ != nullptr && ep_->gso(); }
+  // Client connect with the connect timeout; cb once established (or failed).
+  void start_connect_timer(Duration timeout);
+  std::function<void(const Error &)> connect_cb;
+
+ private:
+  void set_state(ConnectionState s);
+  void finish_close();
+  void health_tick();
+  struct Waiter {
+    std::unique_ptr<Timer> timer;
+    std::function<void(const Error &)> cb;
+  };
+  void add_waiter(std::deque<std::shared_ptr<Waiter>> &list, Duration timeout, std::function<void(const Error &)> cb,
+                  const char *what);
+  void resolve_waiters(std::deque<std::shared_ptr<Waiter>> &list, const Error &err);
+
+  uv_loop_t *loop_;
+  bool client_;
+  std::variant<ClientConfig, ServerConfig> cfg_;
+  std::shared_ptr<Deferred> deferred_;
+  std::string id_;
+  ConnectionState state_ = ConnectionState::idle;
+  std::unique_ptr<Endpoint> own_ep_;  // client: its own socket
+  Endpoint *ep_ = nullptr;
+  std::shared_ptr<TlsClientContext> client_tls_;
+  std::shared_ptr<TlsServerContext> server_tls_;
+  std::unique_ptr<H3Connection> h3_;
+  std::unique_ptr<QuicConnection> quic_;
+  ConnectionServerHooks *hooks_ = nullptr;
+  std::shared_ptr<ConnectionImpl> self_;  // alive while open
+  Error close_error_;
+  std::optional<double> established_at_, closed_at_, last_activity_;
+  std::uint64_t error_count_ = 0;
+  bool closing_started_ = false, finished_ = false;
+  std::vector<CloseCallback> close_cbs_;
+  std::function<void()> on_established_;
+  std::function<void(const Error &)> on_closed_;
+  std::deque<std::shared_ptr<Waiter>> ready_waiters_, session_waiters_, closed_waiters_;
+  std::unique_ptr<Timer> connect_timer_;
+  std::unique_ptr<Timer> health_timer_;
+  std::unique_ptr<Timer> probe_timer_;
+  Duration health_interval_{0}, health_timeout_{0};
+  std::function<void(const HealthReport &)> health_cb_;
+  std::uint64_t health_probe_sent_ns_ = 0;
+  std::uint64_t health_rx_at_probe_ = 0;
+  bool health_probe_outstanding_ = false, unhealthy_ = false;
+};
+
+}  // namespace uvwt::detail

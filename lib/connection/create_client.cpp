@@ -1,0 +1,114 @@
+#include <uvwt/connection.hpp>
+
+#include <uv.h>
+
+#include <memory>
+
+#include "common/deferred.hpp"
+#include "connection/connection_impl.hpp"
+#include "quic/tls_context.hpp"
+
+namespace uvwt {
+
+namespace detail {
+
+TlsClientOptions tls_options(const ClientConfig &cfg) {
+  TlsClientOptions o;
+  o.verify_peer = cfg.verify_peer;
+  o.ca_file = cfg.ca_file;
+  o.use_system_trust = cfg.use_system_trust;
+  o.pinned_sha256 = cfg.server_certificate_hashes;
+  o.client_cert_file = cfg.certfile;
+  o.client_key_file = cfg.keyfile;
+  o.alpn = cfg.alpn;
+  o.keylog = cfg.keylog;
+  return o;
+}
+
+// Resolves `host` on the loop's thread pool; cb with every address found.
+void resolve(uv_loop_t *loop, const std::string &host, std::uint16_t port,
+             std::function<void(const Error &, std::vector<SockAddr>)> cb) {
+  if (auto lit = SockAddr::parse(host, port)) {
+    auto d = Deferred::for_loop(loop);
+    d->post([cb = std::move(cb), a = *lit] { cb(Error(), {a}); });
+    return;
+  }
+  struct Req {
+    uv_getaddrinfo_t req;
+    std::function<void(const Error &, std::vector<SockAddr>)> cb;
+    std::uint16_t port;
+    std::string host;
+  };
+  auto *r = new Req{{}, std::move(cb), port, host};
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  const int rv = uv_getaddrinfo(loop, &r->req, [](uv_getaddrinfo_t *req, int status, addrinfo *res) {
+    std::unique_ptr<Req> r(reinterpret_cast<Req *>(req));
+    std::vector<SockAddr> out;
+    if (status == 0) {
+      for (addrinfo *ai = res; ai != nullptr; ai = ai->ai_next) {
+        auto a = SockAddr::from(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
+        a.set_port(r->port);
+        bool dup = false;
+        for (const auto &o : out) dup = dup || o == a;
+        if (!dup) out.push_back(a);
+      }
+    }
+    uv_freeaddrinfo(res);
+    if (out.empty())
+      r->cb(Error(Errc::dns, "cannot resolve " + r->host + (status != 0 ? std::string(": ") + uv_strerror(status) : "")),
+            {});
+    else
+      r->cb(Error(), std::move(out));
+  }, host.c_str(), nullptr, &hints);
+  if (rv != 0) {
+    auto d = Deferred::for_loop(loop);
+    auto cb2 = std::move(r->cb);
+    delete r;
+    d->post([cb2 = std::move(cb2), host, rv] { cb2(Error(Errc::dns, "cannot resolve " + host + ": " + uv_strerror(rv)), {}); });
+  }
+}
+
+}  // namespace detail
+
+void Connection::create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host,
+                               std::uint16_t port, const std::string &path, const std::optional<Address> &proxy_addr,
+                               ConnectCallback cb) {
+  auto deferred = detail::Deferred::for_loop(loop);
+  auto fail = [deferred, &cb](Error e) { deferred->post([cb = std::move(cb), e = std::move(e)] { cb(e, nullptr); }); };
+  if (proxy_addr || config.proxy.enabled())
+    return fail(Error(Errc::unsupported, "proxy not supported yet (MASQUE CONNECT-UDP is not implemented)"));
+  if (Error e = config.validate()) return fail(e);
+  if (host.empty()) return fail(Error(Errc::invalid_url, "no host given"));
+  Error err;
+  auto tls = detail::TlsClientContext::create(detail::tls_options(config), err);
+  if (!tls) return fail(err);
+  const std::string authority =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + (port == 443 ? "" : ":" + std::to_string(port));
+  detail::resolve(loop, host, port,
+                  [loop, config, host, path, authority, tls, cb = std::move(cb)](const Error &err,
+                                                                                std::vector<detail::SockAddr> addrs) {
+                    if (err) return cb(err, nullptr);
+                    Error e;
+                    auto c = detail::ConnectionImpl::start_client(loop, config, addrs.front(), host, tls, e);
+                    if (!c) return cb(e, nullptr);
+                    c->start_connect_timer(config.connect_timeout);
+                    std::weak_ptr<detail::ConnectionImpl> weak = c;
+                    c->connect_cb = [weak, path, authority, cb](const Error &err) {
+                      auto c = weak.lock();
+                      if (err || !c) return cb(err ? err : Error(Errc::connection, "connection gone"), nullptr);
+                      if (path.empty()) return cb(Error(), c);
+                      Headers hs{{":authority", authority}};
+                      c->open_session(path, hs, [c, cb](const Error &err, std::shared_ptr<Session>) {
+                        if (err) {
+                          c->close(0, "session failed", {});
+                          return cb(err, nullptr);
+                        }
+                        cb(Error(), c);
+                      });
+                    };
+                  });
+}
+
+}  // namespace uvwt

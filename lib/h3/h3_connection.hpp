@@ -1,0 +1,207 @@
+#pragma once
+
+#include <nghttp3/nghttp3.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <uvwt/config.hpp>
+#include <uvwt/server.hpp>
+
+#include "common/deferred.hpp"
+#include "h3/control_stream.hpp"
+#include "h3/dialect.hpp"
+#include "h3/stream_preamble.hpp"
+#include "quic/quic_app.hpp"
+#include "session/session_host.hpp"
+
+namespace uvwt::detail {
+
+class QuicConnection;
+class SessionImpl;
+class StreamImpl;
+
+// What the HTTP/3 layer reports to the connection object that owns it.
+class H3Owner {
+ public:
+  virtual ~H3Owner() = default;
+  [[nodiscard]] virtual std::shared_ptr<Connection> owner_connection() = 0;
+  virtual void on_h3_ready() = 0;  // handshake done and peer SETTINGS seen
+  // Server: decide on a session request; the handler runs once it is accepted.
+  virtual AcceptDecision on_session_request(SessionRequest &req, Server::SessionHandler &handler) = 0;
+  virtual void on_session_accepted(const std::shared_ptr<SessionImpl> &s, Server::SessionHandler handler,
+                                   const SessionRequest &req) = 0;
+  virtual void on_transport_closed(const Error &err) = 0;
+  virtual void on_error_counted() = 0;
+  virtual void on_activity() = 0;
+};
+
+// HTTP/3 on nghttp3 plus the small WebTransport layer around it
+// (PROTOCOL.md): extends our SETTINGS, reads the peer's, routes 0x41/0x54
+// streams away from nghttp3, owns the session table and the datagram queue.
+class H3Connection final : public QuicApp, public SessionHost {
+ public:
+  H3Connection(H3Owner &owner, std::shared_ptr<Deferred> deferred, bool server, const TransportConfig &cfg,
+               const ServerConfig *server_cfg, Address remote);
+  ~H3Connection() override;
+  H3Connection(const H3Connection &) = delete;
+  H3Connection &operator=(const H3Connection &) = delete;
+
+  void attach(QuicConnection *q) noexcept { quic_ = q; }
+  [[nodiscard]] bool ready() const noexcept { return h3_ready_; }
+  [[nodiscard]] Dialect dialect() const noexcept { return peer_ctrl_.settings().best_dialect(); }
+  [[nodiscard]] const PeerSettings &peer_settings() const noexcept { return peer_ctrl_.settings(); }
+
+  // Client: sends CONNECT once the peer's SETTINGS are known.
+  void open_session(const std::string &authority, const std::string &path, const Headers &headers,
+                    const std::vector<std::string> &protocols,
+                    std::function<void(const Error &, std::shared_ptr<Session>)> cb);
+  // Server: GOAWAY + WT_DRAIN_SESSION on every session.
+  void shutdown_notice();
+  void close_all_sessions(std::uint32_t code, const std::string &reason);
+
+  [[nodiscard]] std::vector<std::shared_ptr<SessionImpl>> sessions() const;
+  [[nodiscard]] std::shared_ptr<SessionImpl> session(SessionId id) const;
+  [[nodiscard]] std::uint64_t goaway_received() const noexcept { return goaway_; }
+  [[nodiscard]] std::size_t datagrams_dropped() const noexcept { return dgram_dropped_; }
+
+  // QuicApp
+  void on_handshake_completed() override;
+  bool on_stream_data(std::int64_t sid, bool fin, const std::uint8_t *data, std::size_t len) override;
+  void on_stream_close(std::int64_t sid, bool has_code, std::uint64_t code) override;
+  void on_stream_reset(std::int64_t sid, std::uint64_t code) override;
+  void on_stop_sending(std::int64_t sid, std::uint64_t code) override;
+  void on_acked_stream_data(std::int64_t sid, std::uint64_t len) override;
+  void on_extend_max_stream_data(std::int64_t sid) override;
+  void on_extend_max_local_streams(bool bidi) override;
+  void on_datagram(const std::uint8_t *data, std::size_t len) override;
+  void next_stream_write(StreamWrite &w) override;
+  void on_stream_written(std::int64_t sid, std::size_t n, bool fin_sent) override;
+  void on_stream_blocked(std::int64_t sid, bool shut) override;
+  const ngtcp2_vec *next_datagram() override;
+  void on_datagram_written(bool accepted) override;
+  void on_quic_closed(const Error &err) override;
+
+  // SessionHost
+  std::shared_ptr<Connection> host_connection() override { return owner_.owner_connection(); }
+  void open_wt_stream(const std::shared_ptr<SessionImpl> &s, bool bidi,
+                      std::function<void(const Error &, std::int64_t)> cb) override;
+  void stream_ready_to_send(StreamImpl &st) override;
+  void capsules_queued(SessionImpl &s) override;
+  Error send_datagram(SessionImpl &s, std::span<const std::uint8_t> payload) override;
+  [[nodiscard]] std::size_t max_datagram_payload(const SessionImpl &s) const override;
+  void reset_stream(std::int64_t sid, std::uint64_t h3_code) override;
+  void stop_stream(std::int64_t sid, std::uint64_t h3_code) override;
+  void consumed(std::int64_t sid, std::size_t n) override;
+  void session_finished(SessionImpl &s) override;
+  void stream_finished(StreamImpl &st) override;
+  void defer(std::function<void()> fn) override;
+  void add_bytes(bool sent, std::uint64_t n) override;
+
+  std::uint64_t wt_bytes_sent = 0, wt_bytes_received = 0;
+
+ private:
+  friend struct H3Callbacks;
+  enum class Route : std::uint8_t { pending, http3, webtransport, ignored };
+  struct StreamRoute {
+    Route route = Route::pending;
+    StreamPreambleParser preamble;
+    bool peer_control = false;  // tee into peer_ctrl_
+    explicit StreamRoute(bool bidi = false, bool wt_only = false) : preamble(bidi, wt_only) {}
+  };
+  struct RequestState {  // a CONNECT stream, either side
+    std::shared_ptr<SessionImpl> session;
+    Headers headers;
+    int status = 0;
+    std::string method, protocol, path, authority, origin, wt_protocol;
+    std::vector<std::string> offered;
+  };
+  struct OpenRequest {
+    std::weak_ptr<SessionImpl> session;
+    bool bidi;
+    std::function<void(const Error &, std::int64_t)> cb;
+  };
+
+  bool setup_nghttp3();
+  bool feed_nghttp3(std::int64_t sid, const std::uint8_t *data, std::size_t len, bool fin);
+  bool route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, const std::uint8_t *data, std::size_t len);
+  void attach_wt_stream(std::int64_t sid, SessionId session_id, bool bidi, const std::uint8_t *payload,
+                        std::size_t len, bool fin);
+  void check_ready();
+  void send_connect(const std::string &authority, const std::string &path, const Headers &headers,
+                    const std::vector<std::string> &protocols,
+                    std::function<void(const Error &, std::shared_ptr<Session>)> cb);
+  void handle_request_headers(std::int64_t sid, RequestState &rs);
+  void handle_response_headers(std::int64_t sid, RequestState &rs);
+  void submit_simple_response(std::int64_t sid, int status, const AcceptDecision *decision);
+  void process_open_queue();
+  bool fatal(std::uint64_t h3_code, const std::string &why);
+  [[nodiscard]] bool is_local_stream(std::int64_t sid) const noexcept { return ((sid & 1) != 0) == server_; }
+
+  H3Owner &owner_;
+  std::shared_ptr<Deferred> deferred_;
+  Address remote_;
+  struct CtrlChunk {
+    std::vector<std::uint8_t> data;
+    std::uint64_t end;
+  };
+  std::deque<CtrlChunk> ctrl_chunks_;  // rewritten control stream bytes until acked
+  std::uint64_t ctrl_total_ = 0;
+  bool server_;
+  TransportConfig cfg_;
+  const ServerConfig *server_cfg_;
+  QuicConnection *quic_ = nullptr;
+  nghttp3_conn *h3_ = nullptr;
+  bool h3_ready_ = false, handshake_done_ = false;
+  std::int64_t ctrl_sid_ = -1;
+  ControlStreamRewriter ctrl_out_;
+  std::uint64_t ctrl_sent_ = 0;      // wire bytes of our control stream handed to ngtcp2
+  std::uint64_t ctrl_acked_ = 0;     // wire bytes acked
+  std::uint64_t ctrl_h3_acked_ = 0;  // nghttp3 bytes credited as acked
+  ControlStreamReader peer_ctrl_;
+  std::unordered_map<std::int64_t, StreamRoute> routes_;
+  std::map<std::int64_t, RequestState> requests_;
+  std::map<SessionId, std::shared_ptr<SessionImpl>> sessions_;
+  std::unordered_map<std::int64_t, std::shared_ptr<StreamImpl>> wt_streams_;
+  // Streams that arrived for a session not known (yet): bounded, then rejected.
+  struct EarlyStream {
+    std::int64_t sid;
+    SessionId session;
+    bool bidi;
+    std::vector<std::uint8_t> data;
+    bool fin;
+  };
+  std::deque<EarlyStream> early_streams_;
+  std::deque<std::pair<SessionId, std::vector<std::uint8_t>>> early_dgrams_;
+  std::deque<std::int64_t> send_queue_;  // WT streams with data, round robin
+  bool last_write_was_h3_ = false;
+  std::int64_t last_write_sid_ = -1;
+  std::deque<OpenRequest> open_queue_;
+  struct PendingConnect {  // sent once the peer's SETTINGS arrived
+    std::string authority, path;
+    Headers headers;
+    std::vector<std::string> protocols;
+    std::function<void(const Error &, std::shared_ptr<Session>)> cb;
+  };
+  std::deque<PendingConnect> pending_connects_;
+  // Datagram send queue: fixed slots, allocated on first use.
+  std::vector<std::uint8_t> dgram_buf_;
+  std::vector<std::size_t> dgram_len_;
+  std::size_t dgram_head_ = 0, dgram_count_ = 0, dgram_slot_ = 0;
+  ngtcp2_vec dgram_vec_{};
+  std::size_t dgram_dropped_ = 0;
+  std::uint64_t goaway_ = 0;
+  bool goaway_sent_ = false;
+  bool peer_ctrl_settings_seen_ = false;
+  bool closed_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace uvwt::detail

@@ -1,0 +1,125 @@
+#pragma once
+
+#include <ngtcp2/ngtcp2.h>
+#include <uv.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include <uvwt/config.hpp>
+#include <uvwt/error.hpp>
+
+#include "common/deferred.hpp"
+#include "quic/socket_addr.hpp"
+#include "quic/udp_socket.hpp"
+
+namespace uvwt::detail {
+
+class QuicConnection;
+
+enum class SendStatus { ok, would_block, error };
+
+// Connection ID as a fixed-size map key (no allocation per lookup).
+struct CidKey {
+  std::uint8_t len = 0;
+  std::array<std::uint8_t, NGTCP2_MAX_CIDLEN> data{};
+  CidKey() = default;
+  CidKey(const std::uint8_t *p, std::size_t n) : len(static_cast<std::uint8_t>(n)) { std::memcpy(data.data(), p, n); }
+  explicit CidKey(const ngtcp2_cid &c) : CidKey(c.data, c.datalen) {}
+  bool operator==(const CidKey &o) const noexcept {
+    return len == o.len && std::memcmp(data.data(), o.data.data(), len) == 0;
+  }
+};
+struct CidHash {
+  std::size_t operator()(const CidKey &k) const noexcept {
+    std::uint64_t h = 1469598103934665603ull;  // FNV-1a: ids are random already
+    for (std::size_t i = 0; i < k.len; ++i) h = (h ^ k.data[i]) * 1099511628211ull;
+    return static_cast<std::size_t>(h);
+  }
+};
+
+// Decides what to do with an Initial packet for an unknown connection.
+class Acceptor {
+ public:
+  virtual ~Acceptor() = default;
+  // Creates and registers a connection for this Initial, or returns false to drop it.
+  virtual bool accept_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd) = 0;
+};
+
+// The UDP side of QUIC: sockets on the user's loop, the connection-ID table,
+// the shared transmit buffer and socket backpressure. A client endpoint has
+// one socket and one connection; a server endpoint many of both.
+class Endpoint : public UdpReceiver {
+ public:
+  Endpoint(uv_loop_t *loop, const TransportConfig &cfg);
+  ~Endpoint();
+  Endpoint(const Endpoint &) = delete;
+  Endpoint &operator=(const Endpoint &) = delete;
+
+  Error bind(const SockAddr &addr, UdpSocket **out = nullptr);
+  void set_acceptor(Acceptor *a) noexcept { acceptor_ = a; }
+  [[nodiscard]] std::vector<SockAddr> local_addrs() const;
+  [[nodiscard]] UdpSocket *first_socket() const noexcept { return sockets_.empty() ? nullptr : sockets_.front().get(); }
+  [[nodiscard]] uv_loop_t *loop() const noexcept { return loop_; }
+  [[nodiscard]] const std::array<std::uint8_t, 32> &static_secret() const noexcept { return secret_; }
+  void defer(std::function<void()> fn) { deferred_->post(std::move(fn)); }
+
+  void register_cid(const ngtcp2_cid &cid, QuicConnection *c);
+  void unregister_cid(const ngtcp2_cid &cid);
+  [[nodiscard]] std::size_t connection_ids() const noexcept { return cids_.size(); }
+
+  // Transmit path shared by all connections of this endpoint.
+  std::uint8_t *tx_buffer(std::size_t size);
+  SendStatus send(UdpSocket &sock, const SockAddr &local, const SockAddr &remote, std::uint8_t ecn,
+                  const std::uint8_t *data, std::size_t len, std::size_t gso);
+  [[nodiscard]] bool blocked() const noexcept { return !pending_.empty(); }
+  void wait_writable(QuicConnection *c);
+  void forget(QuicConnection *c);  // connection is going away
+
+  // Applies impairment settings at runtime (tests toggle blackholes).
+  void set_impairment(const ImpairmentConfig &cfg);
+
+  // Closes every socket; cb once all handles are closed.
+  void close(std::function<void()> cb);
+
+  // Socket statistics for the bench and diagnostics.
+  [[nodiscard]] bool gso() const noexcept;
+  [[nodiscard]] bool gro() const noexcept;
+
+  // UdpReceiver
+  void on_packets(UdpSocket &sock, std::span<const RecvPacket> pkts) override;
+  void on_error(UdpSocket &sock, const SockAddr &remote, int errno_value) override;
+  void on_writable(UdpSocket &sock) override;
+
+ private:
+  void handle_packet(UdpSocket &sock, const RecvPacket &pkt);
+  void send_version_negotiation(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc);
+  void send_stateless_reset(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc);
+
+  uv_loop_t *loop_;
+  TransportConfig cfg_;
+  std::shared_ptr<Deferred> deferred_;
+  std::vector<std::unique_ptr<UdpSocket>> sockets_;
+  std::unordered_map<CidKey, QuicConnection *, CidHash> cids_;
+  Acceptor *acceptor_ = nullptr;
+  std::array<std::uint8_t, 32> secret_{};
+  std::vector<std::uint8_t> tx_;
+  // Bytes the kernel refused (EAGAIN), sent first once the socket drains.
+  struct Pending {
+    UdpSocket *sock;
+    SockAddr local, remote;
+    std::uint8_t ecn;
+    std::size_t gso;
+    std::vector<std::uint8_t> data;
+  };
+  std::vector<Pending> pending_;
+  std::vector<QuicConnection *> waiting_;
+  std::size_t resets_this_tick_ = 0;
+};
+
+}  // namespace uvwt::detail

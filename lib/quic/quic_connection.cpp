@@ -1,0 +1,763 @@
+#include "quic/quic_connection.hpp"
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "quic/endpoint.hpp"
+#include "quic/tls_context.hpp"
+#include "quic/tls_session.hpp"
+#include "quic/udp_socket.hpp"
+
+namespace uvwt::detail {
+
+namespace {
+constexpr std::size_t kCidLen = 18;
+constexpr std::size_t kMaxBatch = 64;  // packets per GSO batch and per write turn
+constexpr std::uint64_t kH3NoErrorCode = 0x100;
+
+void fill_random(std::uint8_t *dest, std::size_t len) { gnutls_rnd(GNUTLS_RND_NONCE, dest, len); }
+
+void rand_cb(std::uint8_t *dest, std::size_t destlen, const ngtcp2_rand_ctx *) { fill_random(dest, destlen); }
+
+// ngtcp2's own packet log, for debugging only (UVWT_NGTCP2_LOG=1).
+void ngtcp2_log(void *, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fputc('\n', stderr);
+}
+
+ngtcp2_path make_path(const SockAddr &local, const SockAddr &remote) {
+  ngtcp2_path p{};
+  p.local.addr = const_cast<sockaddr *>(local.sa());
+  p.local.addrlen = local.len;
+  p.remote.addr = const_cast<sockaddr *>(remote.sa());
+  p.remote.addrlen = remote.len;
+  return p;
+}
+
+ngtcp2_cc_algo cc_algo(CongestionControl cc) {
+  switch (cc) {
+    case CongestionControl::reno: return NGTCP2_CC_ALGO_RENO;
+    case CongestionControl::bbr: return NGTCP2_CC_ALGO_BBR;
+    case CongestionControl::cubic: break;
+  }
+  return NGTCP2_CC_ALGO_CUBIC;
+}
+
+Error quic_error(const char *what, int rv) {
+  return {Errc::connection, std::string(what) + ": " + ngtcp2_strerror(rv)};
+}
+}  // namespace
+
+// ngtcp2's callbacks, translated to QuicApp calls.
+struct QuicCallbacks {
+  static QuicConnection *self(void *user_data) { return static_cast<QuicConnection *>(user_data); }
+
+  static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref) {
+    return static_cast<QuicConnection *>(ref->user_data)->conn_;
+  }
+
+  static int handshake_completed(ngtcp2_conn *, void *ud) {
+    UVWT_DEBUG("%s: handshake completed with %s", self(ud)->server_ ? "server" : "client",
+               self(ud)->remote_.to_string().c_str());
+    self(ud)->app_.on_handshake_completed();
+    return 0;
+  }
+
+  static int recv_stream_data(ngtcp2_conn *, std::uint32_t flags, std::int64_t sid, std::uint64_t,
+                              const std::uint8_t *data, std::size_t len, void *ud, void *) {
+    auto *c = self(ud);
+    c->counters_.bytes_received += len;
+    if (!c->app_.on_stream_data(sid, (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0, data, len))
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
+  }
+
+  static int stream_close(ngtcp2_conn *, std::uint32_t flags, std::int64_t sid, std::uint64_t code, void *ud,
+                          void *) {
+    auto *c = self(ud);
+    c->count_stream_losses(sid);
+    c->app_.on_stream_close(sid, (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) != 0, code);
+    return 0;
+  }
+
+  static int stream_reset(ngtcp2_conn *, std::int64_t sid, std::uint64_t, std::uint64_t code, void *ud, void *) {
+    self(ud)->app_.on_stream_reset(sid, code);
+    return 0;
+  }
+
+  static int stream_stop_sending(ngtcp2_conn *, std::int64_t sid, std::uint64_t code, void *ud, void *) {
+    self(ud)->app_.on_stop_sending(sid, code);
+    return 0;
+  }
+
+  static int acked_stream_data_offset(ngtcp2_conn *, std::int64_t sid, std::uint64_t, std::uint64_t len, void *ud,
+                                      void *) {
+    self(ud)->app_.on_acked_stream_data(sid, len);
+    return 0;
+  }
+
+  static int extend_max_local_streams_bidi(ngtcp2_conn *, std::uint64_t, void *ud) {
+    self(ud)->app_.on_extend_max_local_streams(true);
+    return 0;
+  }
+
+  static int extend_max_local_streams_uni(ngtcp2_conn *, std::uint64_t, void *ud) {
+    self(ud)->app_.on_extend_max_local_streams(false);
+    return 0;
+  }
+
+  static int extend_max_stream_data(ngtcp2_conn *, std::int64_t sid, std::uint64_t, void *ud, void *) {
+    self(ud)->app_.on_extend_max_stream_data(sid);
+    return 0;
+  }
+
+  static int recv_datagram(ngtcp2_conn *, std::uint32_t, const std::uint8_t *data, std::size_t len, void *ud) {
+    self(ud)->app_.on_datagram(data, len);
+    return 0;
+  }
+
+  static int get_new_connection_id(ngtcp2_conn *, ngtcp2_cid *cid, std::uint8_t *token, std::size_t cidlen,
+                                   void *ud) {
+    auto *c = self(ud);
+    fill_random(cid->data, cidlen);
+    cid->datalen = cidlen;
+    if (ngtcp2_crypto_generate_stateless_reset_token(token, c->ep_.static_secret().data(),
+                                                     c->ep_.static_secret().size(), cid) != 0)
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    c->ep_.register_cid(*cid, c);
+    return 0;
+  }
+
+  static int remove_connection_id(ngtcp2_conn *, const ngtcp2_cid *cid, void *ud) {
+    self(ud)->ep_.unregister_cid(*cid);
+    return 0;
+  }
+
+  static void qlog_write(void *ud, std::uint32_t, const void *data, std::size_t len) {
+    auto *c = self(ud);
+    if (c->qlog_ != nullptr) std::fwrite(data, 1, len, c->qlog_);
+  }
+
+  static void fill(ngtcp2_callbacks &cb, bool server) {
+    if (server) {
+      cb.recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+    } else {
+      cb.client_initial = ngtcp2_crypto_client_initial_cb;
+      cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
+    }
+    cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+    cb.encrypt = ngtcp2_crypto_encrypt_cb;
+    cb.decrypt = ngtcp2_crypto_decrypt_cb;
+    cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
+    cb.update_key = ngtcp2_crypto_update_key_cb;
+    cb.delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+    cb.delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+    cb.get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+    cb.version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+    cb.rand = rand_cb;
+    cb.handshake_completed = handshake_completed;
+    cb.recv_stream_data = recv_stream_data;
+    cb.stream_close = stream_close;
+    cb.stream_reset = stream_reset;
+    cb.stream_stop_sending = stream_stop_sending;
+    cb.acked_stream_data_offset = acked_stream_data_offset;
+    cb.extend_max_local_streams_bidi = extend_max_local_streams_bidi;
+    cb.extend_max_local_streams_uni = extend_max_local_streams_uni;
+    cb.extend_max_stream_data = extend_max_stream_data;
+    cb.recv_datagram = recv_datagram;
+    cb.get_new_connection_id = get_new_connection_id;
+    cb.remove_connection_id = remove_connection_id;
+  }
+};
+
+QuicConnection::QuicConnection(Endpoint &ep, UdpSocket &sock, const SockAddr &local, const SockAddr &remote,
+                               bool server, QuicApp &app)
+    : ep_(ep), sock_(&sock), local_(local), remote_(remote), server_(server), app_(app) {
+  conn_ref_.get_conn = &QuicCallbacks::get_conn;
+  conn_ref_.user_data = this;
+  ngtcp2_ccerr_default(&last_error_);
+  timer_ = new uv_timer_t;
+  uv_timer_init(ep_.loop(), timer_);
+  timer_->data = this;
+}
+
+QuicConnection::~QuicConnection() {
+  if (timer_ != nullptr) {
+    // close_handles() was not called: the handle must still be released.
+    timer_->data = nullptr;
+    uv_timer_stop(timer_);
+    uv_close(reinterpret_cast<uv_handle_t *>(timer_), [](uv_handle_t *h) { delete reinterpret_cast<uv_timer_t *>(h); });
+  }
+  for (const auto *cid : {&scid_}) {
+    if (cid->datalen > 0) ep_.unregister_cid(*cid);
+  }
+  if (conn_ != nullptr) {
+    // Unregister every id ngtcp2 still knows for us.
+    const std::size_t n = ngtcp2_conn_get_scid(conn_, nullptr);
+    std::vector<ngtcp2_cid> ids(n);
+    ngtcp2_conn_get_scid(conn_, ids.data());
+    for (const auto &id : ids) ep_.unregister_cid(id);
+    ngtcp2_conn_del(conn_);
+  }
+  if (has_original_dcid_) ep_.unregister_cid(original_dcid_);
+  if (qlog_ != nullptr) std::fclose(qlog_);
+  *alive_ = false;
+}
+
+bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &settings,
+                                 ngtcp2_transport_params &params) {
+  ngtcp2_settings_default(&settings);
+  settings.initial_ts = now_ns();
+  settings.cc_algo = cc_algo(cfg.congestion_control);
+  settings.handshake_timeout = static_cast<ngtcp2_duration>(cfg.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
+  settings.max_tx_udp_payload_size = 1452;
+  if (std::getenv("UVWT_NGTCP2_LOG") != nullptr) settings.log_printf = ngtcp2_log;
+  if (!cfg.qlog_dir.empty()) {
+    char name[80];
+    std::snprintf(name, sizeof name, "/%s-%016llx.sqlog", server_ ? "server" : "client",
+                  static_cast<unsigned long long>(now_ns()) ^ reinterpret_cast<std::uintptr_t>(this));
+    qlog_path_ = cfg.qlog_dir + name;
+    qlog_ = std::fopen(qlog_path_.c_str(), "w");
+    if (qlog_ != nullptr) settings.qlog_write = &QuicCallbacks::qlog_write;
+    else UVWT_WARN("cannot open qlog file %s", qlog_path_.c_str());
+  }
+
+  ngtcp2_transport_params_default(&params);
+  params.initial_max_stream_data_bidi_local = cfg.initial_max_stream_data;
+  params.initial_max_stream_data_bidi_remote = cfg.initial_max_stream_data;
+  params.initial_max_stream_data_uni = cfg.initial_max_stream_data;
+  params.initial_max_data = cfg.initial_max_data;
+  params.initial_max_streams_bidi = cfg.max_streams_bidi;
+  // HTTP/3 needs at least three uni streams (control, QPACK x2) beyond the
+  // application's: browsers count theirs against this too.
+  params.initial_max_streams_uni = std::max<std::uint64_t>(cfg.max_streams_uni, 100);
+  params.max_idle_timeout = static_cast<ngtcp2_duration>(cfg.idle_timeout.count()) * NGTCP2_MILLISECONDS;
+  params.max_datagram_frame_size = cfg.max_datagram_frame_size;
+  params.active_connection_id_limit = 7;
+  return true;
+}
+
+std::unique_ptr<QuicConnection> QuicConnection::create_client(Endpoint &ep, UdpSocket &sock, const SockAddr &local,
+                                                              const SockAddr &remote, TlsClientContext &tls,
+                                                              const std::string &server_name,
+                                                              const TransportConfig &cfg, QuicApp &app, Error &err) {
+  std::unique_ptr<QuicConnection> c(new QuicConnection(ep, sock, local, remote, false, app));
+  ngtcp2_cid dcid, scid;
+  dcid.datalen = kCidLen;
+  fill_random(dcid.data, dcid.datalen);
+  scid.datalen = kCidLen;
+  fill_random(scid.data, scid.datalen);
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  c->init_common(cfg, settings, params);
+  ngtcp2_callbacks cbs{};
+  QuicCallbacks::fill(cbs, false);
+  const ngtcp2_path path = make_path(c->local_, c->remote_);
+  const int rv = ngtcp2_conn_client_new(&c->conn_, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cbs, &settings,
+                                        &params, nullptr, c.get());
+  if (rv != 0) {
+    err = quic_error("ngtcp2_conn_client_new", rv);
+    return nullptr;
+  }
+  c->tls_ = TlsSession::create_client(tls, &c->conn_ref_, server_name, err);
+  if (!c->tls_) return nullptr;
+  ngtcp2_conn_set_tls_native_handle(c->conn_, c->tls_->native());
+  if (cfg.keep_alive_interval.count() > 0) {
+    c->keep_alive_ = static_cast<ngtcp2_duration>(cfg.keep_alive_interval.count()) * NGTCP2_MILLISECONDS;
+    ngtcp2_conn_set_keep_alive_timeout(c->conn_, c->keep_alive_);
+  }
+  c->scid_ = scid;
+  ep.register_cid(scid, c.get());
+  return c;
+}
+
+std::unique_ptr<QuicConnection> QuicConnection::create_server(Endpoint &ep, UdpSocket &sock, const SockAddr &local,
+                                                              const SockAddr &remote, const ngtcp2_pkt_hd &hd,
+                                                              const ngtcp2_cid *original_dcid,
+                                                              TlsServerContext &tls, const TransportConfig &cfg,
+                                                              QuicApp &app, Error &err) {
+  std::unique_ptr<QuicConnection> c(new QuicConnection(ep, sock, local, remote, true, app));
+  ngtcp2_settings settings;
+  ngtcp2_transport_params params;
+  c->init_common(cfg, settings, params);
+  settings.token = hd.token;
+  settings.tokenlen = hd.tokenlen;
+  if (original_dcid != nullptr) {
+    params.original_dcid = *original_dcid;
+    params.retry_scid = hd.dcid;
+    params.retry_scid_present = 1;
+  } else {
+    params.original_dcid = hd.dcid;
+  }
+  params.original_dcid_present = 1;
+  if (ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, ep.static_secret().data(),
+                                                   ep.static_secret().size(), &hd.dcid) == 0)
+    params.stateless_reset_token_present = 1;
+  ngtcp2_cid scid;
+  scid.datalen = kCidLen;
+  fill_random(scid.data, scid.datalen);
+  ngtcp2_callbacks cbs{};
+  QuicCallbacks::fill(cbs, true);
+  const ngtcp2_path path = make_path(c->local_, c->remote_);
+  const int rv = ngtcp2_conn_server_new(&c->conn_, &hd.scid, &scid, &path, hd.version, &cbs, &settings, &params,
+                                        nullptr, c.get());
+  if (rv != 0) {
+    err = quic_error("ngtcp2_conn_server_new", rv);
+    return nullptr;
+  }
+  c->tls_ = TlsSession::create_server(tls, &c->conn_ref_, err);
+  if (!c->tls_) return nullptr;
+  ngtcp2_conn_set_tls_native_handle(c->conn_, c->tls_->native());
+  c->scid_ = scid;
+  ep.register_cid(scid, c.get());
+  // Packets still addressed to the client's chosen DCID must find us too.
+  c->original_dcid_ = hd.dcid;
+  c->has_original_dcid_ = true;
+  ep.register_cid(hd.dcid, c.get());
+  return c;
+}
+
+bool QuicConnection::handshake_completed() const noexcept {
+  return conn_ != nullptr && ngtcp2_conn_get_handshake_completed(conn_) != 0;
+}
+
+bool QuicConnection::in_closing_or_draining() const noexcept {
+  return conn_ != nullptr && (ngtcp2_conn_in_closing_period(conn_) != 0 || ngtcp2_conn_in_draining_period(conn_) != 0);
+}
+
+std::size_t QuicConnection::max_datagram_payload() const noexcept {
+  if (conn_ == nullptr) return 0;
+  const ngtcp2_transport_params *p = ngtcp2_conn_get_remote_transport_params(conn_);
+  if (p == nullptr || p->max_datagram_frame_size == 0) return 0;
+  // A DATAGRAM frame must fit in one packet: path payload minus the short
+  // header, AEAD tag and frame overhead (type + length varints).
+  const std::size_t pkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_);
+  const std::size_t overhead = 1 + 20 + 4 + 16 + 1 + 4;
+  const std::size_t by_pkt = pkt > overhead ? pkt - overhead : 0;
+  const std::size_t by_param = p->max_datagram_frame_size > 5 ? p->max_datagram_frame_size - 5 : 0;
+  return std::min(by_pkt, by_param);
+}
+
+void QuicConnection::count_stream_losses(std::int64_t sid) {
+  if (conn_ != nullptr) lost_closed_streams_ += ngtcp2_conn_get_stream_loss_count(conn_, sid);
+}
+
+QuicStats QuicConnection::stats() const {
+  QuicStats s = counters_;
+  if (conn_ != nullptr) {
+    ngtcp2_conn_info ci;
+    ngtcp2_conn_get_conn_info(conn_, &ci);
+    s.smoothed_rtt = static_cast<double>(ci.smoothed_rtt) / 1e9;
+    s.min_rtt = static_cast<double>(ci.min_rtt) / 1e9;
+    s.latest_rtt = static_cast<double>(ci.latest_rtt) / 1e9;
+    s.cwnd = ci.cwnd;
+    s.bytes_in_flight = ci.bytes_in_flight;
+  }
+  s.packets_lost = counters_.packets_lost + lost_closed_streams_;
+  return s;
+}
+
+void QuicConnection::set_close_error(Error e) {
+  if (close_err_.ok()) close_err_ = std::move(e);
+}
+
+void QuicConnection::on_packet(const RecvPacket &pkt) {
+  if (closed_ || conn_ == nullptr) return;
+  if (ngtcp2_conn_in_closing_period(conn_) != 0) {
+    // RFC 9000 10.2.1: answer packets in the closing period with the close again.
+    send_connection_close();
+    return;
+  }
+  if (ngtcp2_conn_in_draining_period(conn_) != 0) return;
+  ++counters_.packets_received;
+  // Our side of the path is fixed for the connection's life (a client bound to
+  // a wildcard keeps it; a server took the packet's destination at accept).
+  ngtcp2_path path = make_path(local_, *pkt.remote);
+  ngtcp2_pkt_info pi{};
+  pi.ecn = pkt.ecn;
+  ++in_callback_;
+  const int rv = ngtcp2_conn_read_pkt(conn_, &path, &pi, pkt.data.data(), pkt.data.size(), now_ns());
+  --in_callback_;
+  if (rv != 0) {
+    UVWT_DEBUG("%s: read_pkt from %s: %s", server_ ? "server" : "client", remote_.to_string().c_str(),
+               ngtcp2_strerror(rv));
+    switch (rv) {
+      case NGTCP2_ERR_DRAINING:
+        if (const ngtcp2_ccerr *ce = ngtcp2_conn_get_ccerr(conn_); ce != nullptr) {
+          Error e(Errc::connection, "connection closed by peer");
+          // H3_NO_ERROR is HTTP/3's "no error": report it as code 0.
+          e.code = ce->error_code == kH3NoErrorCode ? 0 : ce->error_code;
+          if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code != 0) e.errc = Errc::protocol;
+          if (ce->reasonlen > 0) e.message += ": " + std::string(reinterpret_cast<const char *>(ce->reason), ce->reasonlen);
+          set_close_error(std::move(e));
+        }
+        start_period_timer();  // the draining period lasts 3 PTO (RFC 9000 10.2.2)
+        return;
+      case NGTCP2_ERR_DROP_CONN:
+        enter_closed(Error(Errc::connection, "connection dropped"));
+        return;
+      case NGTCP2_ERR_RETRY:
+      case NGTCP2_ERR_CRYPTO:
+      default:
+        if (rv == NGTCP2_ERR_CRYPTO && tls_ != nullptr && !tls_->verify_error().ok()) {
+          set_close_error(tls_->verify_error());
+        } else if (rv == NGTCP2_ERR_CRYPTO) {
+          set_close_error(Error(Errc::handshake, std::string("TLS handshake failed: ") + ngtcp2_strerror(rv)));
+        } else if (rv == NGTCP2_ERR_CALLBACK_FAILURE && !close_err_.ok()) {
+          // the app recorded why
+        } else {
+          set_close_error(quic_error("read_pkt", rv));
+        }
+        if (last_error_.error_code == 0) {
+          if (rv == NGTCP2_ERR_CRYPTO)
+            ngtcp2_ccerr_set_tls_alert(&last_error_, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
+          else if (rv == NGTCP2_ERR_CALLBACK_FAILURE && close_err_.code != 0)
+            ngtcp2_ccerr_set_application_error(&last_error_, close_err_.code, nullptr, 0);
+          else
+            ngtcp2_ccerr_set_liberr(&last_error_, rv, nullptr, 0);
+        }
+        send_connection_close();
+        return;
+    }
+  }
+  if (close_requested_) {
+    close(close_code_, close_reason_);
+    return;
+  }
+  write_now();
+}
+
+void QuicConnection::on_socket_error(int errno_value) {
+  if (closed_) return;
+  if (!handshake_completed()) {
+    enter_closed(Error(Errc::refused, std::string("peer unreachable: ") + std::strerror(errno_value), 0));
+  }
+}
+
+void QuicConnection::schedule_write() {
+  if (write_scheduled_ || closed_ || in_callback_ > 0) return;  // a write follows the read anyway
+  write_scheduled_ = true;
+  ep_.defer([this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    write_scheduled_ = false;
+    write_now();
+  });
+}
+
+void QuicConnection::write_now() {
+  if (closed_ || conn_ == nullptr || in_callback_ > 0) return;
+  if (ngtcp2_conn_in_closing_period(conn_) != 0 || ngtcp2_conn_in_draining_period(conn_) != 0) return;
+  if (ep_.blocked()) {
+    ep_.wait_writable(this);
+    return;
+  }
+  ++in_callback_;
+  const bool ok = write_packets();
+  --in_callback_;
+  if (!ok) return;
+  if (close_requested_) {
+    close(close_code_, close_reason_);
+    return;
+  }
+  arm_timer();
+}
+
+bool QuicConnection::flush_batch(const std::uint8_t *data, std::size_t len, std::size_t gso, std::uint8_t ecn) {
+  if (len == 0) return true;
+  const auto r = ep_.send(*sock_, local_, remote_, ecn, data, len, gso);
+  if (r == SendStatus::error) {
+    // Unreachable peers are reported through the socket error queue.
+    return true;
+  }
+  return r == SendStatus::ok;  // would_block: the endpoint kept the bytes and will wake us
+}
+
+bool QuicConnection::write_packets() {
+  const ngtcp2_tstamp ts = now_ns();
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi{};
+  const std::size_t max_udp = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
+  const std::size_t quantum = ngtcp2_conn_get_send_quantum(conn_);
+  const std::size_t max_pkts = std::clamp<std::size_t>(quantum / max_udp, 1, kMaxBatch);
+  std::uint8_t *const buf = ep_.tx_buffer(max_udp * kMaxBatch);
+  std::uint8_t *p = buf;
+  std::size_t npkts = 0, gso = 0;
+  std::uint8_t batch_ecn = 0;
+  bool stream_blocked = false;
+
+  for (;;) {
+    StreamWrite w;
+    const ngtcp2_vec *dgram = app_.next_datagram();
+    ngtcp2_ssize nwrite;
+    ngtcp2_ssize ndatalen = -1;
+    int accepted = 0;
+    if (dgram != nullptr) {
+      nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, p, max_udp, &accepted,
+                                           NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, dgram, 1, ts);
+      if (nwrite == NGTCP2_ERR_WRITE_MORE) {
+        app_.on_datagram_written(true);
+        continue;
+      }
+      if (nwrite == NGTCP2_ERR_INVALID_ARGUMENT || nwrite == NGTCP2_ERR_INVALID_STATE) {
+        app_.on_datagram_written(false);  // too large for the path, or peer lacks support: dropped
+        continue;
+      }
+      // Not accepted with nwrite > 0: the packet was full of other frames;
+      // the datagram stays queued for the next packet.
+      if (nwrite >= 0 && accepted != 0) app_.on_datagram_written(true);
+    } else {
+      if (!stream_blocked) app_.next_stream_write(w);
+      std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+      if (w.fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+      nwrite = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, p, max_udp, &ndatalen, flags, w.stream_id, w.vec,
+                                         w.vec_count, ts);
+      if (nwrite < 0) {
+        switch (nwrite) {
+          case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+            app_.on_stream_blocked(w.stream_id, false);
+            continue;
+          case NGTCP2_ERR_STREAM_SHUT_WR:
+            app_.on_stream_blocked(w.stream_id, true);
+            continue;
+          case NGTCP2_ERR_WRITE_MORE:
+            app_.on_stream_written(w.stream_id, static_cast<std::size_t>(ndatalen), w.fin);
+            continue;
+          default:
+            break;
+        }
+      } else if (ndatalen >= 0) {
+        std::size_t total = 0;
+        for (std::size_t i = 0; i < w.vec_count; ++i) total += w.vec[i].len;
+        app_.on_stream_written(w.stream_id, static_cast<std::size_t>(ndatalen),
+                               w.fin && static_cast<std::size_t>(ndatalen) == total);
+      } else if (w.stream_id >= 0 && nwrite > 0) {
+        // Packet filled with other frames before any of this stream's data.
+      }
+    }
+    if (nwrite < 0) {
+      set_close_error(quic_error("write", static_cast<int>(nwrite)));
+      ngtcp2_ccerr_set_liberr(&last_error_, static_cast<int>(nwrite), nullptr, 0);
+      send_connection_close();
+      return false;
+    }
+    if (nwrite == 0) {
+      // Congestion- or pacing-limited, or nothing left.
+      if (w.stream_id >= 0 && !stream_blocked) {
+        // The app offered data ngtcp2 could not take now: stop asking this turn.
+        stream_blocked = true;
+        continue;
+      }
+      break;
+    }
+    ++counters_.packets_sent;
+    counters_.bytes_sent += static_cast<std::uint64_t>(nwrite);
+    if (npkts == 0) {
+      gso = static_cast<std::size_t>(nwrite);
+      batch_ecn = pi.ecn;
+    } else if (static_cast<std::size_t>(nwrite) > gso || pi.ecn != batch_ecn) {
+      // A larger (or differently marked) packet cannot join this batch.
+      if (!flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn)) return true;
+      std::memmove(buf, p, static_cast<std::size_t>(nwrite));
+      p = buf;
+      npkts = 0;
+      gso = static_cast<std::size_t>(nwrite);
+      batch_ecn = pi.ecn;
+    }
+    p += nwrite;
+    ++npkts;
+    if (static_cast<std::size_t>(nwrite) < gso || npkts >= max_pkts) {
+      // A short packet ends a GSO batch; a full batch ends this turn (pacing).
+      if (!flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn)) return true;
+      p = buf;
+      if (npkts >= max_pkts) {
+        npkts = 0;
+        break;
+      }
+      npkts = 0;
+    }
+  }
+  if (p != buf) flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn);
+  ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+  return true;
+}
+
+void QuicConnection::arm_timer() {
+  if (closed_ || conn_ == nullptr || timer_ == nullptr) return;
+  const ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(conn_);
+  const ngtcp2_tstamp now = now_ns();
+  if (expiry == UINT64_MAX) {
+    uv_timer_stop(timer_);
+    return;
+  }
+  const std::uint64_t ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
+  uv_timer_start(timer_, [](uv_timer_t *t) {
+    if (auto *c = static_cast<QuicConnection *>(t->data)) c->on_timer();
+  }, ms, 0);
+}
+
+void QuicConnection::start_period_timer() {
+  const ngtcp2_duration pto = ngtcp2_conn_get_pto(conn_);
+  uv_timer_stop(timer_);
+  uv_timer_start(timer_, [](uv_timer_t *t) {
+    if (auto *c = static_cast<QuicConnection *>(t->data)) c->enter_closed(c->close_err_);
+  }, std::max<std::uint64_t>(1, 3 * pto / NGTCP2_MILLISECONDS), 0);
+}
+
+void QuicConnection::on_timer() {
+  if (closed_) return;
+  const int rv = ngtcp2_conn_handle_expiry(conn_, now_ns());
+  if (rv != 0) {
+    if (ngtcp2_conn_in_draining_period(conn_) != 0 || ngtcp2_conn_in_closing_period(conn_) != 0) {
+      enter_closed(close_err_.ok() ? Error() : close_err_);
+      return;
+    }
+    if (rv == NGTCP2_ERR_IDLE_CLOSE) {
+      enter_closed(Error(Errc::timeout, handshake_completed() ? "idle timeout" : "handshake timed out"));
+    } else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+      enter_closed(Error(Errc::timeout, "handshake timed out"));
+    } else {
+      set_close_error(quic_error("handle_expiry", rv));
+      ngtcp2_ccerr_set_liberr(&last_error_, rv, nullptr, 0);
+      send_connection_close();
+    }
+    return;
+  }
+  write_now();
+}
+
+void QuicConnection::send_connection_close() {
+  if (closed_ || conn_ == nullptr) return;
+  if (ngtcp2_conn_in_draining_period(conn_) != 0) return;
+  const bool already_closing = ngtcp2_conn_in_closing_period(conn_) != 0;
+  std::uint8_t *buf = ep_.tx_buffer(NGTCP2_MAX_UDP_PAYLOAD_SIZE);
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi{};
+  const ngtcp2_ssize n = ngtcp2_conn_write_connection_close(conn_, &ps.path, &pi, buf, NGTCP2_MAX_UDP_PAYLOAD_SIZE,
+                                                            &last_error_, now_ns());
+  if (n > 0) {
+    ++counters_.packets_sent;
+    ep_.send(*sock_, local_, remote_, pi.ecn, buf, static_cast<std::size_t>(n), static_cast<std::size_t>(n));
+  }
+  if (n < 0 || !handshake_completed()) {
+    // Nothing to wait for: no closing period before the handshake finished.
+    enter_closed(close_err_);
+    return;
+  }
+  // Stay in the closing period for 3 PTO so late packets get the close again
+  // (the period starts once: repeats for late packets do not extend it).
+  if (!already_closing) start_period_timer();
+}
+
+void QuicConnection::close(std::uint64_t app_code, const std::string &reason) {
+  if (closed_ || conn_ == nullptr) return;
+  if (in_callback_ > 0) {
+    // Inside ngtcp2: finish the current call first.
+    close_requested_ = true;
+    close_code_ = app_code;
+    close_reason_ = reason;
+    return;
+  }
+  close_requested_ = false;
+  if (in_closing_or_draining()) return;
+  ngtcp2_ccerr_set_application_error(&last_error_, app_code, reinterpret_cast<const std::uint8_t *>(reason.data()),
+                                     reason.size());
+  send_connection_close();
+}
+
+void QuicConnection::abandon(const Error &err) { enter_closed(err); }
+
+void QuicConnection::enter_closed(Error err) {
+  if (closed_) return;
+  closed_ = true;
+  UVWT_DEBUG("%s: connection with %s closed: %s", server_ ? "server" : "client", remote_.to_string().c_str(),
+             err ? err.to_string().c_str() : "ok");
+  if (timer_ != nullptr) uv_timer_stop(timer_);
+  set_close_error(std::move(err));
+  app_.on_quic_closed(close_err_);
+  if (on_finished) {
+    auto fin = std::move(on_finished);
+    fin();
+  }
+}
+
+void QuicConnection::close_handles(std::function<void()> cb) {
+  if (timer_ == nullptr) {
+    ep_.defer(std::move(cb));
+    return;
+  }
+  uv_timer_stop(timer_);
+  auto *holder = new std::function<void()>(std::move(cb));
+  timer_->data = holder;
+  uv_close(reinterpret_cast<uv_handle_t *>(timer_), [](uv_handle_t *h) {
+    auto *fn = static_cast<std::function<void()> *>(h->data);
+    delete reinterpret_cast<uv_timer_t *>(h);
+    if (fn != nullptr) {
+      (*fn)();
+      delete fn;
+    }
+  });
+  timer_ = nullptr;
+}
+
+int QuicConnection::open_bidi_stream(std::int64_t &sid) { return ngtcp2_conn_open_bidi_stream(conn_, &sid, nullptr); }
+int QuicConnection::open_uni_stream(std::int64_t &sid) { return ngtcp2_conn_open_uni_stream(conn_, &sid, nullptr); }
+
+void QuicConnection::shutdown_stream_read(std::int64_t sid, std::uint64_t code) {
+  if (conn_ != nullptr && !closed_) ngtcp2_conn_shutdown_stream_read(conn_, 0, sid, code);
+  schedule_write();
+}
+
+void QuicConnection::shutdown_stream_write(std::int64_t sid, std::uint64_t code) {
+  if (conn_ != nullptr && !closed_) ngtcp2_conn_shutdown_stream_write(conn_, 0, sid, code);
+  schedule_write();
+}
+
+void QuicConnection::extend_stream_offset(std::int64_t sid, std::uint64_t n) {
+  if (conn_ == nullptr || closed_ || n == 0) return;
+  ngtcp2_conn_extend_max_stream_offset(conn_, sid, n);
+  ngtcp2_conn_extend_max_offset(conn_, n);
+  schedule_write();
+}
+
+void QuicConnection::extend_max_streams(bool bidi, std::uint64_t n) {
+  if (conn_ == nullptr || closed_) return;
+  if (bidi) ngtcp2_conn_extend_max_streams_bidi(conn_, n);
+  else ngtcp2_conn_extend_max_streams_uni(conn_, n);
+  schedule_write();
+}
+
+void QuicConnection::resume_stream(std::int64_t) { schedule_write(); }
+
+void QuicConnection::ping() {
+  if (conn_ == nullptr || closed_ || !handshake_completed() || in_closing_or_draining()) return;
+  if (in_callback_ > 0) {
+    ep_.defer([this, alive = std::weak_ptr<bool>(alive_)] {
+      if (!alive.expired()) ping();
+    });
+    return;
+  }
+  // ngtcp2 1.x has no "send a PING now": an already expired keep-alive makes
+  // handle_expiry queue an ack-eliciting probe, then the real setting returns.
+  ngtcp2_conn_set_keep_alive_timeout(conn_, 1);
+  const int rv = ngtcp2_conn_handle_expiry(conn_, now_ns());
+  ngtcp2_conn_set_keep_alive_timeout(conn_, keep_alive_);
+  if (rv != 0) return;
+  ++counters_.pings_sent;
+  write_now();
+}
+
+}  // namespace uvwt::detail

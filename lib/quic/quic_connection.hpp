@@ -1,0 +1,143 @@
+#pragma once
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <uvwt/config.hpp>
+#include <uvwt/error.hpp>
+
+#include "quic/quic_app.hpp"
+#include "quic/socket_addr.hpp"
+
+namespace uvwt::detail {
+
+class Endpoint;
+class UdpSocket;
+class TlsSession;
+class TlsClientContext;
+class TlsServerContext;
+struct RecvPacket;
+
+// Live transport figures read from ngtcp2 plus our own packet counters.
+struct QuicStats {
+  std::uint64_t packets_sent = 0;
+  std::uint64_t packets_received = 0;
+  std::uint64_t packets_lost = 0;  // stream packets declared lost (ngtcp2 < 1.16 has no total)
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  double smoothed_rtt = 0, min_rtt = 0, latest_rtt = 0;  // seconds
+  std::uint64_t cwnd = 0, bytes_in_flight = 0;
+  std::uint64_t pings_sent = 0;
+};
+
+// One QUIC connection on ngtcp2, driven by the endpoint's socket and one
+// timer on the user's loop. Knows nothing of HTTP/3: everything above the
+// transport goes through QuicApp.
+class QuicConnection {
+ public:
+  static std::unique_ptr<QuicConnection> create_client(Endpoint &ep, UdpSocket &sock, const SockAddr &local,
+                                                       const SockAddr &remote, TlsClientContext &tls,
+                                                       const std::string &server_name, const TransportConfig &cfg,
+                                                       QuicApp &app, Error &err);
+  static std::unique_ptr<QuicConnection> create_server(Endpoint &ep, UdpSocket &sock, const SockAddr &local,
+                                                       const SockAddr &remote, const ngtcp2_pkt_hd &hd,
+                                                       const ngtcp2_cid *original_dcid, TlsServerContext &tls,
+                                                       const TransportConfig &cfg, QuicApp &app, Error &err);
+  ~QuicConnection();
+  QuicConnection(const QuicConnection &) = delete;
+  QuicConnection &operator=(const QuicConnection &) = delete;
+
+  // Input from the endpoint.
+  void on_packet(const RecvPacket &pkt);
+  void on_socket_error(int errno_value);
+
+  // Sends whatever ngtcp2 and the app have ready (coalesced: safe to call often).
+  void schedule_write();
+  void write_now();
+
+  // Application-level close: CONNECTION_CLOSE with an H3/app code.
+  void close(std::uint64_t app_code, const std::string &reason);
+  // Drops all state at once without sending anything (endpoint shutdown).
+  void abandon(const Error &err);
+  // Closes the timer handle; cb runs from its close callback.
+  void close_handles(std::function<void()> cb);
+
+  // Stream API for the app layer (safe from inside QuicApp callbacks).
+  int open_bidi_stream(std::int64_t &sid);
+  int open_uni_stream(std::int64_t &sid);
+  void shutdown_stream_read(std::int64_t sid, std::uint64_t code);
+  void shutdown_stream_write(std::int64_t sid, std::uint64_t code);
+  void extend_stream_offset(std::int64_t sid, std::uint64_t n);
+  void extend_max_streams(bool bidi, std::uint64_t n);
+  void resume_stream(std::int64_t sid);  // app has data again for a blocked stream
+  void ping();
+
+  [[nodiscard]] bool is_server() const noexcept { return server_; }
+  [[nodiscard]] bool handshake_completed() const noexcept;
+  [[nodiscard]] bool is_closed() const noexcept { return closed_; }
+  [[nodiscard]] bool in_closing_or_draining() const noexcept;
+  [[nodiscard]] std::size_t max_datagram_payload() const noexcept;
+  [[nodiscard]] QuicStats stats() const;
+  [[nodiscard]] const SockAddr &remote_addr() const noexcept { return remote_; }
+  [[nodiscard]] const SockAddr &local_addr() const noexcept { return local_; }
+  [[nodiscard]] TlsSession *tls() noexcept { return tls_.get(); }
+  [[nodiscard]] ngtcp2_conn *native() noexcept { return conn_; }
+  [[nodiscard]] const Error &close_error() const noexcept { return close_err_; }
+  void set_close_error(Error e);
+
+ private:
+  QuicConnection(Endpoint &ep, UdpSocket &sock, const SockAddr &local, const SockAddr &remote, bool server,
+                 QuicApp &app);
+  bool init_common(const TransportConfig &cfg, ngtcp2_settings &settings, ngtcp2_transport_params &params);
+  void arm_timer();
+  void start_period_timer();
+  void on_timer();
+  // Returns false when the connection can no longer send.
+  bool write_packets();
+  bool flush_batch(const std::uint8_t *data, std::size_t len, std::size_t gso, std::uint8_t ecn);
+  void enter_closed(Error err);
+  void send_connection_close();
+  void count_stream_losses(std::int64_t sid);
+
+  friend struct QuicCallbacks;
+
+  Endpoint &ep_;
+  UdpSocket *sock_;
+  SockAddr local_, remote_;
+  bool server_;
+  QuicApp &app_;
+  ngtcp2_conn *conn_ = nullptr;
+  ngtcp2_crypto_conn_ref conn_ref_{};
+  std::unique_ptr<TlsSession> tls_;
+  uv_timer_t *timer_ = nullptr;
+  ngtcp2_ccerr last_error_{};
+  Error close_err_;
+  QuicStats counters_;
+  std::uint64_t lost_closed_streams_ = 0;
+  int in_callback_ = 0;  // depth of ngtcp2_conn_read_pkt / write on the stack
+  bool write_scheduled_ = false;
+  ngtcp2_duration keep_alive_ = UINT64_MAX;
+  bool closed_ = false;  // no more I/O: closed, drained or failed
+  bool close_requested_ = false;
+  std::uint64_t close_code_ = 0;
+  std::string close_reason_;
+  std::string qlog_path_;
+  std::FILE *qlog_ = nullptr;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+ public:
+  // Set by the endpoint: called once the connection is closed for good
+  // (after the closing/draining period) so the endpoint can forget it.
+  std::function<void()> on_finished;
+  ngtcp2_cid scid_{};  // our first connection id
+  ngtcp2_cid original_dcid_{};
+  bool has_original_dcid_ = false;
+};
+
+}  // namespace uvwt::detail

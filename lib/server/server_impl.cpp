@@ -1,0 +1,222 @@
+#include <uvwt/server.hpp>
+
+#include <algorithm>
+#include <set>
+
+#include "common/deferred.hpp"
+#include "common/log.hpp"
+#include "common/timer.hpp"
+#include "connection/connection_impl.hpp"
+#include "quic/endpoint.hpp"
+#include "quic/tls_context.hpp"
+#include "server/router.hpp"
+
+namespace uvwt {
+
+namespace detail {
+
+class ServerImpl final : public Server,
+                         public Acceptor,
+                         public ConnectionServerHooks,
+                         public std::enable_shared_from_this<ServerImpl> {
+ public:
+  ServerImpl(uv_loop_t *loop, const ServerConfig &cfg, std::shared_ptr<TlsServerContext> tls)
+      : loop_(loop), cfg_(cfg), tls_(std::move(tls)), deferred_(Deferred::for_loop(loop)),
+        ep_(std::make_unique<Endpoint>(loop, cfg)) {
+    ep_->set_acceptor(this);
+  }
+
+  Error listen(const std::string &host, std::uint16_t port) override {
+    if (closed_ || closing_) return {Errc::server, "server is closed"};
+    auto addr = SockAddr::parse(host == "localhost" ? "127.0.0.1" : host, port);
+    if (!addr) return {Errc::configuration, "listen: not an IP address: " + host};
+    if (addr->port() == 0 && port_ != 0) addr->set_port(port_);  // second family on the same port
+    UdpSocket *sock = nullptr;
+    if (Error e = ep_->bind(*addr, &sock)) return Error(Errc::server, "listen on " + addr->to_string() + ": " + e.message);
+    if (port_ == 0) port_ = sock->local_addr().port();
+    return {};
+  }
+  [[nodiscard]] std::uint16_t port() const noexcept override { return port_; }
+  [[nodiscard]] std::vector<Address> local_addresses() const override {
+    std::vector<Address> v;
+    for (const auto &a : ep_->local_addrs()) v.push_back(a.to_address());
+    return v;
+  }
+  void route(const std::string &p, SessionHandler h) override { router_.add(p, std::move(h)); }
+  void set_default_handler(SessionHandler h) override { router_.set_default(std::move(h)); }
+  void set_accept_hook(AcceptHook hook) override { hook_ = std::move(hook); }
+  void on_connection(std::function<void(std::shared_ptr<Connection>)> cb) override { on_conn_ = std::move(cb); }
+
+  void shutdown(Duration timeout, CloseCallback cb) override {
+    if (closed_ || closing_) {
+      close(std::move(cb));
+      return;
+    }
+    draining_ = true;
+    for (auto &c : conns_) c->shutdown_notice();
+    if (conns_.empty()) {
+      close(std::move(cb));
+      return;
+    }
+    shutdown_cb_ = std::move(cb);
+    shutdown_timer_ = std::make_unique<Timer>(loop_);
+    std::weak_ptr<ServerImpl> weak = shared_from_this();
+    shutdown_timer_->start(static_cast<std::uint64_t>(std::max<std::int64_t>(0, timeout.count())), [weak] {
+      if (auto self = weak.lock()) self->close(std::move(self->shutdown_cb_));
+    });
+  }
+
+  void close(CloseCallback cb) override {
+    if (cb) close_cbs_.push_back(std::move(cb));
+    if (closed_) {
+      flush_close_cbs();
+      return;
+    }
+    if (closing_) return;
+    closing_ = true;
+    shutdown_timer_.reset();
+    self_ = shared_from_this();
+    auto conns = conns_;
+    for (auto &c : conns) c->close(0, "server closing", {});
+    maybe_finish();
+  }
+  [[nodiscard]] bool is_closed() const noexcept override { return closed_; }
+  [[nodiscard]] ServerStats stats() const override {
+    ServerStats s = stats_;
+    s.connections_active = conns_.size();
+    return s;
+  }
+  [[nodiscard]] std::vector<std::shared_ptr<Connection>> connections() const override {
+    return {conns_.begin(), conns_.end()};
+  }
+
+  // Acceptor
+  bool accept_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd) override {
+    if (closing_ || draining_ || conns_.size() >= cfg_.max_connections) {
+      ++stats_.connections_rejected;
+      return false;
+    }
+    Error err;
+    auto c = ConnectionImpl::accept(*ep_, sock, pkt, hd, cfg_, tls_, this, err);
+    if (!c) {
+      ++stats_.connections_rejected;
+      UVWT_DEBUG("rejecting connection from %s: %s", pkt.remote->to_string().c_str(), err.message.c_str());
+      return false;
+    }
+    ++stats_.connections_accepted;
+    conns_.insert(c);
+    if (on_conn_) {
+      auto self = shared_from_this();
+      deferred_->post([self, c] {
+        if (self->on_conn_) self->on_conn_(c);
+      });
+    }
+    return true;
+  }
+
+  // ConnectionServerHooks
+  AcceptDecision decide(SessionRequest &req, SessionHandler &handler) override {
+    if (draining_ || closing_) return AcceptDecision::reject(429);
+    if (stats_.sessions_active >= cfg_.max_sessions) {
+      ++stats_.sessions_rejected;
+      return AcceptDecision::reject(429);
+    }
+    auto m = router_.match(req.path);
+    if (!m) {
+      ++stats_.sessions_rejected;
+      return AcceptDecision::reject(404);
+    }
+    req.params = m->params;
+    AcceptDecision d;
+    if (hook_) d = hook_(req);
+    if (d.status < 200 || d.status >= 300) {
+      ++stats_.sessions_rejected;
+      return d;
+    }
+    if (d.protocol.empty() && !req.offered_protocols.empty() && !cfg_.protocols.empty()) {
+      for (const auto &p : cfg_.protocols) {
+        if (std::find(req.offered_protocols.begin(), req.offered_protocols.end(), p) != req.offered_protocols.end()) {
+          d.protocol = p;
+          break;
+        }
+      }
+    }
+    handler = *m->handler;
+    return d;
+  }
+
+  void session_accepted(const std::shared_ptr<Session> &s, SessionHandler handler, const SessionRequest &req) override {
+    ++stats_.sessions_accepted;
+    ++stats_.sessions_active;
+    std::weak_ptr<ServerImpl> weak = shared_from_this();
+    s->on_closed([weak](const SessionCloseInfo &) {
+      if (auto self = weak.lock())
+        if (self->stats_.sessions_active > 0) --self->stats_.sessions_active;
+    });
+    if (handler) handler(s, req);
+  }
+
+  void connection_finished(const std::shared_ptr<Connection> &c) override {
+    auto it = std::find_if(conns_.begin(), conns_.end(), [&](const auto &p) { return p.get() == c.get(); });
+    if (it != conns_.end()) conns_.erase(it);
+    if (draining_ && conns_.empty() && !closing_) close(std::move(shutdown_cb_));
+    maybe_finish();
+  }
+
+ private:
+  void maybe_finish() {
+    if (!closing_ || !conns_.empty() || endpoint_closing_) return;
+    endpoint_closing_ = true;
+    auto self = shared_from_this();
+    ep_->close([self] {
+      self->closed_ = true;
+      self->flush_close_cbs();
+      self->router_ = Router();
+      self->hook_ = nullptr;
+      self->on_conn_ = nullptr;
+      self->self_.reset();
+    });
+  }
+  void flush_close_cbs() {
+    auto cbs = std::move(close_cbs_);
+    close_cbs_.clear();
+    deferred_->post([cbs = std::move(cbs)] {
+      for (const auto &c : cbs) c();
+    });
+  }
+
+  uv_loop_t *loop_;
+  ServerConfig cfg_;
+  std::shared_ptr<TlsServerContext> tls_;
+  std::shared_ptr<Deferred> deferred_;
+  std::unique_ptr<Endpoint> ep_;
+  Router router_;
+  AcceptHook hook_;
+  std::function<void(std::shared_ptr<Connection>)> on_conn_;
+  std::set<std::shared_ptr<ConnectionImpl>> conns_;
+  ServerStats stats_;
+  std::uint16_t port_ = 0;
+  bool draining_ = false, closing_ = false, closed_ = false, endpoint_closing_ = false;
+  std::vector<CloseCallback> close_cbs_;
+  CloseCallback shutdown_cb_;
+  std::unique_ptr<Timer> shutdown_timer_;
+  std::shared_ptr<ServerImpl> self_;
+};
+
+}  // namespace detail
+
+std::shared_ptr<Server> Server::create(uv_loop_t *loop, const ServerConfig &config, Error &err) {
+  if ((err = config.validate())) return nullptr;
+  detail::TlsServerOptions o;
+  o.cert_file = config.certfile;
+  o.key_file = config.keyfile;
+  o.cert_pem = config.cert_pem;
+  o.key_pem = config.key_pem;
+  o.alpn = config.alpn;
+  o.keylog = config.keylog;
+  auto tls = detail::TlsServerContext::create(o, err);
+  if (!tls) return nullptr;
+  return std::make_shared<detail::ServerImpl>(loop, config, std::move(tls));
+}
+
+}  // namespace uvwt

@@ -1,0 +1,42 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+
+#include <uvwt/error.hpp>
+
+namespace uvwt {
+class Connection;
+}
+
+namespace uvwt::detail {
+
+class SessionImpl;
+class StreamImpl;
+
+// What sessions and streams need from the connection that carries them. The
+// HTTP/3 layer implements it; the session layer never sees ngtcp2/nghttp3.
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  [[nodiscard]] virtual std::shared_ptr<Connection> host_connection() = 0;
+  // Opens a QUIC stream for a WebTransport stream; `cb` runs (deferred) once
+  // the peer's stream limit allows it, or with an error.
+  virtual void open_wt_stream(const std::shared_ptr<SessionImpl> &s, bool bidi,
+                              std::function<void(const Error &, std::int64_t sid)> cb) = 0;
+  virtual void stream_ready_to_send(StreamImpl &st) = 0;
+  virtual void capsules_queued(SessionImpl &s) = 0;
+  virtual Error send_datagram(SessionImpl &s, std::span<const std::uint8_t> payload) = 0;
+  [[nodiscard]] virtual std::size_t max_datagram_payload(const SessionImpl &s) const = 0;
+  virtual void reset_stream(std::int64_t sid, std::uint64_t h3_code) = 0;
+  virtual void stop_stream(std::int64_t sid, std::uint64_t h3_code) = 0;
+  virtual void consumed(std::int64_t sid, std::size_t n) = 0;  // grant flow-control credit
+  virtual void session_finished(SessionImpl &s) = 0;
+  virtual void stream_finished(StreamImpl &st) = 0;
+  virtual void defer(std::function<void()> fn) = 0;
+  virtual void add_bytes(bool sent, std::uint64_t n) = 0;  // connection-level WT byte counters
+};
+
+}  // namespace uvwt::detail

@@ -1,0 +1,340 @@
+#include "session/session_impl.hpp"
+
+#include <algorithm>
+
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "h3/datagram.hpp"
+#include "h3/wt_codes.hpp"
+#include "session/session_host.hpp"
+#include "session/stream_impl.hpp"
+
+namespace uvwt::detail {
+
+SessionImpl::SessionImpl(SessionHost &host, SessionId id, bool client, SessionInfo info, const TransportConfig &cfg)
+    : host_(host), keep_(host.host_connection()), id_(id), client_(client), info_(std::move(info)), cfg_(cfg) {
+  info_.session_id = id;
+  info_.created_at = wall_seconds();
+  stats_.created_at = info_.created_at;
+}
+
+SessionImpl::~SessionImpl() = default;
+
+std::shared_ptr<Connection> SessionImpl::connection() const { return keep_; }
+
+void SessionImpl::set_ready(std::string protocol) {
+  if (info_.state != SessionState::connecting) return;
+  info_.state = SessionState::connected;
+  info_.protocol = std::move(protocol);
+  info_.ready_at = wall_seconds();
+  stats_.ready_at = info_.ready_at;
+  if (ready_cb) {
+    auto cb = std::move(ready_cb);
+    cb(Error(), shared_from_this());
+  }
+}
+
+void SessionImpl::fail(const Error &err) {
+  if (info_.state == SessionState::closed) return;
+  SessionCloseInfo ci;
+  ci.error = err;
+  ci.remote = true;
+  finish(std::move(ci));
+}
+
+void SessionImpl::open_stream(bool bidi, StreamCallback cb) {
+  auto self = shared_from_this();
+  if (info_.state != SessionState::connected) {
+    host_.defer([cb = std::move(cb), st = info_.state] {
+      cb(Error(Errc::session, st == SessionState::connecting ? "session is not ready" : "session is closed"),
+         nullptr);
+    });
+    return;
+  }
+  host_.open_wt_stream(self, bidi, [self, bidi, cb = std::move(cb)](const Error &err, std::int64_t sid) {
+    if (err) return cb(err, nullptr);
+    if (self->info_.state != SessionState::connected && self->info_.state != SessionState::draining)
+      return cb(Error(Errc::session, "session closed while the stream was opening"), nullptr);
+    auto it = self->streams_.find(sid);
+    if (it == self->streams_.end()) return cb(Error(Errc::stream, "stream vanished"), nullptr);
+    ++self->stats_.streams_opened;
+    (void)bidi;
+    cb(Error(), it->second);
+  });
+}
+
+void SessionImpl::add_stream(const std::shared_ptr<StreamImpl> &st, bool incoming) {
+  streams_[st->id()] = st;
+  if (!incoming) return;
+  ++stats_.streams_accepted;
+  const bool bidi = st->direction() == StreamDirection::bidirectional;
+  auto &cb = bidi ? on_bidi_ : on_uni_;
+  if (cb) {
+    cb(st);
+  } else {
+    (bidi ? pending_bidi_ : pending_uni_).push_back(st);
+  }
+}
+
+void SessionImpl::remove_stream(std::int64_t sid) { streams_.erase(sid); }
+
+void SessionImpl::on_bidi_stream(IncomingStreamCallback cb) {
+  on_bidi_ = std::move(cb);
+  if (!on_bidi_ || pending_bidi_.empty()) return;
+  auto self = shared_from_this();
+  host_.defer([self] {
+    while (self->on_bidi_ && !self->pending_bidi_.empty()) {
+      auto st = std::move(self->pending_bidi_.front());
+      self->pending_bidi_.pop_front();
+      self->on_bidi_(st);
+    }
+  });
+}
+
+void SessionImpl::on_uni_stream(IncomingStreamCallback cb) {
+  on_uni_ = std::move(cb);
+  if (!on_uni_ || pending_uni_.empty()) return;
+  auto self = shared_from_this();
+  host_.defer([self] {
+    while (self->on_uni_ && !self->pending_uni_.empty()) {
+      auto st = std::move(self->pending_uni_.front());
+      self->pending_uni_.pop_front();
+      self->on_uni_(st);
+    }
+  });
+}
+
+Error SessionImpl::send_datagram(std::span<const std::uint8_t> data) {
+  if (info_.state != SessionState::connected && info_.state != SessionState::draining)
+    return {Errc::session, "session is not open"};
+  const std::size_t max = max_datagram_size();
+  if (max == 0) return {Errc::datagram, "peer does not accept datagrams"};
+  if (data.size() > max)
+    return {Errc::datagram, "datagram of " + std::to_string(data.size()) + " bytes exceeds the maximum of " +
+                                std::to_string(max)};
+  Error err = host_.send_datagram(*this, data);
+  if (err.ok()) {
+    ++stats_.datagrams_sent;
+    stats_.bytes_sent += data.size();
+  } else {
+    ++stats_.datagrams_dropped;
+  }
+  return err;
+}
+
+std::size_t SessionImpl::max_datagram_size() const noexcept { return host_.max_datagram_payload(*this); }
+
+void SessionImpl::on_datagram(DatagramCallback cb) {
+  on_datagram_ = std::move(cb);
+  if (!on_datagram_ || pending_dgrams_.empty()) return;
+  auto self = shared_from_this();
+  host_.defer([self] {
+    while (self->on_datagram_ && !self->pending_dgrams_.empty()) {
+      auto d = std::move(self->pending_dgrams_.front());
+      self->pending_dgrams_.pop_front();
+      self->on_datagram_(d);
+    }
+  });
+}
+
+void SessionImpl::on_datagram_payload(std::span<const std::uint8_t> payload) {
+  if (info_.state == SessionState::closed || info_.state == SessionState::closing) return;
+  ++stats_.datagrams_received;
+  stats_.bytes_received += payload.size();
+  if (on_datagram_ && info_.state != SessionState::connecting) {
+    on_datagram_(payload);
+    return;
+  }
+  if (pending_dgrams_.size() >= cfg_.max_pending_datagrams) {
+    ++stats_.datagrams_dropped;
+    return;
+  }
+  pending_dgrams_.emplace_back(payload.begin(), payload.end());
+}
+
+void SessionImpl::queue_capsule(std::vector<std::uint8_t> bytes, bool fin) {
+  if (fin_queued_) return;
+  if (!bytes.empty()) out_.push_back(std::move(bytes));
+  if (fin) fin_queued_ = true;
+  host_.capsules_queued(*this);
+}
+
+std::size_t SessionImpl::capsule_vecs(CapsuleVec *out, std::size_t max, bool &eof) {
+  std::size_t n = 0;
+  while (out_handed_ < out_.size() && n < max) {
+    out[n++] = {out_[out_handed_].data(), out_[out_handed_].size()};
+    ++out_handed_;
+  }
+  eof = fin_queued_ && out_handed_ == out_.size();
+  if (eof) fin_handed_ = true;
+  return n;
+}
+
+void SessionImpl::capsules_acked(std::uint64_t n) {
+  out_acked_partial_ += n;
+  while (!out_.empty() && out_handed_ > 0 && out_acked_partial_ >= out_.front().size()) {
+    out_acked_partial_ -= out_.front().size();
+    out_.pop_front();
+    --out_handed_;
+  }
+}
+
+void SessionImpl::close(std::uint32_t code, std::string reason, CloseCallback cb) {
+  if (cb) close_cbs_.push_back(std::move(cb));
+  if (info_.state == SessionState::closed) {
+    auto cbs = std::move(close_cbs_);
+    close_cbs_.clear();
+    host_.defer([cbs = std::move(cbs)] {
+      for (const auto &c : cbs) c();
+    });
+    return;
+  }
+  if (local_close_ || info_.state == SessionState::closing) return;
+  local_close_ = true;
+  local_code_ = code;
+  local_reason_ = std::move(reason);
+  if (info_.state == SessionState::connecting) {
+    // Not established yet: nothing to tell the peer beyond ending the stream.
+    queue_capsule({}, true);
+    SessionCloseInfo ci;
+    ci.code = code;
+    ci.reason = local_reason_;
+    ci.error = Error(Errc::cancelled, "session closed before it was ready");
+    finish(std::move(ci));
+    return;
+  }
+  info_.state = SessionState::closing;
+  std::vector<std::uint8_t> cap(capsule_max_size);
+  cap.resize(encode_close_session(code, local_reason_, cap.data(), cap.size()));
+  // Capsule then FIN; the peer's FIN (or the stream closing) completes the close.
+  queue_capsule(std::move(cap), true);
+  abort_streams(Error(Errc::session, "session closed", code));
+}
+
+void SessionImpl::drain() {
+  if (info_.state != SessionState::connected) return;
+  std::vector<std::uint8_t> cap(16);
+  cap.resize(encode_drain_session(cap.data(), cap.size()));
+  queue_capsule(std::move(cap), false);
+}
+
+void SessionImpl::on_goaway() {
+  if (info_.state != SessionState::connected) return;
+  info_.state = SessionState::draining;
+  if (on_draining_) on_draining_();
+}
+
+void SessionImpl::handle_capsule(std::uint64_t type, std::span<const std::uint8_t> value) {
+  if (type == kCapsuleCloseSession) {
+    CloseSession cs;
+    if (decode_close_session(value, cs)) {
+      peer_code_ = cs.code;
+      peer_reason_ = std::move(cs.reason);
+      peer_closed_capsule_ = true;
+    }
+  } else if (type == kCapsuleDrainSession) {
+    if (info_.state == SessionState::connected) {
+      info_.state = SessionState::draining;
+      if (on_draining_) on_draining_();
+    }
+  }
+  // Flow-control capsules are accepted and ignored: uvwt does not announce
+  // session-level flow control, so the peer's limits cannot bind it.
+}
+
+void SessionImpl::on_capsule_data(const std::uint8_t *data, std::size_t len) {
+  auto self = shared_from_this();
+  const Error err = parser_.feed(std::span<const std::uint8_t>(data, len),
+                                 [this](std::uint64_t type, std::span<const std::uint8_t> value) {
+                                   handle_capsule(type, value);
+                                 });
+  if (err) {
+    UVWT_WARN("session %llu: bad capsule: %s", static_cast<unsigned long long>(id_), err.message.c_str());
+    fail(err);
+    return;
+  }
+  if (peer_closed_capsule_ && info_.state != SessionState::closed) {
+    // The close capsule ends the session; answer with our FIN.
+    queue_capsule({}, true);
+    SessionCloseInfo ci;
+    ci.code = peer_code_;
+    ci.reason = peer_reason_;
+    ci.remote = true;
+    finish(std::move(ci));
+  }
+}
+
+void SessionImpl::on_connect_stream_fin() {
+  if (info_.state == SessionState::closed) return;
+  queue_capsule({}, true);
+  SessionCloseInfo ci;
+  if (local_close_) {
+    ci.code = local_code_;
+    ci.reason = local_reason_;
+  } else {
+    // FIN without a capsule: code 0, empty reason.
+    ci.code = peer_code_;
+    ci.reason = peer_reason_;
+    ci.remote = true;
+  }
+  finish(std::move(ci));
+}
+
+void SessionImpl::on_connect_stream_reset(std::uint64_t code) {
+  SessionCloseInfo ci;
+  ci.remote = true;
+  ci.error = Error(Errc::session, "CONNECT stream reset by peer", code);
+  finish(std::move(ci));
+}
+
+void SessionImpl::on_connect_stream_closed() {
+  if (info_.state != SessionState::closed) {
+    SessionCloseInfo ci;
+    if (local_close_) {
+      ci.code = local_code_;
+      ci.reason = local_reason_;
+    } else {
+      ci.remote = true;
+      ci.code = peer_code_;
+      ci.reason = peer_reason_;
+    }
+    finish(std::move(ci));
+  }
+  host_.session_finished(*this);
+}
+
+void SessionImpl::abort_streams(const Error &err) {
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto &[sid, st] : streams) st->abort_for_session(err);
+  pending_bidi_.clear();
+  pending_uni_.clear();
+}
+
+void SessionImpl::finish(SessionCloseInfo ci) {
+  if (info_.state == SessionState::closed) return;
+  auto self = shared_from_this();
+  const bool was_ready = info_.state != SessionState::connecting;
+  info_.state = SessionState::closed;
+  info_.closed_at = wall_seconds();
+  stats_.closed_at = info_.closed_at;
+  info_.close_info = ci;
+  abort_streams(ci.error ? ci.error : Error(Errc::session, "session closed", ci.code));
+  pending_dgrams_.clear();
+  if (ready_cb) {
+    auto cb = std::move(ready_cb);
+    cb(ci.error ? ci.error : Error(Errc::session, "session closed before it was ready"), nullptr);
+  }
+  if (was_ready && on_closed_) on_closed_(ci);
+  auto cbs = std::move(close_cbs_);
+  close_cbs_.clear();
+  for (const auto &c : cbs) c();
+  // Drop user callbacks: they often capture this session (cycles).
+  on_closed_ = nullptr;
+  on_bidi_ = nullptr;
+  on_uni_ = nullptr;
+  on_datagram_ = nullptr;
+  on_draining_ = nullptr;
+}
+
+}  // namespace uvwt::detail

@@ -1,0 +1,110 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <uvwt/config.hpp>
+#include <uvwt/session.hpp>
+
+#include "h3/capsule.hpp"
+
+namespace uvwt::detail {
+
+class SessionHost;
+class StreamImpl;
+
+// One WebTransport session: its CONNECT stream's capsules, its streams and
+// datagrams, and its life from CONNECT to close.
+class SessionImpl final : public Session, public std::enable_shared_from_this<SessionImpl> {
+ public:
+  SessionImpl(SessionHost &host, SessionId id, bool client, SessionInfo info, const TransportConfig &cfg);
+  ~SessionImpl() override;
+
+  // Session
+  [[nodiscard]] SessionId id() const noexcept override { return id_; }
+  [[nodiscard]] SessionState state() const noexcept override { return info_.state; }
+  [[nodiscard]] bool is_ready() const noexcept override { return info_.state == SessionState::connected; }
+  [[nodiscard]] bool is_closed() const noexcept override { return info_.state == SessionState::closed; }
+  [[nodiscard]] SessionInfo info() const override { return info_; }
+  [[nodiscard]] std::shared_ptr<Connection> connection() const override;
+  void open_bidi_stream(StreamCallback cb) override { open_stream(true, std::move(cb)); }
+  void open_uni_stream(StreamCallback cb) override { open_stream(false, std::move(cb)); }
+  void on_bidi_stream(IncomingStreamCallback cb) override;
+  void on_uni_stream(IncomingStreamCallback cb) override;
+  Error send_datagram(std::span<const std::uint8_t> data) override;
+  [[nodiscard]] std::size_t max_datagram_size() const noexcept override;
+  void on_datagram(DatagramCallback cb) override;
+  void close(std::uint32_t code, std::string reason, CloseCallback cb) override;
+  void drain() override;
+  void on_draining(std::function<void()> cb) override { on_draining_ = std::move(cb); }
+  void on_closed(ClosedCallback cb) override { on_closed_ = std::move(cb); }
+  [[nodiscard]] SessionStats stats() const override { return stats_; }
+
+  // From the connection.
+  void set_ready(std::string protocol);
+  void fail(const Error &err);  // before ready (client: non-2xx, timeout) or connection loss
+  void add_stream(const std::shared_ptr<StreamImpl> &st, bool incoming);
+  void remove_stream(std::int64_t sid);
+  void on_capsule_data(const std::uint8_t *data, std::size_t len);
+  void on_connect_stream_fin();
+  void on_connect_stream_reset(std::uint64_t code);
+  void on_connect_stream_closed();
+  void on_datagram_payload(std::span<const std::uint8_t> payload);
+  void on_goaway();
+  [[nodiscard]] std::size_t pending_incoming() const noexcept { return pending_bidi_.size() + pending_uni_.size(); }
+
+  // CONNECT stream output (capsules), read through nghttp3's data reader.
+  // Chunks stay until nghttp3 reports them acknowledged.
+  [[nodiscard]] std::size_t capsule_vecs(struct CapsuleVec *out, std::size_t max, bool &eof);
+  void capsules_acked(std::uint64_t n);
+  [[nodiscard]] bool capsule_fin_pending() const noexcept { return fin_queued_ && !fin_handed_; }
+  void set_response_submitted() noexcept { response_submitted_ = true; }
+  [[nodiscard]] const TransportConfig &config() const noexcept { return cfg_; }
+  std::function<void(const Error &, std::shared_ptr<Session>)> ready_cb;  // client open_session
+
+ private:
+  void open_stream(bool bidi, StreamCallback cb);
+  void queue_capsule(std::vector<std::uint8_t> bytes, bool fin);
+  void finish(SessionCloseInfo info);
+  void abort_streams(const Error &err);
+  void handle_capsule(std::uint64_t type, std::span<const std::uint8_t> value);
+
+  SessionHost &host_;
+  std::shared_ptr<Connection> keep_;  // the host lives inside it
+  SessionId id_;
+  bool client_;
+  SessionInfo info_;
+  TransportConfig cfg_;
+  SessionStats stats_;
+  std::map<std::int64_t, std::shared_ptr<StreamImpl>> streams_;
+  std::deque<std::shared_ptr<StreamImpl>> pending_bidi_, pending_uni_;  // no callback yet
+  std::deque<std::vector<std::uint8_t>> pending_dgrams_;
+  IncomingStreamCallback on_bidi_, on_uni_;
+  DatagramCallback on_datagram_;
+  std::function<void()> on_draining_;
+  ClosedCallback on_closed_;
+  std::vector<CloseCallback> close_cbs_;
+  CapsuleParser parser_;
+  std::uint32_t peer_code_ = 0;
+  std::string peer_reason_;
+  bool peer_closed_capsule_ = false;
+  bool local_close_ = false;
+  std::uint32_t local_code_ = 0;
+  std::string local_reason_;
+
+  std::deque<std::vector<std::uint8_t>> out_;
+  std::size_t out_handed_ = 0;  // chunks of out_ handed to nghttp3
+  std::uint64_t out_acked_partial_ = 0;
+  bool fin_queued_ = false, fin_handed_ = false, response_submitted_ = false;
+};
+
+struct CapsuleVec {
+  const std::uint8_t *base;
+  std::size_t len;
+};
+
+}  // namespace uvwt::detail

@@ -1,0 +1,270 @@
+#include "session/stream_impl.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/clock.hpp"
+#include "h3/wt_codes.hpp"
+#include "session/session_host.hpp"
+#include "session/session_impl.hpp"
+
+namespace uvwt::detail {
+
+StreamImpl::StreamImpl(SessionHost &host, std::weak_ptr<SessionImpl> session, std::int64_t sid,
+                       StreamDirection dir, bool local, std::size_t send_bound)
+    : host_(host), keep_(host.host_connection()), session_(std::move(session)), sid_(sid), dir_(dir), local_(local), send_bound_(send_bound) {
+  stats_.created_at = wall_seconds();
+  // A receive-only stream never sends; a send-only one never receives.
+  if (dir_ == StreamDirection::receive_only) send_closed_ = true;
+  if (dir_ == StreamDirection::send_only) recv_closed_ = true;
+}
+
+StreamImpl::~StreamImpl() = default;
+
+std::shared_ptr<Session> StreamImpl::session() const { return session_.lock(); }
+
+void StreamImpl::set_preamble(const std::uint8_t *p, std::size_t n) {
+  chunks_.push_back({Bytes(p, p + n), {}, n});
+  preamble_len_ = n;
+  total_ = n;
+}
+
+bool StreamImpl::writable() const noexcept {
+  return !send_closed_ && !fin_queued_ && buffered_amount() < send_bound_;
+}
+
+void StreamImpl::write(std::string_view data, DoneCallback cb) {
+  write(Bytes(data.begin(), data.end()), std::move(cb));
+}
+
+void StreamImpl::write(Bytes data, DoneCallback cb) { enqueue(std::move(data), std::move(cb), false); }
+
+void StreamImpl::end(DoneCallback cb) { enqueue({}, std::move(cb), true); }
+
+void StreamImpl::write_and_end(Bytes data, DoneCallback cb) { enqueue(std::move(data), std::move(cb), true); }
+
+void StreamImpl::enqueue(Bytes data, DoneCallback cb, bool fin) {
+  auto fail = [&](Errc e, const char *msg) {
+    if (cb) host_.defer([cb = std::move(cb), err = Error(e, msg)] { cb(err); });
+  };
+  if (dir_ == StreamDirection::receive_only) return fail(Errc::stream, "stream is receive-only");
+  if (send_closed_) return fail(Errc::stream, "stream send side is closed");
+  if (fin_queued_) return fail(Errc::stream, "stream already ended");
+  // Like a high-water mark: a write is taken while the buffer is below its
+  // bound (so memory stays within bound + one write), refused once it is full.
+  if (!data.empty() && buffered_amount() >= send_bound_)
+    return fail(Errc::flow_control, "stream send buffer full: wait for on_writable");
+  const auto n = data.size();
+  queued_ += n;
+  total_ += n;
+  stats_.bytes_queued += n;
+  if (fin) {
+    fin_queued_ = true;
+    if (n > 0) chunks_.push_back({std::move(data), {}, total_});
+    fin_cb_ = std::move(cb);
+  } else if (n > 0) {
+    chunks_.push_back({std::move(data), std::move(cb), total_});
+  } else if (cb) {
+    // An empty write completes once everything before it is acknowledged.
+    chunks_.push_back({{}, std::move(cb), total_});
+  }
+  if (buffered_amount() >= send_bound_) was_full_ = true;
+  host_.stream_ready_to_send(*this);
+}
+
+bool StreamImpl::has_data_to_send() const noexcept {
+  return !send_closed_ && !blocked_ && (sent_ < total_ || (fin_queued_ && !fin_sent_));
+}
+
+void StreamImpl::fill_write(StreamWrite &w) const {
+  w.stream_id = sid_;
+  w.vec_count = 0;
+  std::uint64_t start = 0;
+  for (const auto &c : chunks_) {
+    const std::uint64_t begin = c.end - c.data.size();
+    start = begin;
+    if (c.end <= sent_) continue;
+    const std::uint64_t skip = sent_ > begin ? sent_ - begin : 0;
+    if (c.data.size() > skip) {
+      w.vec[w.vec_count].base = const_cast<std::uint8_t *>(c.data.data() + skip);
+      w.vec[w.vec_count].len = c.data.size() - skip;
+      if (++w.vec_count == StreamWrite::kMaxVecs) break;
+    }
+  }
+  (void)start;
+  // FIN rides along only when every queued byte is in this write.
+  std::uint64_t offered = 0;
+  for (std::size_t i = 0; i < w.vec_count; ++i) offered += w.vec[i].len;
+  w.fin = fin_queued_ && !fin_sent_ && sent_ + offered == total_;
+}
+
+void StreamImpl::on_written(std::size_t n, bool fin_sent) {
+  sent_ += n;
+  if (fin_sent) fin_sent_ = true;
+}
+
+void StreamImpl::on_acked(std::uint64_t n) {
+  acked_ += n;
+  auto keep = shared_from_this();
+  while (!chunks_.empty() && chunks_.front().end <= acked_) {
+    auto c = std::move(chunks_.front());
+    chunks_.pop_front();
+    if (c.cb) c.cb(Error());
+  }
+  const std::uint64_t before = stats_.bytes_sent;
+  stats_.bytes_sent = acked_payload();
+  host_.add_bytes(true, stats_.bytes_sent - before);
+  if (fin_sent_ && acked_ >= total_ && fin_cb_) {
+    auto cb = std::move(fin_cb_);
+    cb(Error());
+  }
+  if (was_full_ && buffered_amount() < send_bound_ / 2 && !send_closed_ && !fin_queued_) {
+    was_full_ = false;
+    if (on_writable_) on_writable_();
+  }
+}
+
+void StreamImpl::fail_sends(const Error &err) {
+  auto chunks = std::move(chunks_);
+  chunks_.clear();
+  for (auto &c : chunks)
+    if (c.cb) c.cb(err);
+  if (fin_cb_) {
+    auto cb = std::move(fin_cb_);
+    cb(err);
+  }
+}
+
+void StreamImpl::reset(std::uint32_t code) {
+  if (send_closed_) return;
+  send_closed_ = true;
+  host_.reset_stream(sid_, wt_app_to_h3(code));
+  auto keep = shared_from_this();
+  host_.defer([keep, code] { keep->fail_sends(Error(Errc::stream, "stream reset locally", code)); });
+}
+
+void StreamImpl::stop_sending(std::uint32_t code) {
+  if (recv_closed_) return;
+  recv_closed_ = true;
+  held_.clear();
+  host_.stop_stream(sid_, wt_app_to_h3(code));
+}
+
+void StreamImpl::on_data(DataCallback cb) {
+  on_data_ = std::move(cb);
+  if (on_data_ && !paused_ && (!held_.empty() || held_fin_)) {
+    // Deliver what arrived before the callback was set, on a later turn.
+    auto keep = shared_from_this();
+    host_.defer([keep] { keep->resume(); });
+  }
+}
+
+void StreamImpl::resume() {
+  paused_ = false;
+  if (!on_data_ || (held_.empty() && !held_fin_)) return;
+  auto data = std::move(held_);
+  held_.clear();
+  const bool fin = held_fin_;
+  held_fin_ = false;
+  deliver(data.data(), data.size(), fin);
+}
+
+void StreamImpl::on_recv(const std::uint8_t *data, std::size_t len, bool fin) {
+  if (recv_closed_) {
+    host_.consumed(sid_, len);  // discarded after stop_sending: keep credit flowing
+    return;
+  }
+  if (paused_ || !on_data_ || !held_.empty()) {
+    // Held bytes are not credited: the peer stops once its window is used.
+    held_.insert(held_.end(), data, data + len);
+    held_fin_ = held_fin_ || fin;
+    return;
+  }
+  deliver(data, len, fin);
+}
+
+void StreamImpl::deliver(const std::uint8_t *data, std::size_t len, bool fin) {
+  auto keep = shared_from_this();
+  stats_.bytes_received += len;
+  host_.add_bytes(false, len);
+  if (fin) recv_fin_ = true;
+  if (on_data_) on_data_(std::span<const std::uint8_t>(data, len), fin);
+  host_.consumed(sid_, len);
+}
+
+void StreamImpl::emit_error(const Error &err) {
+  // The first cause wins: a reset that follows a session close says nothing new.
+  if (error_emitted_) return;
+  error_emitted_ = true;
+  if (on_error_) on_error_(err);
+}
+
+void StreamImpl::on_peer_reset(std::uint64_t h3_code) {
+  auto keep = shared_from_this();
+  recv_closed_ = true;
+  held_.clear();
+  const auto app = wt_h3_to_app(h3_code);
+  emit_error(Error(Errc::stream, "stream reset by peer", app ? *app : 0));
+}
+
+void StreamImpl::on_peer_stop_sending(std::uint64_t h3_code) {
+  auto keep = shared_from_this();
+  const auto app = wt_h3_to_app(h3_code);
+  if (!send_closed_) {
+    send_closed_ = true;
+    host_.reset_stream(sid_, h3_code);
+  }
+  const Error err(Errc::stream, "peer stopped reading (STOP_SENDING)", app ? *app : 0);
+  fail_sends(err);
+  emit_error(err);
+}
+
+void StreamImpl::abort_for_session(const Error &err) {
+  auto keep = shared_from_this();
+  if (!send_closed_) {
+    send_closed_ = true;
+    host_.reset_stream(sid_, kWtSessionGone);
+  }
+  if (!recv_closed_) {
+    recv_closed_ = true;
+    host_.stop_stream(sid_, kWtSessionGone);
+  }
+  fail_sends(err);
+  emit_error(err);
+}
+
+void StreamImpl::on_quic_closed(bool has_code, std::uint64_t h3_code) {
+  auto keep = shared_from_this();
+  const bool send_unfinished = dir_ != StreamDirection::receive_only && !(fin_sent_ && acked_ >= total_);
+  const bool recv_unfinished = dir_ != StreamDirection::send_only && !recv_fin_;
+  send_closed_ = true;
+  recv_closed_ = true;
+  if (has_code && !error_emitted_ && (send_unfinished || recv_unfinished)) {
+    // ngtcp2 reports a peer's STOP_SENDING only here, as the stream's code.
+    const auto app = wt_h3_to_app(h3_code);
+    emit_error(Error(Errc::stream, send_unfinished ? "stream stopped by peer" : "stream reset", app ? *app : 0));
+  }
+  if (!chunks_.empty() || fin_cb_) fail_sends(Error(Errc::stream, "stream closed before its data was acknowledged"));
+  if (on_closed_) {
+    auto cb = std::move(on_closed_);
+    cb();
+  }
+  on_data_ = nullptr;
+  on_error_ = nullptr;
+  on_writable_ = nullptr;
+}
+
+void StreamImpl::on_send_shut() {
+  // Our send side was shut under us (the peer sent STOP_SENDING); ngtcp2 gives
+  // no code before the stream closes.
+  if (send_closed_) return;
+  auto keep = shared_from_this();
+  send_closed_ = true;
+  const Error err(Errc::stream, "peer stopped reading (STOP_SENDING)");
+  fail_sends(err);
+  emit_error(err);
+}
+
+StreamStats StreamImpl::stats() const { return stats_; }
+
+}  // namespace uvwt::detail
