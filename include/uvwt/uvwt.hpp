@@ -1,6 +1,14 @@
 #pragma once
 
 // Umbrella header: everything a uvwt user needs.
+#include <uvwt/certificate.hpp>
+#include <uvwt/config.hpp>
+#include <uvwt/connection.hpp>
 #include <uvwt/error.hpp>
 #include <uvwt/log.hpp>
+#include <uvwt/protocol_handler.hpp>
+#include <uvwt/server.hpp>
+#include <uvwt/session.hpp>
+#include <uvwt/stream.hpp>
+#include <uvwt/types.hpp>
 #include <uvwt/version.hpp>
