@@ -39,6 +39,7 @@ struct AcceptDecision {
 struct ServerStats {
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_rejected = 0;
+  std::uint64_t retries_sent = 0;  // Retry packets (address validation)
   std::uint64_t connections_active = 0;
   std::uint64_t sessions_accepted = 0;
   std::uint64_t sessions_rejected = 0;

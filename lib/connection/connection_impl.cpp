@@ -66,7 +66,8 @@ std::shared_ptr<ConnectionImpl> ConnectionImpl::start_client(uv_loop_t *loop, co
 }
 
 std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(Endpoint &ep, UdpSocket &sock, const RecvPacket &pkt,
-                                                       const ngtcp2_pkt_hd &hd, const ServerConfig &cfg,
+                                                       const ngtcp2_pkt_hd &hd, const ngtcp2_cid *original_dcid,
+                                                       const ServerConfig &cfg,
                                                        std::shared_ptr<TlsServerContext> tls,
                                                        ConnectionServerHooks *hooks, Error &err) {
   auto c = std::make_shared<ConnectionImpl>(ep.loop(), false, cfg);
@@ -76,7 +77,7 @@ std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(Endpoint &ep, UdpSocket &
   const SockAddr local = pkt.local != nullptr ? *pkt.local : sock.local_addr();
   c->h3_ = std::make_unique<H3Connection>(*c, c->deferred_, true, c->config(), &std::get<ServerConfig>(c->cfg_),
                                           pkt.remote->to_address());
-  c->quic_ = QuicConnection::create_server(ep, sock, local, *pkt.remote, hd, nullptr, *c->server_tls_, c->config(),
+  c->quic_ = QuicConnection::create_server(ep, sock, local, *pkt.remote, hd, original_dcid, *c->server_tls_, c->config(),
                                            *c->h3_, err);
   if (!c->quic_) return nullptr;
   c->h3_->attach(c->quic_.get());

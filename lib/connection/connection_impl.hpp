@@ -49,7 +49,8 @@ class ConnectionImpl final : public Connection,
                                                       std::shared_ptr<TlsClientContext> tls, Error &err);
   // Server: accepts the Initial `hd` on the server's endpoint.
   static std::shared_ptr<ConnectionImpl> accept(Endpoint &ep, UdpSocket &sock, const RecvPacket &pkt,
-                                                const ngtcp2_pkt_hd &hd, const ServerConfig &cfg,
+                                                const ngtcp2_pkt_hd &hd, const ngtcp2_cid *original_dcid,
+                                                const ServerConfig &cfg,
                                                 std::shared_ptr<TlsServerContext> tls,
                                                 ConnectionServerHooks *hooks, Error &err);
 

@@ -292,9 +292,11 @@ std::unique_ptr<QuicConnection> QuicConnection::create_server(Endpoint &ep, UdpS
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   c->init_common(cfg, settings, params);
-  settings.token = hd.token;
-  settings.tokenlen = hd.tokenlen;
   if (original_dcid != nullptr) {
+    // The client proved its address with our Retry token.
+    settings.token = hd.token;
+    settings.tokenlen = hd.tokenlen;
+    settings.token_type = NGTCP2_TOKEN_TYPE_RETRY;
     params.original_dcid = *original_dcid;
     params.retry_scid = hd.dcid;
     params.retry_scid_present = 1;

@@ -3,6 +3,11 @@
 #include <algorithm>
 #include <set>
 
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#include "common/clock.hpp"
 #include "common/deferred.hpp"
 #include "common/log.hpp"
 #include "common/timer.hpp"
@@ -14,6 +19,8 @@
 namespace uvwt {
 
 namespace detail {
+
+constexpr ngtcp2_duration kRetryTokenLifetime = 10 * NGTCP2_SECONDS;
 
 class ServerImpl final : public Server,
                          public Acceptor,
@@ -96,8 +103,24 @@ class ServerImpl final : public Server,
       ++stats_.connections_rejected;
       return false;
     }
+    ngtcp2_cid odcid;
+    const ngtcp2_cid *original_dcid = nullptr;
+    if (cfg_.validate_address) {
+      if (hd.tokenlen == 0 || hd.token[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+        send_retry(sock, pkt, hd);
+        return false;
+      }
+      const auto &secret = ep_->static_secret();
+      if (ngtcp2_crypto_verify_retry_token(&odcid, hd.token, hd.tokenlen, secret.data(), secret.size(), hd.version,
+                                           pkt.remote->sa(), pkt.remote->len, &hd.dcid, kRetryTokenLifetime,
+                                           now_ns()) != 0) {
+        ++stats_.connections_rejected;
+        return false;  // forged or stale token: drop silently (RFC 9000 8.1.3)
+      }
+      original_dcid = &odcid;
+    }
     Error err;
-    auto c = ConnectionImpl::accept(*ep_, sock, pkt, hd, cfg_, tls_, this, err);
+    auto c = ConnectionImpl::accept(*ep_, sock, pkt, hd, original_dcid, cfg_, tls_, this, err);
     if (!c) {
       ++stats_.connections_rejected;
       UVWT_DEBUG("rejecting connection from %s: %s", pkt.remote->to_string().c_str(), err.message.c_str());
@@ -112,6 +135,28 @@ class ServerImpl final : public Server,
       });
     }
     return true;
+  }
+
+  // Address validation: answer a token-less Initial with a Retry whose token
+  // binds the client's address and original destination id.
+  void send_retry(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd) {
+    const auto &secret = ep_->static_secret();
+    ngtcp2_cid scid;
+    scid.datalen = 18;
+    gnutls_rnd(GNUTLS_RND_NONCE, scid.data, scid.datalen);
+    std::uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    const ngtcp2_ssize tokenlen =
+        ngtcp2_crypto_generate_retry_token(token, secret.data(), secret.size(), hd.version, pkt.remote->sa(),
+                                           pkt.remote->len, &scid, &hd.dcid, now_ns());
+    if (tokenlen < 0) return;
+    std::uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+    const ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, sizeof buf, hd.version, &hd.scid, &scid, &hd.dcid, token,
+                                                     static_cast<std::size_t>(tokenlen));
+    if (n > 0) {
+      ++stats_.retries_sent;
+      sock.send(*pkt.remote, pkt.local, 0, std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)),
+                static_cast<std::size_t>(n));
+    }
   }
 
   // ConnectionServerHooks

@@ -211,3 +211,20 @@ TEST_CASE("objects can be closed and dropped from inside their own callbacks", "
   REQUIRE(tl.run_until([&] { return server_closed && conn_closed; }, 10'000));
   c = {};
 }
+
+TEST_CASE("address validation with Retry still lets clients in", "[server][loop]") {
+  TestLoop tl;
+  ServerConfig cfg = server_config();
+  cfg.validate_address = true;
+  auto server = start_server(tl, cfg);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.err.ok());
+  CHECK(server->stats().retries_sent == 1);
+  CHECK(server->stats().connections_accepted == 1);
+  bool got = false;
+  c.session->on_datagram([&](std::span<const std::uint8_t>) { got = true; });
+  REQUIRE(c.session->send_datagram(Bytes{1, 2, 3}).ok());
+  REQUIRE(tl.run_until([&] { return got; }));
+  close_all(tl, c.conn, server);
+}
