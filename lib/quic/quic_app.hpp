@@ -16,6 +16,11 @@ struct StreamWrite {
   bool fin = false;
   ngtcp2_vec vec[kMaxVecs]{};
   std::size_t vec_count = 0;
+  [[nodiscard]] std::size_t total() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < vec_count; ++i) n += vec[i].len;
+    return n;
+  }
 };
 
 // What the QUIC layer needs from the layer above it (HTTP/3 + WebTransport).

@@ -535,18 +535,16 @@ bool QuicConnection::write_packets() {
             app_.on_stream_blocked(w.stream_id, true);
             continue;
           case NGTCP2_ERR_WRITE_MORE:
-            app_.on_stream_written(w.stream_id, static_cast<std::size_t>(ndatalen), w.fin);
+            app_.on_stream_written(w.stream_id, static_cast<std::size_t>(ndatalen),
+                                   w.fin && static_cast<std::size_t>(ndatalen) == w.total());
             continue;
           default:
             break;
         }
       } else if (ndatalen >= 0) {
-        std::size_t total = 0;
-        for (std::size_t i = 0; i < w.vec_count; ++i) total += w.vec[i].len;
+        // The FIN went out only if every offered byte did.
         app_.on_stream_written(w.stream_id, static_cast<std::size_t>(ndatalen),
-                               w.fin && static_cast<std::size_t>(ndatalen) == total);
-      } else if (w.stream_id >= 0 && nwrite > 0) {
-        // Packet filled with other frames before any of this stream's data.
+                               w.fin && static_cast<std::size_t>(ndatalen) == w.total());
       }
     }
     if (nwrite < 0) {

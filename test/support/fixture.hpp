@@ -44,11 +44,21 @@ struct TestLoop {
   // Runs the loop until pred() holds or the deadline passes; returns pred().
   bool run_until(const std::function<bool()> &pred, int timeout_ms = 10'000) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    // A ticking timer keeps UV_RUN_ONCE from blocking forever when nothing happens.
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, [](uv_timer_t *) {}, 20, 20);
+    bool ok = true;
     while (!pred()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ok = false;
+        break;
+      }
       uv_run(&loop, UV_RUN_ONCE);
     }
-    return true;
+    uv_close(reinterpret_cast<uv_handle_t *>(&tick), nullptr);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return ok;
   }
   // Runs for `ms` milliseconds (or until the loop has nothing left).
   void run_for(int ms) {
