@@ -85,6 +85,7 @@ class Session {
   // Asks the peer to wrap up (WT_DRAIN_SESSION).
   virtual void drain() = 0;
   virtual void on_draining(std::function<void()> cb) = 0;
+  // Runs once when the session closes (also, deferred, if it already has).
   virtual void on_closed(ClosedCallback cb) = 0;
 
   [[nodiscard]] virtual SessionStats stats() const = 0;

@@ -211,6 +211,15 @@ void SessionImpl::close(std::uint32_t code, std::string reason, CloseCallback cb
   abort_streams(Error(Errc::session, "session closed", code));
 }
 
+void SessionImpl::on_closed(ClosedCallback cb) {
+  if (info_.state == SessionState::closed && info_.close_info && cb) {
+    // Registered too late to see it happen: tell on a later turn anyway.
+    host_.defer([cb = std::move(cb), ci = *info_.close_info] { cb(ci); });
+    return;
+  }
+  on_closed_ = std::move(cb);
+}
+
 void SessionImpl::drain() {
   if (info_.state != SessionState::connected) return;
   std::vector<std::uint8_t> cap(16);

@@ -41,7 +41,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void close(std::uint32_t code, std::string reason, CloseCallback cb) override;
   void drain() override;
   void on_draining(std::function<void()> cb) override { on_draining_ = std::move(cb); }
-  void on_closed(ClosedCallback cb) override { on_closed_ = std::move(cb); }
+  void on_closed(ClosedCallback cb) override;
   [[nodiscard]] SessionStats stats() const override { return stats_; }
 
   // From the connection.
