@@ -45,7 +45,11 @@ Deferred::~Deferred() {
 
 void Deferred::post(std::function<void()> fn) {
   tasks_.push_back(std::move(fn));
-  if (tasks_.size() == 1) uv_idle_start(idle_, &Deferred::on_idle);
+  if (tasks_.size() == 1) {
+    uv_idle_start(idle_, &Deferred::on_idle);
+    // Queued work keeps the queue alive even when its poster let go of it.
+    self_ = shared_from_this();
+  }
 }
 
 void Deferred::on_idle(uv_idle_t *h) {
@@ -65,7 +69,10 @@ void Deferred::run() {
     tasks_.pop_front();
     fn();
   }
-  if (tasks_.empty()) uv_idle_stop(idle_);
+  if (tasks_.empty()) {
+    uv_idle_stop(idle_);
+    self_.reset();  // `keep` holds us until the end of this call
+  }
 }
 
 }  // namespace uvwt::detail

@@ -32,6 +32,7 @@ class Deferred : public std::enable_shared_from_this<Deferred> {
   uv_loop_t *loop_;
   uv_idle_t *idle_;  // heap: outlives this object until its close callback
   std::deque<std::function<void()>> tasks_;
+  std::shared_ptr<Deferred> self_;  // set while tasks are queued
 };
 
 }  // namespace uvwt::detail
