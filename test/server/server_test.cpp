@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "catch.hpp"
 #include "support/echo_handler.hpp"
 #include "support/fixture.hpp"
@@ -227,4 +229,67 @@ TEST_CASE("address validation with Retry still lets clients in", "[server][loop]
   REQUIRE(c.session->send_datagram(Bytes{1, 2, 3}).ok());
   REQUIRE(tl.run_until([&] { return got; }));
   close_all(tl, c.conn, server);
+}
+
+TEST_CASE("IPv6 loopback works end to end", "[server][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl, server_config(), "::1");
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo", client_config(), "::1");
+  REQUIRE(c.err.ok());
+  REQUIRE(c.conn->remote_address());
+  CHECK(c.conn->remote_address()->host == "::1");
+  CHECK(c.conn->remote_address()->to_string() == "[::1]:" + std::to_string(server->port()));
+  close_all(tl, c.conn, server);
+}
+
+TEST_CASE("server limits: connections and sessions per connection", "[server][loop]") {
+  TestLoop tl;
+  ServerConfig cfg = server_config();
+  cfg.max_connections = 1;
+  cfg.max_sessions_per_connection = 2;
+  auto server = start_server(tl, cfg);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.err.ok());
+  // A second session fits, a third is refused with 429.
+  int ok = 0;
+  Error third;
+  bool third_done = false;
+  c.conn->open_session("/echo", {}, [&](const Error &e, std::shared_ptr<Session>) { ok += e.ok() ? 1 : 0; });
+  REQUIRE(tl.run_until([&] { return ok == 1; }));
+  c.conn->open_session("/echo", {}, [&](const Error &e, std::shared_ptr<Session>) {
+    third = e;
+    third_done = true;
+  });
+  REQUIRE(tl.run_until([&] { return third_done; }));
+  CHECK(third.http_status == 429);
+  // A second connection is not accepted while the first is open.
+  ClientConfig quick = client_config();
+  quick.connect_timeout = std::chrono::milliseconds(600);
+  auto c2 = connect(tl, server->port(), "/echo", quick);
+  CHECK(c2.err.errc == Errc::timeout);
+  CHECK(server->stats().connections_rejected >= 1);
+  close_all(tl, c.conn, server);
+}
+
+TEST_CASE("qlog files are written when a directory is configured", "[server][loop]") {
+  TestLoop tl;
+  const auto dir = std::filesystem::temp_directory_path() / ("uvwt-qlog-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig cfg = client_config();
+  cfg.qlog_dir = dir.string();
+  auto c = connect(tl, server->port(), "/echo", cfg);
+  REQUIRE(c.err.ok());
+  close_all(tl, c.conn, server);
+  std::size_t files = 0, bytes = 0;
+  for (const auto &e : std::filesystem::directory_iterator(dir)) {
+    ++files;
+    bytes += std::filesystem::file_size(e.path());
+  }
+  CHECK(files == 1);
+  CHECK(bytes > 100);
+  std::filesystem::remove_all(dir);
 }

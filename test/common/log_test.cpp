@@ -1,0 +1,59 @@
+#include <uvwt/uvwt.hpp>
+
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+#include "common/log.hpp"
+
+TEST_CASE("the log hook receives enabled levels only", "[common]") {
+  std::vector<std::pair<uvwt::LogLevel, std::string>> seen;
+  const auto old = uvwt::log_level();
+  uvwt::set_log_hook([&](uvwt::LogLevel l, std::string_view m) { seen.emplace_back(l, std::string(m)); });
+  uvwt::set_log_level(uvwt::LogLevel::info);
+  UVWT_DEBUG("hidden %d", 1);
+  UVWT_INFO("shown %d", 2);
+  UVWT_ERROR("also %s", "shown");
+  uvwt::set_log_level(old);
+  uvwt::set_log_hook(nullptr);
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0].first == uvwt::LogLevel::info);
+  CHECK(seen[0].second == "shown 2");
+  CHECK(seen[1].second == "also shown");
+}
+
+TEST_CASE("errors print their category, status and code", "[common]") {
+  const uvwt::Error ok;
+  CHECK(ok.ok());
+  CHECK(ok.to_string().empty());
+  const uvwt::Error e(uvwt::Errc::http_status, "server said no", 0, 404);
+  CHECK_FALSE(e.ok());
+  CHECK(static_cast<bool>(e));
+  CHECK(e.to_string() == "http_status: server said no (HTTP 404)");
+  const uvwt::Error c(uvwt::Errc::stream, "reset", 0x1e);
+  CHECK(c.to_string() == "stream: reset (code 0x1e)");
+  CHECK(uvwt::errc_exception_name(uvwt::Errc::timeout) == "TimeoutError");
+  CHECK(uvwt::errc_exception_name(uvwt::Errc::certificate) == "CertificateError");
+  CHECK(uvwt::errc_name(uvwt::Errc::dns) == "dns");
+}
+
+TEST_CASE("configurations are validated field by field", "[common]") {
+  uvwt::ClientConfig c;
+  CHECK(c.validate().ok());
+  c.retry_backoff = 0.5;
+  auto e = c.validate();
+  CHECK(e.errc == uvwt::Errc::configuration);
+  CHECK(e.message.find("retry_backoff") != std::string::npos);
+  c = uvwt::ClientConfig{};
+  c.headers = {{"X-Upper", "v"}};
+  CHECK(c.validate().message.find("lower-case") != std::string::npos);
+  c = uvwt::ClientConfig{};
+  c.max_retry_delay = std::chrono::milliseconds(1);
+  CHECK(c.validate().message.find("max_retry_delay") != std::string::npos);
+  uvwt::ServerConfig s;
+  CHECK(s.validate().message.find("certificate") != std::string::npos);
+  s.cert_pem = "x";
+  CHECK(s.validate().message.find("cert_pem/key_pem") != std::string::npos);
+  CHECK_FALSE(uvwt::ClientConfig::development().verify_peer);
+  CHECK(uvwt::ClientConfig::production().verify_peer);
+}
