@@ -43,8 +43,9 @@ std::shared_ptr<ConnectionImpl> ConnectionImpl::start_client(uv_loop_t *loop, co
                                                              std::shared_ptr<TlsClientContext> tls, Error &err) {
   auto c = std::make_shared<ConnectionImpl>(loop, true, cfg);
   c->client_tls_ = std::move(tls);
-  c->own_ep_ = std::make_unique<Endpoint>(loop, cfg);
-  c->ep_ = c->own_ep_.get();
+  c->ep_keep_ = std::make_shared<Endpoint>(loop, cfg);
+  c->ep_ = c->ep_keep_.get();
+  c->own_ep_ = true;
   UdpSocket *sock = nullptr;
   err = c->ep_->bind(SockAddr::any(remote.family(), 0), &sock);
   if (err) return nullptr;
@@ -53,7 +54,7 @@ std::shared_ptr<ConnectionImpl> ConnectionImpl::start_client(uv_loop_t *loop, co
                                            c->config(), *c->h3_, err);
   if (!c->quic_) {
     // Sockets are open: they must be closed before the endpoint goes.
-    auto ep = std::shared_ptr<Endpoint>(std::move(c->own_ep_));
+    auto ep = std::move(c->ep_keep_);
     c->ep_ = nullptr;
     ep->close([ep] {});
     return nullptr;
@@ -65,13 +66,15 @@ std::shared_ptr<ConnectionImpl> ConnectionImpl::start_client(uv_loop_t *loop, co
   return c;
 }
 
-std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(Endpoint &ep, UdpSocket &sock, const RecvPacket &pkt,
+std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(const std::shared_ptr<Endpoint> &epp, UdpSocket &sock, const RecvPacket &pkt,
                                                        const ngtcp2_pkt_hd &hd, const ngtcp2_cid *original_dcid,
                                                        const ServerConfig &cfg,
                                                        std::shared_ptr<TlsServerContext> tls,
                                                        ConnectionServerHooks *hooks, Error &err) {
+  Endpoint &ep = *epp;
   auto c = std::make_shared<ConnectionImpl>(ep.loop(), false, cfg);
   c->server_tls_ = std::move(tls);
+  c->ep_keep_ = epp;
   c->ep_ = &ep;
   c->hooks_ = hooks;
   const SockAddr local = pkt.local != nullptr ? *pkt.local : sock.local_addr();
@@ -251,7 +254,7 @@ void ConnectionImpl::finish_close() {
     self->self_.reset();
   };
   quic_->close_handles([self, finalize] {
-    if (self->own_ep_) self->own_ep_->close(finalize);
+    if (self->own_ep_) self->ep_->close(finalize);
     else finalize();
   });
 }

@@ -48,7 +48,7 @@ class ConnectionImpl final : public Connection,
                                                       const SockAddr &remote, const std::string &server_name,
                                                       std::shared_ptr<TlsClientContext> tls, Error &err);
   // Server: accepts the Initial `hd` on the server's endpoint.
-  static std::shared_ptr<ConnectionImpl> accept(Endpoint &ep, UdpSocket &sock, const RecvPacket &pkt,
+  static std::shared_ptr<ConnectionImpl> accept(const std::shared_ptr<Endpoint> &ep, UdpSocket &sock, const RecvPacket &pkt,
                                                 const ngtcp2_pkt_hd &hd, const ngtcp2_cid *original_dcid,
                                                 const ServerConfig &cfg,
                                                 std::shared_ptr<TlsServerContext> tls,
@@ -99,6 +99,7 @@ class ConnectionImpl final : public Connection,
                            const SessionRequest &req) override;
   void on_transport_closed(const Error &err) override;
   void on_error_counted() override { ++error_count_; }
+  void detach_server() noexcept { hooks_ = nullptr; }
   void on_activity() override;
 
   // Internal API for the server, the client and tests.
@@ -129,8 +130,11 @@ class ConnectionImpl final : public Connection,
   std::shared_ptr<Deferred> deferred_;
   std::string id_;
   ConnectionState state_ = ConnectionState::idle;
-  std::unique_ptr<Endpoint> own_ep_;  // client: its own socket
+  // The endpoint outlives every connection registered with it. A client has
+  // its own (its own socket); server connections share the server's.
+  std::shared_ptr<Endpoint> ep_keep_;
   Endpoint *ep_ = nullptr;
+  bool own_ep_ = false;
   std::shared_ptr<TlsClientContext> client_tls_;
   std::shared_ptr<TlsServerContext> server_tls_;
   std::unique_ptr<H3Connection> h3_;

@@ -29,8 +29,18 @@ class ServerImpl final : public Server,
  public:
   ServerImpl(uv_loop_t *loop, const ServerConfig &cfg, std::shared_ptr<TlsServerContext> tls)
       : loop_(loop), cfg_(cfg), tls_(std::move(tls)), deferred_(Deferred::for_loop(loop)),
-        ep_(std::make_unique<Endpoint>(loop, cfg)) {
+        ep_(std::make_shared<Endpoint>(loop, cfg)) {
     ep_->set_acceptor(this);
+  }
+
+  // Dropped without close(): nothing may call back into this object any
+  // more, and what it served is closed rather than left running unowned.
+  ~ServerImpl() override {
+    ep_->set_acceptor(nullptr);
+    for (const auto &c : conns_) {
+      c->detach_server();
+      c->close(0, "server gone", {});
+    }
   }
 
   Error listen(const std::string &host, std::uint16_t port) override {
@@ -120,7 +130,7 @@ class ServerImpl final : public Server,
       original_dcid = &odcid;
     }
     Error err;
-    auto c = ConnectionImpl::accept(*ep_, sock, pkt, hd, original_dcid, cfg_, tls_, this, err);
+    auto c = ConnectionImpl::accept(ep_, sock, pkt, hd, original_dcid, cfg_, tls_, this, err);
     if (!c) {
       ++stats_.connections_rejected;
       UVWT_DEBUG("rejecting connection from %s: %s", pkt.remote->to_string().c_str(), err.message.c_str());
@@ -234,7 +244,7 @@ class ServerImpl final : public Server,
   ServerConfig cfg_;
   std::shared_ptr<TlsServerContext> tls_;
   std::shared_ptr<Deferred> deferred_;
-  std::unique_ptr<Endpoint> ep_;
+  std::shared_ptr<Endpoint> ep_;
   Router router_;
   AcceptHook hook_;
   std::function<void(std::shared_ptr<Connection>)> on_conn_;

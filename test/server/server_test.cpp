@@ -293,3 +293,14 @@ TEST_CASE("qlog files are written when a directory is configured", "[server][loo
   CHECK(bytes > 100);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a server dropped without close() shuts its connections and frees the loop", "[server][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.err.ok());
+  server.reset();  // no close(): the destructor must still leave nothing behind
+  REQUIRE(tl.run_until([&] { return c.conn->is_closed(); }, 5'000));
+  c = {};
+}

@@ -1,0 +1,259 @@
+#include "client/client_impl.hpp"
+
+#include <uvwt/version.hpp>
+
+#include "client/client_session.hpp"
+#include "client/dialer.hpp"
+#include "client/headers.hpp"
+#include "common/clock.hpp"
+#include "common/log.hpp"
+#include "common/timer.hpp"
+#include "connection/connection_impl.hpp"
+#include "quic/tls_context.hpp"
+
+namespace uvwt {
+
+namespace detail {
+
+namespace {
+TlsClientOptions tls_options_of(const ClientConfig &cfg) {
+  TlsClientOptions o;
+  o.verify_peer = cfg.verify_peer;
+  o.ca_file = cfg.ca_file;
+  o.use_system_trust = cfg.use_system_trust;
+  o.pinned_sha256 = cfg.server_certificate_hashes;
+  o.client_cert_file = cfg.certfile;
+  o.client_key_file = cfg.keyfile;
+  o.alpn = cfg.alpn;
+  o.keylog = cfg.keylog;
+  return o;
+}
+}  // namespace
+
+void shut_connection(const std::shared_ptr<ConnectionImpl> &c, const Error &why) {
+  if (!c || c->is_closed()) return;
+  if (c->state() == ConnectionState::connecting) c->abandon(why);
+  else c->close(0, why.message, {});
+}
+
+// One Client::connect from URL to ready session.
+struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
+  std::shared_ptr<ClientImpl> client;
+  std::string url_text;
+  WebTransportUrl url;
+  Headers headers;
+  Duration timeout{0};
+  Client::SessionCallback cb;
+  std::unique_ptr<Timer> timer;
+  std::shared_ptr<Dialer> dialer;
+  std::shared_ptr<ConnectionImpl> conn;  // the winner, once there is one
+  std::uint64_t started_ns = 0;
+  bool done = false;
+
+  void start() {
+    started_ns = now_ns();
+    timer = std::make_unique<Timer>(client->loop());
+    std::weak_ptr<ConnectOp> weak = weak_from_this();
+    timer->start(static_cast<std::uint64_t>(timeout.count()), [weak] {
+      if (auto self = weak.lock())
+        self->finish(Error(Errc::timeout, "connect to " + self->url_text + " timed out after " +
+                                              std::to_string(self->timeout.count()) + " ms"),
+                     nullptr);
+    });
+    auto client_weak = std::weak_ptr<ClientImpl>(client);
+    dialer = Dialer::start(
+        client->loop(), client->config(), client->tls_, url.host, url.port,
+        [client_weak](const std::shared_ptr<ConnectionImpl> &c) {
+          if (auto cl = client_weak.lock()) cl->adopt(c);
+        },
+        [weak](const Error &err, std::shared_ptr<ConnectionImpl> c) {
+          if (auto self = weak.lock()) self->on_connected(err, std::move(c));
+        });
+  }
+
+  void on_connected(const Error &err, std::shared_ptr<ConnectionImpl> c) {
+    if (done) {
+      shut_connection(c, Error(Errc::cancelled, "connect abandoned"));
+      return;
+    }
+    if (err) return finish(err, nullptr);
+    conn = std::move(c);
+    Headers hs = headers;
+    hs.insert(hs.begin(), {":authority", url.authority()});
+    std::weak_ptr<ConnectOp> weak = weak_from_this();
+    conn->open_session(url.path, hs, [weak](const Error &e, std::shared_ptr<Session> s) {
+      auto self = weak.lock();
+      if (!self) return;
+      if (e || !s) return self->finish(e ? e : Error(Errc::session, "no session"), nullptr);
+      self->finish(Error(), std::move(s));
+    });
+  }
+
+  void finish(const Error &err, std::shared_ptr<Session> s) {
+    if (done) return;
+    done = true;
+    timer.reset();
+    if (dialer) dialer->cancel(err ? err : Error(Errc::cancelled, "connected"));
+    std::shared_ptr<Session> out;
+    if (err) {
+      shut_connection(conn, err);
+      UVWT_INFO("client: connect to %s failed: %s", url_text.c_str(), err.to_string().c_str());
+    } else {
+      auto wrapped = std::make_shared<ClientSession>(std::move(s), client->deferred());
+      std::weak_ptr<ConnectionImpl> wc = conn;
+      // One connection per session: it goes when the session goes.
+      wrapped->add_close_watcher([wc](const SessionCloseInfo &) {
+        if (auto c = wc.lock()) shut_connection(c, Error(Errc::session, "session closed"));
+      });
+      out = std::move(wrapped);
+    }
+    const double seconds = static_cast<double>(now_ns() - started_ns) / 1e9;
+    auto self = shared_from_this();
+    client->op_finished(self, err, seconds);
+    auto user_cb = std::move(cb);
+    cb = nullptr;
+    client->deferred()->post([user_cb = std::move(user_cb), err, out = std::move(out)] { user_cb(err, out); });
+  }
+};
+
+ClientImpl::ClientImpl(uv_loop_t *loop, const ClientConfig &config, std::shared_ptr<TlsClientContext> tls)
+    : loop_(loop), config_(config), tls_(std::move(tls)), deferred_(Deferred::for_loop(loop)) {
+  user_agent_ = config_.user_agent.empty() ? "uvwt/" + std::string(version()) : config_.user_agent;
+  stats_.created_at = wall_seconds();
+}
+
+ClientImpl::~ClientImpl() = default;
+
+void ClientImpl::set_default_headers(Headers headers) { default_headers_ = lower_case_names(std::move(headers)); }
+
+CancelConnect ClientImpl::connect_cancellable(const std::string &url, const ConnectOptions &options,
+                                              SessionCallback cb) {
+  auto fail = [this, &cb](Error e) {
+    deferred_->post([cb = std::move(cb), e = std::move(e)] { cb(e, nullptr); });
+    return CancelConnect([] {});
+  };
+  if (closed_) return fail(Error(Errc::closed, "client is closed"));
+  WebTransportUrl parsed;
+  if (Error e = parse_webtransport_url(url, parsed)) return fail(e);
+  ++stats_.connections_attempted;
+  auto count_failure = [this](Error e) {
+    ++stats_.connections_failed;
+    return e;
+  };
+  if (config_.proxy.enabled())
+    return fail(count_failure(
+        Error(Errc::unsupported, "proxy not supported yet (" + config_.proxy.url + "): MASQUE CONNECT-UDP is not built")));
+  const Duration timeout = options.timeout.value_or(config_.connect_timeout);
+  if (timeout.count() <= 0) return fail(count_failure(Error(Errc::configuration, "invalid timeout: must be positive")));
+  Headers headers;
+  if (Error e = merge_connect_headers(user_agent_, config_.headers, default_headers_, options.headers, headers))
+    return fail(count_failure(e));
+
+  auto op = std::make_shared<ConnectOp>();
+  op->client = shared_from_this();
+  op->url_text = url;
+  op->url = std::move(parsed);
+  op->headers = std::move(headers);
+  op->timeout = timeout;
+  op->cb = std::move(cb);
+  ops_.insert(op);
+  UVWT_DEBUG("client: connecting to %s", url.c_str());
+  op->start();
+  std::weak_ptr<ConnectOp> weak = op;
+  return [weak] {
+    if (auto op = weak.lock()) op->finish(Error(Errc::cancelled, "connect cancelled"), nullptr);
+  };
+}
+
+void ClientImpl::connect(const std::string &url, const ConnectOptions &options, SessionCallback cb) {
+  (void)connect_cancellable(url, options, std::move(cb));
+}
+
+void ClientImpl::op_finished(const std::shared_ptr<ConnectOp> &op, const Error &err, double seconds) {
+  ops_.erase(op);
+  if (err) {
+    ++stats_.connections_failed;
+    return;
+  }
+  ++stats_.connections_successful;
+  stats_.total_connect_time += seconds;
+  stats_.min_connect_time = std::min(stats_.min_connect_time, seconds);
+  stats_.max_connect_time = std::max(stats_.max_connect_time, seconds);
+}
+
+void ClientImpl::adopt(const std::shared_ptr<ConnectionImpl> &c) {
+  conns_.insert(c);
+  std::weak_ptr<ClientImpl> weak = weak_from_this();
+  std::weak_ptr<ConnectionImpl> wc = c;
+  c->wait_closed([weak, wc] {
+    auto self = weak.lock();
+    if (!self) return;
+    if (auto c = wc.lock()) self->conns_.erase(c);
+    self->maybe_closed();
+  });
+}
+
+void ClientImpl::close(CloseCallback cb) {
+  if (cb) close_cbs_.push_back(std::move(cb));
+  if (!closed_) {
+    closed_ = true;
+    UVWT_DEBUG("client: closing (%zu connects pending, %zu connections)", ops_.size(), conns_.size());
+    auto ops = ops_;
+    for (const auto &op : ops) op->finish(Error(Errc::cancelled, "client closed"), nullptr);
+    auto conns = conns_;
+    for (const auto &c : conns) shut_connection(c, Error(Errc::cancelled, "client closed"));
+  }
+  maybe_closed();
+}
+
+void ClientImpl::maybe_closed() {
+  if (!closed_ || !conns_.empty() || close_cbs_.empty()) return;
+  auto cbs = std::move(close_cbs_);
+  close_cbs_.clear();
+  deferred_->post([cbs = std::move(cbs)] {
+    for (const auto &c : cbs) c();
+  });
+}
+
+ClientDiagnostics ClientImpl::diagnostics() const {
+  ClientDiagnostics d;
+  d.stats = stats_;
+  for (const auto &c : conns_) ++d.connection_states[c->state()];
+  return d;
+}
+
+CancelConnect connect_cancellable(const std::shared_ptr<Client> &client, const std::string &url,
+                                  const ConnectOptions &options, Client::SessionCallback cb) {
+  if (auto impl = std::dynamic_pointer_cast<ClientImpl>(client)) return impl->connect_cancellable(url, options, std::move(cb));
+  auto live = std::make_shared<bool>(true);
+  auto shared_cb = std::make_shared<Client::SessionCallback>(std::move(cb));
+  client->connect(url, options, [live, shared_cb](const Error &e, std::shared_ptr<Session> s) {
+    if (*live) {
+      *live = false;
+      (*shared_cb)(e, std::move(s));
+    } else if (s) {
+      s->close(0, "connect cancelled", {});
+    }
+  });
+  auto deferred = Deferred::for_loop(client->loop());
+  return [live, shared_cb, deferred] {
+    if (!*live) return;
+    *live = false;
+    deferred->post([shared_cb] { (*shared_cb)(Error(Errc::cancelled, "connect cancelled"), nullptr); });
+  };
+}
+
+}  // namespace detail
+
+std::shared_ptr<Client> Client::create(uv_loop_t *loop, const ClientConfig &config, Error &err) {
+  err = config.validate();
+  if (err) return nullptr;
+  auto tls = detail::TlsClientContext::create(detail::tls_options_of(config), err);
+  if (!tls) {
+    if (!err) err = Error(Errc::configuration, "cannot set up TLS");
+    return nullptr;
+  }
+  return std::make_shared<detail::ClientImpl>(loop, config, std::move(tls));
+}
+
+}  // namespace uvwt

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include <uvwt/client.hpp>
+
+#include "common/deferred.hpp"
+
+namespace uvwt::detail {
+
+class ConnectionImpl;
+class TlsClientContext;
+struct ConnectOp;
+
+// Stops a connect started by connect_cancellable(); its callback then gets
+// Errc::cancelled (unless it has already run).
+using CancelConnect = std::function<void()>;
+
+class ClientImpl final : public Client, public std::enable_shared_from_this<ClientImpl> {
+ public:
+  ClientImpl(uv_loop_t *loop, const ClientConfig &config, std::shared_ptr<TlsClientContext> tls);
+  ~ClientImpl() override;
+
+  [[nodiscard]] uv_loop_t *loop() const noexcept override { return loop_; }
+  [[nodiscard]] const ClientConfig &config() const noexcept override { return config_; }
+  [[nodiscard]] bool is_closed() const noexcept override { return closed_; }
+  void connect(const std::string &url, const ConnectOptions &options, SessionCallback cb) override;
+  void set_default_headers(Headers headers) override;
+  [[nodiscard]] Headers default_headers() const override { return default_headers_; }
+  void close(CloseCallback cb) override;
+  [[nodiscard]] ClientStats stats() const override { return stats_; }
+  [[nodiscard]] ClientDiagnostics diagnostics() const override;
+
+  CancelConnect connect_cancellable(const std::string &url, const ConnectOptions &options, SessionCallback cb);
+  [[nodiscard]] const std::shared_ptr<Deferred> &deferred() const noexcept { return deferred_; }
+
+ private:
+  friend struct ConnectOp;
+  void adopt(const std::shared_ptr<ConnectionImpl> &c);
+  void op_finished(const std::shared_ptr<ConnectOp> &op, const Error &err, double seconds);
+  void maybe_closed();
+
+  uv_loop_t *loop_;
+  ClientConfig config_;
+  std::shared_ptr<TlsClientContext> tls_;
+  std::shared_ptr<Deferred> deferred_;
+  std::string user_agent_;
+  Headers default_headers_;
+  ClientStats stats_;
+  std::set<std::shared_ptr<ConnectOp>> ops_;
+  std::set<std::shared_ptr<ConnectionImpl>> conns_;
+  std::vector<CloseCallback> close_cbs_;
+  bool closed_ = false;
+};
+
+// Cancellable connect on any Client (a foreign implementation cannot be
+// cancelled: its result is then dropped instead).
+CancelConnect connect_cancellable(const std::shared_ptr<Client> &client, const std::string &url,
+                                  const ConnectOptions &options, Client::SessionCallback cb);
+
+// Closes a connection the fastest way its state allows.
+void shut_connection(const std::shared_ptr<ConnectionImpl> &c, const Error &why);
+
+}  // namespace uvwt::detail

@@ -1,0 +1,186 @@
+#include "client/dialer.hpp"
+
+#include <netdb.h>
+
+#include "common/log.hpp"
+#include "connection/connection_impl.hpp"
+#include "quic/tls_context.hpp"
+
+namespace uvwt::detail {
+
+struct Dialer::DnsRequest {
+  uv_getaddrinfo_t req{};
+  std::weak_ptr<Dialer> dialer;
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+Dialer::Dialer(uv_loop_t *loop, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls, std::string host,
+               std::uint16_t port, AttemptCallback on_attempt, DoneCallback done)
+    : loop_(loop), cfg_(cfg), tls_(std::move(tls)), host_(std::move(host)), port_(port),
+      on_attempt_(std::move(on_attempt)), done_cb_(std::move(done)), deferred_(Deferred::for_loop(loop)),
+      stagger_(loop) {}
+
+Dialer::~Dialer() {
+  if (dns_ != nullptr) uv_cancel(reinterpret_cast<uv_req_t *>(&dns_->req));
+}
+
+std::shared_ptr<Dialer> Dialer::start(uv_loop_t *loop, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls,
+                                      std::string host, std::uint16_t port, AttemptCallback on_attempt,
+                                      DoneCallback done) {
+  auto d = std::make_shared<Dialer>(loop, cfg, std::move(tls), std::move(host), port, std::move(on_attempt),
+                                    std::move(done));
+  d->resolve();
+  return d;
+}
+
+void Dialer::resolve() {
+  if (auto lit = SockAddr::parse(host_, port_)) {
+    deferred_->post([self = shared_from_this(), a = *lit] { self->on_resolved(Error(), {a}); });
+    return;
+  }
+  auto *r = new DnsRequest;
+  r->dialer = weak_from_this();
+  r->host = host_;
+  r->port = port_;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  const int rv = uv_getaddrinfo(loop_, &r->req, [](uv_getaddrinfo_t *req, int status, addrinfo *res) {
+    std::unique_ptr<DnsRequest> r(reinterpret_cast<DnsRequest *>(req));
+    std::vector<SockAddr> out;
+    for (addrinfo *ai = status == 0 ? res : nullptr; ai != nullptr; ai = ai->ai_next) {
+      auto a = SockAddr::from(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
+      if (a.empty()) continue;
+      a.set_port(r->port);
+      bool dup = false;
+      for (const auto &o : out) dup = dup || o == a;
+      if (!dup) out.push_back(a);
+    }
+    uv_freeaddrinfo(res);
+    auto self = r->dialer.lock();
+    if (!self) return;
+    self->dns_ = nullptr;
+    if (status == UV_ECANCELED) return;
+    if (out.empty()) {
+      std::string why = status != 0 ? uv_strerror(status) : "no usable address";
+      return self->on_resolved(Error(Errc::dns, "cannot resolve '" + r->host + "': " + why), {});
+    }
+    self->on_resolved(Error(), std::move(out));
+  }, host_.c_str(), nullptr, &hints);
+  if (rv != 0) {
+    delete r;
+    Error e(Errc::dns, "cannot resolve '" + host_ + "': " + uv_strerror(rv));
+    deferred_->post([self = shared_from_this(), e] { self->on_resolved(e, {}); });
+    return;
+  }
+  dns_ = r;
+}
+
+std::vector<SockAddr> Dialer::interleave(const std::vector<SockAddr> &addrs) {
+  if (addrs.empty()) return {};
+  const int first = addrs.front().family();
+  std::vector<SockAddr> a, b;
+  for (const auto &x : addrs) (x.family() == first ? a : b).push_back(x);
+  std::vector<SockAddr> out;
+  for (std::size_t i = 0; i < a.size() || i < b.size(); ++i) {
+    if (i < a.size()) out.push_back(a[i]);
+    if (i < b.size()) out.push_back(b[i]);
+  }
+  return out;
+}
+
+bool Dialer::more_telling(const Error &a, const Error &b) {
+  auto rank = [](const Error &e) {
+    switch (e.errc) {
+      case Errc::ok: return 0;
+      case Errc::refused: return 1;
+      case Errc::connection: return 2;
+      case Errc::timeout: return 3;
+      default: return 4;
+    }
+  };
+  return rank(a) > rank(b);
+}
+
+void Dialer::on_resolved(const Error &err, std::vector<SockAddr> addrs) {
+  if (done_) return;
+  if (err) return fail(err);
+  addrs_ = interleave(addrs);
+  UVWT_DEBUG("client: %s resolved to %zu address(es)", host_.c_str(), addrs_.size());
+  start_next();
+}
+
+void Dialer::start_next() {
+  while (!done_ && next_ < addrs_.size()) {
+    const std::size_t index = attempts_.size();
+    const SockAddr addr = addrs_[next_++];
+    Error err;
+    auto conn = ConnectionImpl::start_client(loop_, cfg_, addr, host_, tls_, err);
+    attempts_.push_back(conn);
+    if (!conn) {
+      if (more_telling(err, best_error_)) best_error_ = err;
+      continue;  // nothing to wait for: try the next address now
+    }
+    ++active_;
+    UVWT_DEBUG("client: connecting to %s (%s)", addr.to_string().c_str(), host_.c_str());
+    if (on_attempt_) on_attempt_(conn);
+    std::weak_ptr<Dialer> weak = weak_from_this();
+    conn->connect_cb = [weak, index](const Error &e) {
+      if (auto self = weak.lock()) self->on_attempt_done(index, e ? e : Error());
+    };
+    if (next_ < addrs_.size()) stagger_.start(kAttemptDelayMs, [this] { start_next(); });
+    return;
+  }
+  if (!done_ && active_ == 0)
+    fail(best_error_ ? best_error_ : Error(Errc::dns, "no address to connect to for '" + host_ + "'"));
+}
+
+void Dialer::on_attempt_done(std::size_t index, const Error &err) {
+  if (done_) return;
+  --active_;
+  if (!err) {
+    done_ = true;
+    stagger_.stop();
+    auto winner = attempts_[index];
+    abandon_all(Error(Errc::cancelled, "another address connected first"), index);
+    auto cb = std::move(done_cb_);
+    done_cb_ = nullptr;
+    cb(Error(), std::move(winner));
+    return;
+  }
+  UVWT_DEBUG("client: attempt %zu to %s failed: %s", index, host_.c_str(), err.to_string().c_str());
+  if (more_telling(err, best_error_)) best_error_ = err;
+  stagger_.stop();
+  start_next();
+}
+
+void Dialer::fail(const Error &err) {
+  if (done_) return;
+  done_ = true;
+  stagger_.stop();
+  auto cb = std::move(done_cb_);
+  done_cb_ = nullptr;
+  cb(err, nullptr);
+}
+
+void Dialer::abandon_all(const Error &why, std::size_t except) {
+  for (std::size_t i = 0; i < attempts_.size(); ++i) {
+    auto &c = attempts_[i];
+    if (i == except || !c) continue;
+    if (c->state() == ConnectionState::connecting) c->abandon(why);
+    c->connect_cb = nullptr;
+  }
+  attempts_.clear();
+}
+
+void Dialer::cancel(const Error &why) {
+  if (dns_ != nullptr) uv_cancel(reinterpret_cast<uv_req_t *>(&dns_->req));
+  if (done_) return;
+  done_ = true;
+  stagger_.stop();
+  done_cb_ = nullptr;
+  abandon_all(why, static_cast<std::size_t>(-1));
+}
+
+}  // namespace uvwt::detail

@@ -1,0 +1,82 @@
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <uvwt/config.hpp>
+
+#include "common/deferred.hpp"
+#include "common/timer.hpp"
+#include "quic/socket_addr.hpp"
+
+namespace uvwt::detail {
+
+class ConnectionImpl;
+class TlsClientContext;
+
+// Resolves a host and races QUIC connections to its addresses, Happy
+// Eyeballs style (RFC 8305): families interleaved, the next address tried
+// 250 ms after the previous one or at once when it fails, the first
+// connection to finish its handshake and SETTINGS exchange wins, the others
+// are abandoned.
+class Dialer : public std::enable_shared_from_this<Dialer> {
+ public:
+  using AttemptCallback = std::function<void(const std::shared_ptr<ConnectionImpl> &)>;
+  using DoneCallback = std::function<void(const Error &, std::shared_ptr<ConnectionImpl>)>;
+
+  static constexpr std::uint64_t kAttemptDelayMs = 250;
+
+  // on_attempt sees every connection started (so that its owner can close
+  // it); done runs once, on a later turn, unless cancel() came first.
+  static std::shared_ptr<Dialer> start(uv_loop_t *loop, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls,
+                                       std::string host, std::uint16_t port, AttemptCallback on_attempt,
+                                       DoneCallback done);
+  ~Dialer();
+  Dialer(const Dialer &) = delete;
+  Dialer &operator=(const Dialer &) = delete;
+
+  // Stops: abandons every attempt still connecting, no callback.
+  void cancel(const Error &why);
+
+  // Interleaves IPv6 and IPv4 addresses, starting with the family of the first.
+  static std::vector<SockAddr> interleave(const std::vector<SockAddr> &addrs);
+  // Of several attempt errors, the one that tells the most: reaching a server
+  // (TLS, HTTP, protocol) beats a timeout, which beats refused/unreachable.
+  static bool more_telling(const Error &a, const Error &b);
+
+  Dialer(uv_loop_t *loop, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls, std::string host,
+         std::uint16_t port, AttemptCallback on_attempt, DoneCallback done);
+
+ private:
+  struct DnsRequest;
+  void resolve();
+  void on_resolved(const Error &err, std::vector<SockAddr> addrs);
+  void start_next();
+  void on_attempt_done(std::size_t index, const Error &err);
+  void fail(const Error &err);
+  void abandon_all(const Error &why, std::size_t except);
+
+  uv_loop_t *loop_;
+  ClientConfig cfg_;
+  std::shared_ptr<TlsClientContext> tls_;
+  std::string host_;
+  std::uint16_t port_;
+  AttemptCallback on_attempt_;
+  DoneCallback done_cb_;
+  std::shared_ptr<Deferred> deferred_;
+  Timer stagger_;
+  DnsRequest *dns_ = nullptr;  // in flight; owned by its uv callback
+  std::vector<SockAddr> addrs_;
+  std::size_t next_ = 0;
+  std::vector<std::shared_ptr<ConnectionImpl>> attempts_;
+  std::size_t active_ = 0;
+  Error best_error_;
+  bool done_ = false;
+};
+
+}  // namespace uvwt::detail
