@@ -2,6 +2,7 @@
 
 // Umbrella header: everything a uvwt user needs.
 #include <uvwt/certificate.hpp>
+#include <uvwt/client.hpp>
 #include <uvwt/config.hpp>
 #include <uvwt/connection.hpp>
 #include <uvwt/error.hpp>

@@ -1,5 +1,7 @@
 #include <uvwt/client.hpp>
 
+#include <algorithm>
+
 #include "common/deferred.hpp"
 #include "common/log.hpp"
 
@@ -9,11 +11,10 @@ namespace detail {
 
 class ClientFleetImpl final : public ClientFleet, public std::enable_shared_from_this<ClientFleetImpl> {
  public:
-  ClientFleetImpl(std::vector<std::shared_ptr<Client>> clients, std::size_t max_concurrent)
-      : clients_(std::move(clients)), max_concurrent_(max_concurrent) {
+  ClientFleetImpl(uv_loop_t *loop, std::vector<std::shared_ptr<Client>> clients, std::size_t max_concurrent)
+      : clients_(std::move(clients)), max_concurrent_(max_concurrent), deferred_(Deferred::for_loop(loop)) {
     if (max_concurrent_ == 0)
       max_concurrent_ = clients_.empty() ? 1 : std::max<std::size_t>(1, clients_.front()->config().max_concurrent_handshakes);
-    if (!clients_.empty()) deferred_ = Deferred::for_loop(clients_.front()->loop());
   }
 
   std::shared_ptr<Client> get_client(Error &err) override {
@@ -31,8 +32,7 @@ class ClientFleetImpl final : public ClientFleet, public std::enable_shared_from
 
   void connect_all(const std::string &url, SessionsCallback cb) override {
     if (clients_.empty()) {
-      // No loop to defer on without a client: the caller's turn is the only one.
-      cb({});
+      deferred_->post([cb = std::move(cb)] { cb({}); });
       return;
     }
     auto run = std::make_shared<Run>();
@@ -50,8 +50,7 @@ class ClientFleetImpl final : public ClientFleet, public std::enable_shared_from
     auto clients = std::move(clients_);
     clients_.clear();
     if (clients.empty()) {
-      if (cb && deferred_) deferred_->post(std::move(cb));
-      else if (cb) cb();
+      if (cb) deferred_->post(std::move(cb));
       return;
     }
     auto remaining = std::make_shared<std::size_t>(clients.size());
@@ -105,9 +104,9 @@ class ClientFleetImpl final : public ClientFleet, public std::enable_shared_from
 
 }  // namespace detail
 
-std::shared_ptr<ClientFleet> ClientFleet::create(std::vector<std::shared_ptr<Client>> clients,
+std::shared_ptr<ClientFleet> ClientFleet::create(uv_loop_t *loop, std::vector<std::shared_ptr<Client>> clients,
                                                  std::size_t max_concurrent_handshakes) {
-  return std::make_shared<detail::ClientFleetImpl>(std::move(clients), max_concurrent_handshakes);
+  return std::make_shared<detail::ClientFleetImpl>(loop, std::move(clients), max_concurrent_handshakes);
 }
 
 }  // namespace uvwt
