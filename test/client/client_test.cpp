@@ -1,0 +1,252 @@
+// Loopback tests of uvwt::Client: connect, each error category, header
+// merging, statistics and diagnostics, closing with connects in flight.
+
+#include <uvwt/uvwt.hpp>
+
+#include "catch.hpp"
+#include "client/client_fixture.hpp"
+
+using namespace uvwt;
+using namespace uvwt::test;
+
+TEST_CASE("Client connects, the session works, closing it closes its connection", "[client][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  auto client = make_client(tl);
+
+  auto r = connect_client(tl, *client, url_of(server->port(), "/echo?room=7"));
+  REQUIRE(r.err.ok());
+  REQUIRE(r.session);
+  CHECK(r.session->is_ready());
+  CHECK(r.session->info().path == "/echo?room=7");
+  REQUIRE(r.session->connection());
+  CHECK(r.session->connection()->is_connected());
+
+  // Datagram echo through the session the client handed out.
+  std::string echoed;
+  r.session->on_datagram([&](std::span<const std::uint8_t> d) { echoed.assign(d.begin(), d.end()); });
+  const std::string ping = "ping";
+  REQUIRE(r.session->send_datagram({reinterpret_cast<const std::uint8_t *>(ping.data()), ping.size()}).ok());
+  REQUIRE(tl.run_until([&] { return echoed == "ping"; }, 5'000));
+
+  auto st = client->stats();
+  CHECK(st.connections_attempted == 1);
+  CHECK(st.connections_successful == 1);
+  CHECK(st.connections_failed == 0);
+  CHECK(st.min_connect_time > 0);
+  CHECK(st.min_connect_time == st.max_connect_time);
+  CHECK(st.total_connect_time == st.max_connect_time);
+  CHECK(st.created_at > 0);
+  auto d = client->diagnostics();
+  CHECK(d.connection_states[ConnectionState::connected] == 1);
+  CHECK(d.issues().empty());
+
+  // The user's on_closed still works next to the client's own watcher.
+  bool user_closed = false;
+  r.session->on_closed([&](const SessionCloseInfo &) { user_closed = true; });
+  r.session->close(0, "bye", {});
+  REQUIRE(tl.run_until([&] { return user_closed && client->diagnostics().connection_states.empty(); }, 5'000));
+
+  close_client(tl, client);
+  close_server(tl, server);
+}
+
+TEST_CASE("Client reaches a server by name, racing IPv6 and IPv4", "[client][loop][dns]") {
+  TestLoop tl;
+  // Only IPv4: if localhost resolves to ::1 first, that attempt is refused
+  // and 127.0.0.1 must still win.
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  auto client = make_client(tl);
+  auto r = connect_client(tl, *client, url_of(server->port(), "/echo", "localhost"));
+  REQUIRE(r.err.ok());
+  CHECK(r.session->info().authority == "localhost:" + std::to_string(server->port()));
+  REQUIRE(r.session->connection()->remote_address());
+  CHECK(r.session->connection()->remote_address()->host == "127.0.0.1");
+  close_client(tl, client);
+  close_server(tl, server);
+}
+
+TEST_CASE("Client connect errors tell their category", "[client][loop][errors]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  auto client = make_client(tl);
+  const auto port = server->port();
+
+  auto bad_scheme = connect_client(tl, *client, "http://127.0.0.1:" + std::to_string(port) + "/echo");
+  CHECK(bad_scheme.err.errc == Errc::invalid_url);
+  CHECK(bad_scheme.session == nullptr);
+  CHECK(connect_client(tl, *client, "https:///echo").err.errc == Errc::invalid_url);
+  CHECK(client->stats().connections_attempted == 0);  // URLs that do not parse are no attempts
+
+  auto dns = connect_client(tl, *client, "https://nonexistent.invalid/echo");
+  CHECK(dns.err.errc == Errc::dns);
+  CHECK(dns.err.message.find("nonexistent.invalid") != std::string::npos);
+
+  ConnectOptions short_timeout;
+  short_timeout.timeout = Duration(1'500);
+  auto refused = connect_client(tl, *client, url_of(closed_port(tl), "/echo"), short_timeout);
+  INFO(refused.err.to_string());
+  CHECK((refused.err.errc == Errc::refused || refused.err.errc == Errc::timeout));
+
+  auto not_found = connect_client(tl, *client, url_of(port, "/nope"));
+  CHECK(not_found.err.errc == Errc::http_status);
+  CHECK(not_found.err.http_status == 404);
+
+  {
+    ClientConfig cfg = client_config();
+    cfg.server_certificate_hashes.clear();  // system trust only: our CA is unknown
+    auto strict = make_client(tl, cfg);
+    auto ca = connect_client(tl, *strict, url_of(port, "/echo"));
+    CHECK(ca.err.errc == Errc::certificate);
+    close_client(tl, strict);
+  }
+  {
+    ClientConfig cfg = client_config();
+    cfg.proxy.url = "https://proxy.example:8443";
+    auto proxied = make_client(tl, cfg);
+    const auto accepted_before = server->stats().connections_accepted;
+    auto p = connect_client(tl, *proxied, url_of(port, "/echo"));
+    CHECK(p.err.errc == Errc::unsupported);
+    CHECK(p.err.message.find("proxy not supported yet") != std::string::npos);
+    CHECK(server->stats().connections_accepted == accepted_before);  // never silently direct
+    close_client(tl, proxied);
+  }
+  {
+    ClientConfig cfg = client_config();
+    cfg.impairment.enabled = true;
+    cfg.impairment.blackhole = true;
+    auto silent = make_client(tl, cfg);
+    ConnectOptions o;
+    o.timeout = Duration(300);
+    auto t = connect_client(tl, *silent, url_of(port, "/echo"), o);
+    CHECK(t.err.errc == Errc::timeout);
+    close_client(tl, silent);
+  }
+  CHECK(connect_client(tl, *client, url_of(port, "/echo"), ConnectOptions{{}, {{":path", "/x"}}}).err.errc ==
+        Errc::configuration);
+
+  auto st = client->stats();
+  CHECK(st.connections_attempted == 4);
+  CHECK(st.connections_failed == 4);
+  CHECK(st.connections_successful == 0);
+  CHECK(st.avg_connect_time() == 0.0);
+
+  close_client(tl, client);
+  auto after = connect_client(tl, *client, url_of(port, "/echo"));
+  CHECK(after.err.errc == Errc::closed);
+  close_server(tl, server);
+}
+
+TEST_CASE("CONNECT headers: config < set_default_headers < per call, user-agent always", "[client][loop][headers]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  std::vector<Headers> seen;
+  std::vector<std::string> authorities;
+  server->route("/h", [&](std::shared_ptr<Session>, const SessionRequest &req) {
+    seen.push_back(req.headers);
+    authorities.push_back(req.authority);
+  });
+  ClientConfig cfg = client_config();
+  cfg.headers = {{"x-a", "config"}, {"x-b", "config"}, {"x-c", "config"}};
+  auto client = make_client(tl, cfg);
+  client->set_default_headers({{"X-B", "default"}, {"x-c", "default"}});
+  ConnectOptions opts;
+  opts.headers = {{"x-c", "call"}};
+  auto r1 = connect_client(tl, *client, url_of(server->port(), "/h"), opts);
+  REQUIRE(r1.err.ok());
+  auto r2 = connect_client(tl, *client, url_of(server->port(), "/h"), ConnectOptions{{}, {{"user-agent", "mine/1"}}});
+  REQUIRE(r2.err.ok());
+  REQUIRE(tl.run_until([&] { return seen.size() == 2; }, 5'000));
+
+  auto values = [](const Headers &hs, const std::string &name) {
+    std::vector<std::string> v;
+    for (const auto &[k, x] : hs)
+      if (k == name) v.push_back(x);
+    return v;
+  };
+  CHECK(values(seen[0], "x-a") == std::vector<std::string>{"config"});
+  CHECK(values(seen[0], "x-b") == std::vector<std::string>{"default"});
+  CHECK(values(seen[0], "x-c") == std::vector<std::string>{"call"});
+  CHECK(values(seen[0], "user-agent") == std::vector<std::string>{"uvwt/" + std::string(version())});
+  CHECK(values(seen[1], "user-agent") == std::vector<std::string>{"mine/1"});
+  CHECK(values(seen[1], "x-c") == std::vector<std::string>{"default"});
+  CHECK(authorities[0] == "127.0.0.1:" + std::to_string(server->port()));
+
+  close_client(tl, client);
+  close_server(tl, server);
+}
+
+TEST_CASE("Client statistics: slow connects are measured, low success rate is reported", "[client][loop][stats]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+
+  ClientConfig slow_cfg = client_config();
+  slow_cfg.impairment.enabled = true;
+  slow_cfg.impairment.delay_ms = 60;  // each way, on the client's socket
+  auto slow = make_client(tl, slow_cfg);
+  auto r = connect_client(tl, *slow, url_of(server->port(), "/echo"));
+  REQUIRE(r.err.ok());
+  auto st = slow->stats();
+  CHECK(st.connections_successful == 1);
+  CHECK(st.min_connect_time >= 0.2);  // handshake, SETTINGS and CONNECT: two round trips of 120 ms at least
+  CHECK(st.avg_connect_time() == st.min_connect_time);
+  CHECK(slow->diagnostics().issues().empty());  // slow, but not 5 s slow
+  close_client(tl, slow);
+
+  auto client = make_client(tl);
+  REQUIRE(connect_client(tl, *client, url_of(server->port(), "/echo")).err.ok());
+  for (int i = 0; i < 10; ++i) CHECK(connect_client(tl, *client, url_of(server->port(), "/missing")).err.http_status == 404);
+  auto d = client->diagnostics();
+  CHECK(d.stats.connections_attempted == 11);
+  CHECK(d.stats.connections_successful == 1);
+  CHECK(d.stats.connections_failed == 10);
+  REQUIRE(d.issues().size() == 1);
+  CHECK(d.issues()[0] == "Low connection success rate: 9.09%");
+  close_client(tl, client);
+  close_server(tl, server);
+}
+
+TEST_CASE("Closing a client cancels connects in flight and closes every connection", "[client][loop][close]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig cfg = client_config();
+  cfg.impairment.enabled = true;
+  cfg.impairment.delay_ms = 200;  // handshakes take a while
+  auto client = make_client(tl, cfg);
+  auto fast = make_client(tl);
+  auto live = connect_client(tl, *fast, url_of(server->port(), "/echo"));
+  REQUIRE(live.err.ok());
+
+  std::vector<Error> results;
+  for (const std::string host : {"127.0.0.1", "localhost", "nonexistent.invalid"})
+    client->connect(url_of(server->port(), "/echo", host), [&](const Error &e, std::shared_ptr<Session> s) {
+      CHECK(s == nullptr);
+      results.push_back(e);
+    });
+  tl.run_for(50);  // DNS done, handshakes under way
+  CHECK(results.size() <= 1);  // at most the unresolvable name failed by now
+  CHECK(client->diagnostics().connection_states[ConnectionState::connecting] >= 1);
+  bool closed = false;
+  client->close([&] { closed = true; });
+  CHECK(client->is_closed());
+  REQUIRE(tl.run_until([&] { return closed && results.size() == 3; }, 5'000));
+  int cancelled = 0;
+  for (const auto &e : results) cancelled += e.errc == Errc::cancelled ? 1 : 0;
+  CHECK(cancelled >= 2);
+  CHECK(client->diagnostics().connection_states.empty());
+  CHECK(client->stats().connections_failed == 3);
+
+  // A client with a live session: close() ends the session too.
+  bool session_closed = false;
+  live.session->on_closed([&](const SessionCloseInfo &) { session_closed = true; });
+  close_client(tl, fast);
+  CHECK(session_closed);
+  CHECK(live.session->is_closed());
+  close_client(tl, client);  // twice is fine
+  close_server(tl, server);
+}
