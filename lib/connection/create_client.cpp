@@ -27,7 +27,7 @@ TlsClientOptions tls_options(const ClientConfig &cfg) {
 
 // Resolves `host` on the loop's thread pool; cb with every address found.
 void resolve(uv_loop_t *loop, const std::string &host, std::uint16_t port,
-             std::function<void(const Error &, std::vector<SockAddr>)> cb) {
+             std::function<void(const Error &, const std::vector<SockAddr> &)> cb) {
   if (auto lit = SockAddr::parse(host, port)) {
     auto d = Deferred::for_loop(loop);
     d->post([cb = std::move(cb), a = *lit] { cb(Error(), {a}); });
@@ -35,7 +35,7 @@ void resolve(uv_loop_t *loop, const std::string &host, std::uint16_t port,
   }
   struct Req {
     uv_getaddrinfo_t req;
-    std::function<void(const Error &, std::vector<SockAddr>)> cb;
+    std::function<void(const Error &, const std::vector<SockAddr> &)> cb;
     std::uint16_t port;
     std::string host;
   };
@@ -87,8 +87,8 @@ void Connection::create_client(uv_loop_t *loop, const ClientConfig &config, cons
   const std::string authority =
       (host.find(':') != std::string::npos ? "[" + host + "]" : host) + (port == 443 ? "" : ":" + std::to_string(port));
   detail::resolve(loop, host, port,
-                  [loop, config, host, path, authority, tls, cb = std::move(cb)](const Error &err,
-                                                                                std::vector<detail::SockAddr> addrs) {
+                  [loop, config, host, path, authority, tls, cb = std::move(cb)](
+                      const Error &err, const std::vector<detail::SockAddr> &addrs) {
                     if (err) return cb(err, nullptr);
                     Error e;
                     auto c = detail::ConnectionImpl::start_client(loop, config, addrs.front(), host, tls, e);

@@ -55,6 +55,17 @@ std::vector<std::string> parse_sf_string_list(std::string_view v) {
   return out;
 }
 
+// ":status" is exactly three digits; anything else is not a status (0).
+int parse_status(std::string_view v) {
+  if (v.size() != 3) return 0;
+  int n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return 0;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
 std::string sf_string(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
@@ -110,7 +121,7 @@ struct H3Callbacks {
     else if (n == ":protocol") rs.protocol = v;
     else if (n == ":path") rs.path = v;
     else if (n == ":authority") rs.authority = v;
-    else if (n == ":status") rs.status = std::atoi(std::string(v).c_str());
+    else if (n == ":status") rs.status = parse_status(v);
     else if (!n.empty() && n[0] == ':') return 0;
     else {
       if (n == "origin") rs.origin = v;
@@ -447,7 +458,7 @@ void H3Connection::send_connect(const std::string &authority, const std::string 
   std::vector<nghttp3_nv> nva;
   nva.push_back(make_nv(":method", "CONNECT"));
   nva.push_back(make_nv(":scheme", "https"));
-  nva.push_back(make_nv(":authority", s->info().authority.empty() ? authority : authority));
+  nva.push_back(make_nv(":authority", authority));
   nva.push_back(make_nv(":path", path));
   nva.push_back(make_nv(":protocol", token));
   if (d == Dialect::draft02) nva.push_back(make_nv("sec-webtransport-http3-draft02", "1"));
@@ -533,8 +544,7 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   AcceptDecision decision;
   std::size_t live = 0;
   for (const auto &[id, s] : sessions_) live += s->is_closed() ? 0 : 1;
-  if (goaway_sent_) decision = AcceptDecision::reject(429);
-  else if (live >= cfg_.max_sessions_per_connection) decision = AcceptDecision::reject(429);
+  if (goaway_sent_ || live >= cfg_.max_sessions_per_connection) decision = AcceptDecision::reject(429);
   else decision = owner_.on_session_request(req, handler);
 
   if (decision.status < 200 || decision.status >= 300) {

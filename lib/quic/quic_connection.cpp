@@ -582,10 +582,7 @@ bool QuicConnection::write_packets() {
       // A short packet ends a GSO batch; a full batch ends this turn (pacing).
       if (!flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn)) return true;
       p = buf;
-      if (npkts >= max_pkts) {
-        npkts = 0;
-        break;
-      }
+      if (npkts >= max_pkts) break;
       npkts = 0;
     }
   }

@@ -39,7 +39,7 @@ void SessionImpl::fail(const Error &err) {
   SessionCloseInfo ci;
   ci.error = err;
   ci.remote = true;
-  finish(std::move(ci));
+  finish(ci);
 }
 
 void SessionImpl::open_stream(bool bidi, StreamCallback cb) {
@@ -200,7 +200,7 @@ void SessionImpl::close(std::uint32_t code, std::string reason, CloseCallback cb
     ci.code = code;
     ci.reason = local_reason_;
     ci.error = Error(Errc::cancelled, "session closed before it was ready");
-    finish(std::move(ci));
+    finish(ci);
     return;
   }
   info_.state = SessionState::closing;
@@ -269,7 +269,7 @@ void SessionImpl::on_capsule_data(const std::uint8_t *data, std::size_t len) {
     ci.code = peer_code_;
     ci.reason = peer_reason_;
     ci.remote = true;
-    finish(std::move(ci));
+    finish(ci);
   }
 }
 
@@ -286,14 +286,14 @@ void SessionImpl::on_connect_stream_fin() {
     ci.reason = peer_reason_;
     ci.remote = true;
   }
-  finish(std::move(ci));
+  finish(ci);
 }
 
 void SessionImpl::on_connect_stream_reset(std::uint64_t code) {
   SessionCloseInfo ci;
   ci.remote = true;
   ci.error = Error(Errc::session, "CONNECT stream reset by peer", code);
-  finish(std::move(ci));
+  finish(ci);
 }
 
 void SessionImpl::on_connect_stream_closed() {
@@ -307,7 +307,7 @@ void SessionImpl::on_connect_stream_closed() {
       ci.code = peer_code_;
       ci.reason = peer_reason_;
     }
-    finish(std::move(ci));
+    finish(ci);
   }
   host_.session_finished(*this);
 }
@@ -320,7 +320,7 @@ void SessionImpl::abort_streams(const Error &err) {
   pending_uni_.clear();
 }
 
-void SessionImpl::finish(SessionCloseInfo ci) {
+void SessionImpl::finish(const SessionCloseInfo &ci) {
   if (info_.state == SessionState::closed) return;
   auto self = shared_from_this();
   const bool was_ready = info_.state != SessionState::connecting;

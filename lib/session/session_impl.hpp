@@ -69,7 +69,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
  private:
   void open_stream(bool bidi, StreamCallback cb);
   void queue_capsule(std::vector<std::uint8_t> bytes, bool fin);
-  void finish(SessionCloseInfo info);
+  void finish(const SessionCloseInfo &info);
   void abort_streams(const Error &err);
   void handle_capsule(std::uint64_t type, std::span<const std::uint8_t> value);
 
