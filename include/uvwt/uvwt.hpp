@@ -6,6 +6,7 @@
 #include <uvwt/config.hpp>
 #include <uvwt/connection.hpp>
 #include <uvwt/error.hpp>
+#include <uvwt/load_balancer.hpp>
 #include <uvwt/log.hpp>
 #include <uvwt/protocol_handler.hpp>
 #include <uvwt/server.hpp>
