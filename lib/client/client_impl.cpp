@@ -30,12 +30,6 @@ TlsClientOptions tls_options_of(const ClientConfig &cfg) {
 }
 }  // namespace
 
-void shut_connection(const std::shared_ptr<ConnectionImpl> &c, const Error &why) {
-  if (!c || c->is_closed()) return;
-  if (c->state() == ConnectionState::connecting) c->abandon(why);
-  else c->close(0, why.message, {});
-}
-
 // One Client::connect from URL to ready session.
 struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   std::shared_ptr<ClientImpl> client;

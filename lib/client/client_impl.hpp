@@ -64,7 +64,4 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
 CancelConnect connect_cancellable(const std::shared_ptr<Client> &client, const std::string &url,
                                   const ConnectOptions &options, Client::SessionCallback cb);
 
-// Closes a connection the fastest way its state allows.
-void shut_connection(const std::shared_ptr<ConnectionImpl> &c, const Error &why);
-
 }  // namespace uvwt::detail

@@ -8,6 +8,12 @@
 
 namespace uvwt::detail {
 
+void shut_connection(const std::shared_ptr<ConnectionImpl> &c, const Error &why) {
+  if (!c || c->is_closed() || c->is_closing()) return;
+  if (c->state() == ConnectionState::connecting) c->abandon(why);
+  else c->close(0, why.message, {});
+}
+
 struct Dialer::DnsRequest {
   uv_getaddrinfo_t req{};
   std::weak_ptr<Dialer> dialer;
@@ -168,8 +174,9 @@ void Dialer::abandon_all(const Error &why, std::size_t except) {
   for (std::size_t i = 0; i < attempts_.size(); ++i) {
     auto &c = attempts_[i];
     if (i == except || !c) continue;
-    if (c->state() == ConnectionState::connecting) c->abandon(why);
+    // Connected with its callback still queued is possible: close, not skip.
     c->connect_cb = nullptr;
+    shut_connection(c, why);
   }
   attempts_.clear();
 }

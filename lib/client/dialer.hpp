@@ -19,6 +19,10 @@ namespace uvwt::detail {
 class ConnectionImpl;
 class TlsClientContext;
 
+// Closes a connection the fastest way its state allows: abandoned while
+// connecting, closed (CONNECTION_CLOSE) once connected.
+void shut_connection(const std::shared_ptr<ConnectionImpl> &c, const Error &why);
+
 // Resolves a host and races QUIC connections to its addresses, Happy
 // Eyeballs style (RFC 8305): families interleaved, the next address tried
 // 250 ms after the previous one or at once when it fails, the first
