@@ -1,0 +1,190 @@
+// Drives uvwt-server from a real browser. The runner (run_chromium_test.py)
+// serves this page with ?port=WTPORT&hash=BASE64 and collects what it POSTs:
+// progress lines on /log, the verdict on /result.
+'use strict';
+
+const params = new URLSearchParams(location.search);
+const wtPort = params.get('port');
+const certHash = Uint8Array.from(atob(params.get('hash')), (c) => c.charCodeAt(0));
+const checks = [];
+
+function post(path, body) {
+  return fetch(path, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(body)})
+    .catch(() => {});
+}
+
+function log(msg) {
+  document.getElementById('log').textContent += msg + '\n';
+  post('/log', {msg});
+}
+
+function check(name, ok, detail) {
+  checks.push({name, ok: !!ok, detail: String(detail)});
+  log(`${ok ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const t = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms); });
+  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function open(path) {
+  return new WebTransport(`https://localhost:${wtPort}${path}`,
+                          {serverCertificateHashes: [{algorithm: 'sha-256', value: certHash}]});
+}
+
+async function readAll(readable) {
+  const reader = readable.getReader();
+  const parts = [];
+  let total = 0;
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) break;
+    parts.push(value);
+    total += value.byteLength;
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.byteLength; }
+  return out;
+}
+
+function pattern(n, seed) {
+  const a = new Uint8Array(n);
+  let x = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    a[i] = x >>> 24;
+  }
+  return a;
+}
+
+function firstDifference(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : n;
+}
+
+const text = (bytes) => new TextDecoder().decode(bytes);
+
+async function bidiEcho(wt) {
+  const data = pattern(1 << 20, 7);
+  const stream = await wt.createBidirectionalStream();
+  const echoed = readAll(stream.readable);
+  const writer = stream.writable.getWriter();
+  const started = performance.now();
+  await writer.write(data);
+  await writer.close();
+  const got = await echoed;
+  const ms = performance.now() - started;
+  const diff = firstDifference(data, got);
+  check('bidi echo 1 MiB', diff < 0,
+        diff < 0 ? `${got.length} bytes equal in ${ms.toFixed(0)} ms` : `got ${got.length} bytes, first difference at ${diff}`);
+}
+
+async function uniEcho(wt) {
+  const data = pattern(64 * 1024, 11);
+  const incoming = wt.incomingUnidirectionalStreams.getReader();
+  const out = await wt.createUnidirectionalStream();
+  const writer = out.getWriter();
+  await writer.write(data);
+  await writer.close();
+  const {value: stream, done} = await incoming.read();
+  incoming.releaseLock();
+  if (done) return check('uni echo', false, 'no incoming uni stream');
+  const got = await readAll(stream);
+  const diff = firstDifference(data, got);
+  check('uni echo', diff < 0, diff < 0 ? `${got.length} bytes equal` : `got ${got.length} bytes, first difference at ${diff}`);
+}
+
+async function datagramEcho(wt) {
+  const count = 100;
+  const seen = new Set();
+  const reader = wt.datagrams.readable.getReader();
+  let stop = false;
+  const reading = (async () => {
+    while (!stop) {
+      const {value, done} = await reader.read();
+      if (done) break;
+      if (value.byteLength >= 4) seen.add(new DataView(value.buffer, value.byteOffset, 4).getUint32(0));
+      if (seen.size === count) break;
+    }
+  })().catch(() => {});
+  const writer = wt.datagrams.writable.getWriter();
+  for (let i = 0; i < count; i++) {
+    const d = new Uint8Array(100);
+    new DataView(d.buffer).setUint32(0, i);
+    await writer.ready;
+    writer.write(d).catch(() => {});
+    if (i % 10 === 9) await sleep(5);  // keep Chromium's outgoing datagram queue short
+  }
+  writer.releaseLock();
+  await Promise.race([reading, sleep(3000)]);
+  stop = true;
+  check('datagram echo', seen.size >= 90, `${seen.size}/${count} echoed (need >= 90)`);
+  reader.releaseLock();
+}
+
+async function echoSession() {
+  const wt = open('/echo');
+  await withTimeout(wt.ready, 10000, '/echo ready');
+  check('session /echo ready', true, 'ready');
+  await withTimeout(bidiEcho(wt), 15000, 'bidi echo').catch((e) => check('bidi echo 1 MiB', false, e));
+  await withTimeout(uniEcho(wt), 10000, 'uni echo').catch((e) => check('uni echo', false, e));
+  await withTimeout(datagramEcho(wt), 10000, 'datagram echo').catch((e) => check('datagram echo', false, e));
+  wt.close({closeCode: 0, reason: 'done'});
+  const info = await withTimeout(wt.closed, 5000, '/echo closed');
+  check('session /echo closed by client', true, `code ${info.closeCode}`);
+}
+
+async function pushSession() {
+  const wt = open('/push');
+  await withTimeout(wt.ready, 10000, '/push ready');
+  const bidi = (async () => {
+    const r = wt.incomingBidirectionalStreams.getReader();
+    const {value, done} = await r.read();
+    if (done) throw new Error('no incoming bidi stream');
+    const got = text(await readAll(value.readable));
+    check('server-initiated bidi stream', got === 'hello from server', JSON.stringify(got));
+  })();
+  const uni = (async () => {
+    const r = wt.incomingUnidirectionalStreams.getReader();
+    const {value, done} = await r.read();
+    if (done) throw new Error('no incoming uni stream');
+    const got = text(await readAll(value));
+    check('server-initiated uni stream', got === 'uni from server', JSON.stringify(got));
+  })();
+  await withTimeout(bidi, 10000, 'push bidi').catch((e) => check('server-initiated bidi stream', false, e));
+  await withTimeout(uni, 10000, 'push uni').catch((e) => check('server-initiated uni stream', false, e));
+  wt.close();
+  await withTimeout(wt.closed, 5000, '/push closed').catch(() => {});
+}
+
+async function closeSession() {
+  const wt = open('/close');
+  await withTimeout(wt.ready, 10000, '/close ready');
+  const info = await withTimeout(wt.closed, 10000, '/close closed');
+  check('server close code', info.closeCode === 4242, `closeCode ${info.closeCode}`);
+  check('server close reason', info.reason === 'bye from server', JSON.stringify(info.reason));
+}
+
+async function main() {
+  log(`${navigator.userAgent}; WebTransport ${typeof WebTransport}`);
+  if (typeof WebTransport === 'undefined') {
+    check('WebTransport available', false, 'not in this browser or context');
+  } else {
+    for (const [name, fn] of [['/echo', echoSession], ['/push', pushSession], ['/close', closeSession]]) {
+      try {
+        await fn();
+      } catch (e) {
+        check(`session ${name}`, false, e && e.stack ? e.stack : e);
+      }
+    }
+  }
+  await post('/result', {checks});
+}
+
+main();
