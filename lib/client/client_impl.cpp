@@ -137,6 +137,9 @@ CancelConnect ClientImpl::connect_cancellable(const std::string &url, const Conn
   if (config_.proxy.enabled())
     return fail(count_failure(
         Error(Errc::unsupported, "proxy not supported yet (" + config_.proxy.url + "): MASQUE CONNECT-UDP is not built")));
+  if (conns_.size() >= config_.max_connections)
+    return fail(count_failure(Error(Errc::client, "connection limit reached (max_connections " +
+                                                      std::to_string(config_.max_connections) + ")")));
   const Duration timeout = options.timeout.value_or(config_.connect_timeout);
   if (timeout.count() <= 0) return fail(count_failure(Error(Errc::configuration, "invalid timeout: must be positive")));
   Headers headers;

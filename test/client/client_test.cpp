@@ -127,6 +127,17 @@ TEST_CASE("Client connect errors tell their category", "[client][loop][errors]")
   }
   CHECK(connect_client(tl, *client, url_of(port, "/echo"), ConnectOptions{{}, {{":path", "/x"}}}).err.errc ==
         Errc::configuration);
+  {
+    ClientConfig cfg = client_config();
+    cfg.max_connections = 1;
+    auto limited = make_client(tl, cfg);
+    auto first = connect_client(tl, *limited, url_of(port, "/echo"));
+    REQUIRE(first.err.ok());
+    auto second = connect_client(tl, *limited, url_of(port, "/echo"));
+    CHECK(second.err.errc == Errc::client);
+    CHECK(second.err.message.find("max_connections") != std::string::npos);
+    close_client(tl, limited);
+  }
 
   auto st = client->stats();
   CHECK(st.connections_attempted == 4);
