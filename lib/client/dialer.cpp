@@ -40,6 +40,18 @@ std::shared_ptr<Dialer> Dialer::start(uv_loop_t *loop, const ClientConfig &cfg, 
   return d;
 }
 
+std::shared_ptr<Dialer> Dialer::start_with(uv_loop_t *loop, const ClientConfig &cfg,
+                                           std::shared_ptr<TlsClientContext> tls, std::string host,
+                                           std::vector<SockAddr> addrs, AttemptCallback on_attempt, DoneCallback done) {
+  auto d = std::make_shared<Dialer>(loop, cfg, std::move(tls), std::move(host), 0, std::move(on_attempt),
+                                    std::move(done));
+  d->deferred_->post([d, addrs = std::move(addrs)] {
+    if (addrs.empty()) d->on_resolved(Error(Errc::dns, "no address given"), {});
+    else d->on_resolved(Error(), addrs);
+  });
+  return d;
+}
+
 void Dialer::resolve() {
   if (auto lit = SockAddr::parse(host_, port_)) {
     deferred_->post([self = shared_from_this(), a = *lit] { self->on_resolved(Error(), {a}); });

@@ -40,6 +40,10 @@ class Dialer : public std::enable_shared_from_this<Dialer> {
   static std::shared_ptr<Dialer> start(uv_loop_t *loop, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls,
                                        std::string host, std::uint16_t port, AttemptCallback on_attempt,
                                        DoneCallback done);
+  // The same with addresses already known (tests, callers with their own resolver).
+  static std::shared_ptr<Dialer> start_with(uv_loop_t *loop, const ClientConfig &cfg,
+                                            std::shared_ptr<TlsClientContext> tls, std::string host,
+                                            std::vector<SockAddr> addrs, AttemptCallback on_attempt, DoneCallback done);
   ~Dialer();
   Dialer(const Dialer &) = delete;
   Dialer &operator=(const Dialer &) = delete;
