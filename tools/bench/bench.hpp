@@ -1,0 +1,107 @@
+#pragma once
+
+// uvwt-bench: shared pieces. Every measurement runs as a pair of forked
+// processes (a server side and a client side) on loopback; each child sends
+// the orchestrator one Report through a pipe and leaves with _exit.
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <uvwt/certificate.hpp>
+#include <uvwt/types.hpp>
+
+namespace uvwt::bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// What one run asks of both children (inherited through fork).
+struct Job {
+  std::string scenario;
+  std::map<std::string, std::string> params;
+  bool quick = false;
+  double time_limit_s = 60;  // the client side gives up (and fails) after this
+  CertificatePair cert;
+
+  [[nodiscard]] std::string str(const std::string &key, const std::string &def = {}) const {
+    auto it = params.find(key);
+    return it == params.end() ? def : it->second;
+  }
+  [[nodiscard]] std::uint64_t num(const std::string &key, std::uint64_t def = 0) const {
+    auto it = params.find(key);
+    return it == params.end() ? def : std::stoull(it->second);
+  }
+};
+
+// Named figures and sample lists one child measured; `error` set means the
+// run failed a correctness check (bytes, counts) or did not finish in time.
+struct Report {
+  std::map<std::string, double> kv;
+  std::map<std::string, std::vector<double>> samples;
+  std::string error;
+
+  [[nodiscard]] double get(const std::string &k, double def = 0) const {
+    auto it = kv.find(k);
+    return it == kv.end() ? def : it->second;
+  }
+  void fail(const std::string &why) {
+    if (error.empty()) error = why;
+  }
+  [[nodiscard]] std::string serialize() const;
+  static Report parse(std::string_view text);
+};
+
+// Resident set size of this process in KiB (/proc/self/statm).
+long rss_kib();
+// User + system CPU time of this process.
+double cpu_seconds();
+
+// 64 KiB of fixed pseudo-random bytes: every payload is cut from it.
+const Bytes &pattern();
+// Order-insensitive but cheap integrity figure: the sum of all bytes. With
+// the byte count it catches lost, duplicated and corrupted chunks without
+// costing the receiver a noticeable share of its core.
+std::uint64_t byte_sum(std::span<const std::uint8_t> d);
+
+// Percentile (0..100) of unsorted samples (copied and sorted).
+double percentile(std::vector<double> v, double p);
+
+// Runs the loop until pred() holds or timeout; returns pred().
+bool run_until(uv_loop_t *loop, const std::function<bool()> &pred, double timeout_s);
+
+// Server side: announce(port) once listening, then serve until the control
+// fd becomes readable, then return what the server saw.
+using ServerFn = std::function<Report(const Job &, int ctl_fd, const std::function<void(std::uint16_t)> &announce)>;
+using ClientFn = std::function<Report(const Job &, std::uint16_t port)>;
+
+// A uv_poll on the control fd that stops the loop: servers run uv_run until then.
+void stop_loop_on_readable(uv_loop_t *loop, int fd);
+
+// ---- scenarios
+Report wt_server(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce);
+Report wt_client_setup(const Job &job, std::uint16_t port);
+Report wt_client_bulk(const Job &job, std::uint16_t port);
+Report wt_client_datagrams(const Job &job, std::uint16_t port);
+Report wt_client_latency(const Job &job, std::uint16_t port);
+Report wt_client_sessions(const Job &job, std::uint16_t port);
+
+Report raw_server(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce);
+Report raw_client_bulk(const Job &job, std::uint16_t port);
+Report raw_client_latency(const Job &job, std::uint16_t port);
+
+Report udp_sink(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce);
+Report udp_blast(const Job &job, std::uint16_t port);
+Report aead_seal(const Job &job, std::uint16_t port);
+
+}  // namespace uvwt::bench
