@@ -34,6 +34,7 @@ struct Options {
   std::set<std::string> scenarios;  // empty: all
   std::string plot_dir;
   std::uint64_t sessions = 10'000;
+  std::uint64_t bytes = 0;  // bulk bytes per run; 0: the mode's default
 };
 
 struct Metric {
@@ -202,7 +203,14 @@ Report run_pair(const Job &job, const RunSpec &spec, bool pin) {
 std::vector<RunSpec> build_specs(const Options &o) {
   const bool q = o.quick;
   std::vector<RunSpec> v;
-  const std::string bulk_bytes = std::to_string(q ? (1u << 20) : (128u << 20));
+  const std::string bulk_bytes = std::to_string(o.bytes > 0 ? o.bytes : q ? (1u << 20) : (128u << 20));
+  // What the busier side would move with a whole core to itself: load on a
+  // shared machine stretches wall time, not the CPU time each byte costs.
+  auto cpu_bound = [](Report &r, double bytes) {
+    const double mib = bytes / (1 << 20);
+    if (r.get("server_cpu_s") > 0) r.kv["server_mib_per_cpu_s"] = mib / r.get("server_cpu_s");
+    if (r.get("client_cpu_s") > 0) r.kv["client_mib_per_cpu_s"] = mib / r.get("client_cpu_s");
+  };
   const std::string dgram_ms = q ? "300" : "2000";
   const std::string lat_n = q ? "200" : "10000";
   const std::string ref_ms = q ? "200" : "1000";
@@ -234,8 +242,12 @@ std::vector<RunSpec> build_specs(const Options &o) {
   for (const char *mode : {"discard", "echo"})
     for (const char *streams : {"1", "8", "64"}) {
       RunSpec s{"bulk", {{"mode", mode}, {"streams", streams}, {"bytes", bulk_bytes}}, wt_server, wt_client_bulk,
-                {{"mib_s", "throughput", "MiB/s"}}, {}, q ? 30.0 : 120.0, std::string("bulk-") + mode + "-" + streams};
-      s.derive = [](const Job &job, Report &r) {
+                {{"mib_s", "throughput", "MiB/s"},
+                 {"server_mib_per_cpu_s", "server_cpu_bound", "MiB/cpu-s"},
+                 {"client_mib_per_cpu_s", "client_cpu_bound", "MiB/cpu-s"}},
+                {}, q ? 30.0 : 120.0, std::string("bulk-") + mode + "-" + streams};
+      s.derive = [cpu_bound](const Job &job, Report &r) {
+        cpu_bound(r, static_cast<double>(job.num("bytes")));
         if (r.get("bytes_checked") != static_cast<double>(job.num("bytes")))
           r.fail("only " + std::to_string(r.get("bytes_checked")) + " bytes checked");
       };
@@ -277,9 +289,13 @@ std::vector<RunSpec> build_specs(const Options &o) {
   // raw-quic
   for (const char *streams : {"1", "8", "64"}) {
     RunSpec s{"raw-quic", {{"test", "bulk"}, {"mode", "discard"}, {"streams", streams}, {"bytes", bulk_bytes}}, raw_server,
-              raw_client_bulk, {{"mib_s", "throughput", "MiB/s"}}, {}, q ? 30.0 : 120.0,
-              std::string("raw-bulk-") + streams};
-    s.derive = [](const Job &job, Report &r) {
+              raw_client_bulk,
+              {{"mib_s", "throughput", "MiB/s"},
+               {"server_mib_per_cpu_s", "server_cpu_bound", "MiB/cpu-s"},
+               {"client_mib_per_cpu_s", "client_cpu_bound", "MiB/cpu-s"}},
+              {}, q ? 30.0 : 120.0, std::string("raw-bulk-") + streams};
+    s.derive = [cpu_bound](const Job &job, Report &r) {
+      cpu_bound(r, static_cast<double>(job.num("bytes")));
       if (r.get("bytes_checked") != static_cast<double>(job.num("bytes"))) r.fail("raw bytes not all checked");
     };
     v.push_back(std::move(s));
@@ -529,13 +545,15 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 
 void usage() {
   std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin]\n"
-               "                  [--sessions N] [--plot DIR]\n"
-               "scenarios: setup bulk datagrams latency sessions raw-quic reference\n"
+               "                  [--sessions N] [--bytes N] [--plot DIR]\n"
+               "scenarios: setup bulk datagrams latency sessions raw-quic reference (or one run's id,\n"
+               "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
                "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
                "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
                "  --json      only JSON lines on stdout (the table goes to stderr)\n"
                "  --pin       pin the server process to core 0 and the client to core 1\n"
                "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
+               "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
                "  --plot DIR  write PNG plots with gnuplot into DIR\n";
 }
 
@@ -561,7 +579,8 @@ int main(int argc, char **argv) {
     else if (a == "--reps") {
       o.reps = std::max(1, std::atoi(next().c_str()));
       reps_given = true;
-    } else if (a == "--sessions") o.sessions = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
+    } else if (a == "--bytes") o.bytes = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
+    else if (a == "--sessions") o.sessions = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
     else if (a == "--plot") o.plot_dir = next();
     else if (a == "--scenario") {
       std::istringstream in(next());
@@ -591,7 +610,7 @@ int main(int argc, char **argv) {
   const auto specs = build_specs(o);
   static const std::set<std::string> known = {"setup", "bulk", "datagrams", "latency", "sessions", "raw-quic", "reference"};
   for (const auto &s : o.scenarios)
-    if (known.count(s) == 0) {
+    if (known.count(s) == 0 && std::none_of(specs.begin(), specs.end(), [&](const RunSpec &r) { return r.id == s; })) {
       std::cerr << "unknown scenario " << s << "\n";
       usage();
       return 2;
@@ -613,7 +632,7 @@ int main(int argc, char **argv) {
   std::vector<Result> results;
   bool all_ok = true;
   for (const auto &spec : specs) {
-    if (!o.scenarios.empty() && o.scenarios.count(spec.scenario) == 0) continue;
+    if (!o.scenarios.empty() && o.scenarios.count(spec.scenario) == 0 && o.scenarios.count(spec.id) == 0) continue;
     Result res{&spec, {}, true, {}};
     uvwt::bench::Job job;
     job.scenario = spec.scenario;

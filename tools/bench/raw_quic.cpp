@@ -339,6 +339,7 @@ Report raw_client_bulk(const Job &job, std::uint16_t port) {
   r.kv["bytes_checked"] = static_cast<double>(checked);
   r.kv["mib_s"] = static_cast<double>(total) / elapsed / (1 << 20);
   r.kv["elapsed_s"] = elapsed;
+  r.kv["client_cpu_s"] = cpu_seconds();
   r.kv["client_gso"] = c.ep->gso() ? 1 : 0;
   r.kv["client_gro"] = c.ep->gro() ? 1 : 0;
   if (auto *s = c.ep->first_socket()) {
