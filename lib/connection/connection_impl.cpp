@@ -93,6 +93,14 @@ std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(const std::shared_ptr<End
 
 void ConnectionImpl::set_state(ConnectionState s) { state_ = s; }
 
+ConnectionState ConnectionImpl::state() const noexcept {
+  if (state_ != ConnectionState::connected && state_ != ConnectionState::closing) return state_;
+  if (quic_ && !quic_->is_closed() && quic_->native() != nullptr && ngtcp2_conn_in_draining_period(quic_->native()) != 0)
+    return ConnectionState::draining;
+  if (state_ == ConnectionState::connected && h3_ && h3_->goaway_received() != 0) return ConnectionState::draining;
+  return state_;
+}
+
 std::optional<Address> ConnectionImpl::local_address() const {
   if (!quic_) return std::nullopt;
   return quic_->local_addr().to_address();
@@ -373,7 +381,7 @@ std::uint64_t ConnectionImpl::datagrams_dropped() const { return h3_ ? h3_->data
 ConnectionInfo ConnectionImpl::info() const {
   ConnectionInfo ci;
   ci.connection_id = id_;
-  ci.state = state_;
+  ci.state = state();
   ci.local_address = local_address();
   ci.remote_address = remote_address();
   ci.established_at = established_at_;

@@ -61,7 +61,8 @@ class ConnectionImpl final : public Connection,
   [[nodiscard]] bool is_client() const noexcept override { return client_; }
   [[nodiscard]] const TransportConfig &config() const noexcept override;
   [[nodiscard]] const std::string &connection_id() const noexcept override { return id_; }
-  [[nodiscard]] ConnectionState state() const noexcept override { return state_; }
+  // DRAINING is derived: the peer sent GOAWAY or CONNECTION_CLOSE (QUIC draining period).
+  [[nodiscard]] ConnectionState state() const noexcept override;
   [[nodiscard]] std::optional<Address> local_address() const override;
   [[nodiscard]] std::optional<Address> remote_address() const override;
   [[nodiscard]] ProtocolHandler &protocol_handler() override { return *this; }
