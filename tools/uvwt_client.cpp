@@ -425,8 +425,8 @@ class EchoTransfer : public std::enable_shared_from_this<EchoTransfer> {
     if (finished_) return;
     if (received_ + d.size() > total_) return finish(false, "echo longer than what was sent");
     expect_.resize(d.size());
-    fill(received_, expect_);
-    if (!mismatch_ && std::memcmp(expect_.data(), d.data(), d.size()) != 0) {
+    if (!d.empty()) fill(received_, expect_);
+    if (!mismatch_ && !d.empty() && std::memcmp(expect_.data(), d.data(), d.size()) != 0) {
       mismatch_ = true;
       for (std::size_t i = 0; i < d.size(); ++i) {
         if (expect_[i] != d[i]) {

@@ -182,20 +182,26 @@ class StreamEcho {
 // Collects a whole uni stream, then sends it back on a new server-opened one.
 void echo_uni_stream(const std::shared_ptr<uvwt::Session> &session, const std::shared_ptr<uvwt::Stream> &st) {
   constexpr std::size_t kMaxUniEcho = 64u << 20;  // a test server, not a sink for unbounded data
-  auto buf = std::make_shared<uvwt::Bytes>();
+  struct Collected {
+    uvwt::Bytes data;
+    bool refused = false;
+  };
+  auto buf = std::make_shared<Collected>();
   std::weak_ptr<uvwt::Session> ws = session;
   std::weak_ptr<uvwt::Stream> wst = st;
   st->on_data([buf, ws, wst](std::span<const std::uint8_t> d, bool fin) {
-    if (buf->size() + d.size() > kMaxUniEcho) {
+    if (buf->refused) return;
+    if (buf->data.size() + d.size() > kMaxUniEcho) {
+      buf->refused = true;
+      buf->data = {};
       if (auto s = wst.lock()) s->stop_sending(1);
-      buf->clear();
       return;
     }
-    buf->insert(buf->end(), d.begin(), d.end());
+    buf->data.insert(buf->data.end(), d.begin(), d.end());
     if (!fin) return;
     auto s = ws.lock();
     if (!s) return;
-    s->open_uni_stream([data = std::move(*buf)](const uvwt::Error &err, std::shared_ptr<uvwt::Stream> out) mutable {
+    s->open_uni_stream([data = std::move(buf->data)](const uvwt::Error &err, std::shared_ptr<uvwt::Stream> out) mutable {
       if (err) {
         std::fprintf(stderr, "uvwt-server: open uni stream: %s\n", err.to_string().c_str());
         return;
