@@ -261,3 +261,17 @@ TEST_CASE("Closing a client cancels connects in flight and closes every connecti
   close_client(tl, client);  // twice is fine
   close_server(tl, server);
 }
+
+TEST_CASE("Client connects to an IPv6 literal in brackets", "[client][loop][ipv6]") {
+  TestLoop tl;
+  auto server = start_server(tl, server_config(), "::1");
+  server->route("/echo", echo_handler());
+  auto client = make_client(tl);
+  auto r = connect_client(tl, *client, "https://[::1]:" + std::to_string(server->port()) + "/echo?v6");
+  REQUIRE(r.err.ok());
+  CHECK(r.session->info().authority == "[::1]:" + std::to_string(server->port()));
+  CHECK(r.session->info().path == "/echo?v6");
+  CHECK(r.session->connection()->remote_address()->host == "::1");
+  close_client(tl, client);
+  close_server(tl, server);
+}
