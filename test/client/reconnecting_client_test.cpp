@@ -92,8 +92,9 @@ TEST_CASE("ReconnectingClient reconnects after the server restarts on the same p
   REQUIRE(second);
   const auto waited = std::chrono::steady_clock::now() - restarted;
   // At worst an attempt in flight times out (300 ms), the next one comes at
-  // most max_retry_delay * 1.5 = 300 ms later and needs a handshake.
-  CHECK(waited < std::chrono::milliseconds(300 + 300 + 500));
+  // most max_retry_delay * 1.5 = 300 ms later and needs a handshake (generous
+  // on a loaded machine).
+  CHECK(waited < std::chrono::milliseconds(300 + 300 + 1'400));
   CHECK(second != first);
   REQUIRE(connected_attempts.size() == 2);
   CHECK(connected_attempts[1] >= 2);  // the attempt number after the loss
