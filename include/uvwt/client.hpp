@@ -122,8 +122,8 @@ class ReconnectingClient {
   using SessionCallback = std::function<void(std::shared_ptr<Session>)>;
 
   virtual ~ReconnectingClient() = default;
-  // Starts connecting on a later turn of the loop. The client stays the
-  // caller's: closing this object does not close it.
+  // Starts connecting on a later turn of the loop. `client` must not be null;
+  // it stays the caller's: closing this object does not close it.
   static std::shared_ptr<ReconnectingClient> create(std::shared_ptr<Client> client, std::string url);
 
   [[nodiscard]] virtual const std::string &url() const noexcept = 0;
@@ -160,6 +160,7 @@ class Browser {
   using SessionCallback = std::function<void(const Error &, std::shared_ptr<Session>)>;
 
   virtual ~Browser() = default;
+  // `client` must not be null; it stays the caller's.
   static std::shared_ptr<Browser> create(std::shared_ptr<Client> client);
 
   // Connects to url, drops forward history and appends url (unless it is
