@@ -30,7 +30,7 @@ namespace {
 
 struct Options {
   int reps = 5;
-  bool quick = false, json_only = false, pin = false;
+  bool quick = false, json_only = false, pin = false, rt = false;
   std::set<std::string> scenarios;  // empty: all
   std::string plot_dir;
   std::uint64_t sessions = 10'000;
@@ -64,11 +64,21 @@ struct Result {
 
 // ---- child processes
 
-void pin_to(int core) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(core, &set);
-  sched_setaffinity(0, sizeof set, &set);
+void place(int core, bool pin, bool rt) {
+  if (pin) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(core, &set);
+    sched_setaffinity(0, sizeof set, &set);
+  }
+  if (rt) {
+    // Lowest real-time priority: on a loaded shared machine the children are
+    // not left waiting behind other tasks' time slices (the kernel's RT
+    // throttling still leaves those 5% of each core).
+    sched_param p{};
+    p.sched_priority = 1;
+    if (sched_setscheduler(0, SCHED_FIFO, &p) != 0) std::perror("uvwt-bench: SCHED_FIFO");
+  }
 }
 
 void write_all(int fd, const std::string &s) {
@@ -113,7 +123,7 @@ std::string exit_problem(const char *who, int status) {
 }
 
 // Runs one server/client pair; returns the merged report.
-Report run_pair(const Job &job, const RunSpec &spec, bool pin) {
+Report run_pair(const Job &job, const RunSpec &spec, bool pin, bool rt) {
   Report merged;
   int s_out[2] = {-1, -1}, s_ctl[2] = {-1, -1}, c_out[2] = {-1, -1};
   if (pipe(s_out) != 0 || pipe(s_ctl) != 0 || pipe(c_out) != 0) {
@@ -131,7 +141,7 @@ Report run_pair(const Job &job, const RunSpec &spec, bool pin) {
       close(s_ctl[1]);
       close(c_out[0]);
       close(c_out[1]);
-      if (pin) pin_to(0);
+      place(0, pin, rt);
       const int out = s_out[1];
       Report r = spec.server(job, s_ctl[0], [out](std::uint16_t p) { write_all(out, "port " + std::to_string(p) + "\n"); });
       write_all(out, r.serialize());
@@ -153,7 +163,7 @@ Report run_pair(const Job &job, const RunSpec &spec, bool pin) {
       close(s_out[0]);
       close(s_ctl[1]);
       close(c_out[0]);
-      if (pin) pin_to(1);
+      place(1, pin, rt);
       Report r = spec.client(job, port);
       write_all(c_out[1], r.serialize());
       _exit(0);
@@ -210,6 +220,9 @@ std::vector<RunSpec> build_specs(const Options &o) {
     const double mib = bytes / (1 << 20);
     if (r.get("server_cpu_s") > 0) r.kv["server_mib_per_cpu_s"] = mib / r.get("server_cpu_s");
     if (r.get("client_cpu_s") > 0) r.kv["client_mib_per_cpu_s"] = mib / r.get("client_cpu_s");
+    // Share of each side's CPU spent in the kernel (UDP send/receive paths).
+    if (r.get("server_cpu_s") > 0) r.kv["server_kernel_pct"] = 100 * r.get("server_sys_s") / r.get("server_cpu_s");
+    if (r.get("client_cpu_s") > 0) r.kv["client_kernel_pct"] = 100 * r.get("client_sys_s") / r.get("client_cpu_s");
   };
   const std::string dgram_ms = q ? "300" : "2000";
   const std::string lat_n = q ? "200" : "10000";
@@ -244,7 +257,9 @@ std::vector<RunSpec> build_specs(const Options &o) {
       RunSpec s{"bulk", {{"mode", mode}, {"streams", streams}, {"bytes", bulk_bytes}}, wt_server, wt_client_bulk,
                 {{"mib_s", "throughput", "MiB/s"},
                  {"server_mib_per_cpu_s", "server_cpu_bound", "MiB/cpu-s"},
-                 {"client_mib_per_cpu_s", "client_cpu_bound", "MiB/cpu-s"}},
+                 {"client_mib_per_cpu_s", "client_cpu_bound", "MiB/cpu-s"},
+                 {"server_kernel_pct", "server_kernel_share", "%"},
+                 {"client_kernel_pct", "client_kernel_share", "%"}},
                 {}, q ? 30.0 : 120.0, std::string("bulk-") + mode + "-" + streams};
       s.derive = [cpu_bound](const Job &job, Report &r) {
         cpu_bound(r, static_cast<double>(job.num("bytes")));
@@ -256,8 +271,14 @@ std::vector<RunSpec> build_specs(const Options &o) {
   // datagrams
   for (const auto &[mode, window] : {std::pair{"echo", "1"}, std::pair{"echo", "64"}, std::pair{"oneway", "0"}}) {
     RunSpec s{"datagrams", {{"mode", mode}, {"window", window}, {"size", "256"}, {"ms", dgram_ms}}, wt_server,
-              wt_client_datagrams, {{"rate", "datagrams", "datagrams/s"}, {"loss_pct", "loss", "%"}}, {}, 30,
-              std::string("datagrams-") + mode + "-" + window};
+              wt_client_datagrams,
+              {{"rate", "datagrams", "datagrams/s"},
+               {"loss_pct", "loss", "%"},
+               {"server_dgrams_per_cpu_s", "server_cpu_bound", "datagrams/cpu-s"}},
+              {}, 30, std::string("datagrams-") + mode + "-" + window};
+    s.derive = [](const Job &, Report &r) {
+      if (r.get("server_cpu_s") > 0) r.kv["server_dgrams_per_cpu_s"] = r.get("received") / r.get("server_cpu_s");
+    };
     v.push_back(std::move(s));
   }
   // latency
@@ -292,7 +313,9 @@ std::vector<RunSpec> build_specs(const Options &o) {
               raw_client_bulk,
               {{"mib_s", "throughput", "MiB/s"},
                {"server_mib_per_cpu_s", "server_cpu_bound", "MiB/cpu-s"},
-               {"client_mib_per_cpu_s", "client_cpu_bound", "MiB/cpu-s"}},
+               {"client_mib_per_cpu_s", "client_cpu_bound", "MiB/cpu-s"},
+               {"server_kernel_pct", "server_kernel_share", "%"},
+               {"client_kernel_pct", "client_kernel_share", "%"}},
               {}, q ? 30.0 : 120.0, std::string("raw-bulk-") + streams};
     s.derive = [cpu_bound](const Job &job, Report &r) {
       cpu_bound(r, static_cast<double>(job.num("bytes")));
@@ -502,9 +525,11 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
     std::ofstream g(dir + "/throughput.gp");
     g << head << "set output '" << dir << "/throughput_vs_streams.png'\n"
       << "set title 'Bulk throughput vs parallel streams (loopback, median)'\nset logscale x 2\nset xlabel 'streams'\n"
-      << "set ylabel 'MiB/s'\nset yrange [0:*]\nset xtics (1,8,64)\n"
+      << "set ylabel 'MiB/s'\nset yrange [0:*]\nset xrange [0.8:80]\nset xtics (1,8,64)\nset key left bottom\n"
       << "plot '" << dir << "/throughput.dat' u 1:2 w lp lw 2 t 'WebTransport, client->server (discard)', '' u 1:3 w lp lw 2 "
       << "t 'WebTransport, echo (each direction)', '' u 1:4 w lp lw 2 t 'raw QUIC stream, discard'\n";
+    g.close();
+    d.close();
     made += run_gnuplot(dir + "/throughput.gp") ? 1 : 0;
   }
   {
@@ -519,6 +544,7 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
         << "set xlabel 'ms'\nset ylabel 'fraction of setups'\nset logscale x\n"
         << "plot '" << dir << "/setup_seq.dat' u 1:2 w l lw 2 t 'sequential', '" << dir
         << "/setup_par.dat' u 1:2 w l lw 2 t 'parallel (" << par->samples.at("setup_us").size() << " setups)'\n";
+      g.close();
       made += run_gnuplot(dir + "/setup.gp") ? 1 : 0;
     }
   }
@@ -537,6 +563,8 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
         << "set title 'Resident memory growth vs idle sessions (16 sessions per connection)'\n"
         << "set xlabel 'sessions'\nset ylabel 'RSS growth, MiB'\n"
         << "plot '" << dir << "/memory.dat' u 1:2 w lp lw 2 t 'server', '' u 1:3 w lp lw 2 t 'client (all connections)'\n";
+      g.close();
+      d.close();
       made += run_gnuplot(dir + "/memory.gp") ? 1 : 0;
     }
   }
@@ -544,7 +572,7 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 }
 
 void usage() {
-  std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin]\n"
+  std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
                "                  [--sessions N] [--bytes N] [--plot DIR]\n"
                "scenarios: setup bulk datagrams latency sessions raw-quic reference (or one run's id,\n"
                "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
@@ -552,6 +580,8 @@ void usage() {
                "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
                "  --json      only JSON lines on stdout (the table goes to stderr)\n"
                "  --pin       pin the server process to core 0 and the client to core 1\n"
+               "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
+               "              figures from other load on a shared machine\n"
                "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
                "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
                "  --plot DIR  write PNG plots with gnuplot into DIR\n";
@@ -576,6 +606,7 @@ int main(int argc, char **argv) {
     if (a == "--quick") o.quick = true;
     else if (a == "--json") o.json_only = true;
     else if (a == "--pin") o.pin = true;
+    else if (a == "--rt") o.rt = true;
     else if (a == "--reps") {
       o.reps = std::max(1, std::atoi(next().c_str()));
       reps_given = true;
@@ -627,7 +658,7 @@ int main(int argc, char **argv) {
   table_out << "uvwt-bench: uvwt " << uvwt::version() << ", ngtcp2 " << uvwt::ngtcp2_version() << ", nghttp3 "
             << uvwt::nghttp3_version() << ", kernel " << env.kernel << ", " << sysconf(_SC_NPROCESSORS_ONLN)
             << " cores, " << (o.quick ? "quick" : "full") << ", " << o.reps << " rep(s)"
-            << (o.pin ? ", pinned (server core 0, client core 1)" : "") << "\n";
+            << (o.pin ? ", pinned (server core 0, client core 1)" : "") << (o.rt ? ", SCHED_FIFO" : "") << "\n";
 
   std::vector<Result> results;
   bool all_ok = true;
@@ -642,7 +673,7 @@ int main(int argc, char **argv) {
     job.cert = cert;
     for (int rep = 0; rep < o.reps; ++rep) {
       std::cerr << "[" << spec.id << " " << rep + 1 << "/" << o.reps << "] " << std::flush;
-      Report r = run_pair(job, spec, o.pin);
+      Report r = run_pair(job, spec, o.pin, o.rt);
       if (r.error.empty() && spec.derive) spec.derive(job, r);
       for (const auto &m : spec.metrics)
         if (r.error.empty() && (r.kv.count(m.key) == 0 || !std::isfinite(r.kv.at(m.key))))

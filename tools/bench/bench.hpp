@@ -64,8 +64,9 @@ struct Report {
 
 // Resident set size of this process in KiB (/proc/self/statm).
 long rss_kib();
-// User + system CPU time of this process.
+// User + system CPU time of this process, and the system (kernel) part alone.
 double cpu_seconds();
+double sys_seconds();
 
 // 64 KiB of fixed pseudo-random bytes: every payload is cut from it.
 const Bytes &pattern();

@@ -277,11 +277,12 @@ Report raw_server(const Job &job, int ctl_fd, const std::function<void(std::uint
     announce(0);
     return r;
   }
-  const double cpu0 = cpu_seconds();
+  const double cpu0 = cpu_seconds(), sys0 = sys_seconds();
   announce(sock->local_addr().port());
   stop_loop_on_readable(&loop, ctl_fd);
   uv_run(&loop, UV_RUN_DEFAULT);
   r.kv["server_cpu_s"] = cpu_seconds() - cpu0;
+  r.kv["server_sys_s"] = sys_seconds() - sys0;
   r.kv["server_gso"] = ep.gso() ? 1 : 0;
   r.kv["server_gro"] = ep.gro() ? 1 : 0;
   const auto &c = sock->counters();
@@ -340,6 +341,7 @@ Report raw_client_bulk(const Job &job, std::uint16_t port) {
   r.kv["mib_s"] = static_cast<double>(total) / elapsed / (1 << 20);
   r.kv["elapsed_s"] = elapsed;
   r.kv["client_cpu_s"] = cpu_seconds();
+  r.kv["client_sys_s"] = sys_seconds();
   r.kv["client_gso"] = c.ep->gso() ? 1 : 0;
   r.kv["client_gro"] = c.ep->gro() ? 1 : 0;
   if (auto *s = c.ep->first_socket()) {

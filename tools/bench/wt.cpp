@@ -161,11 +161,12 @@ Report wt_server(const Job &job, int ctl_fd, const std::function<void(std::uint1
     s->on_datagram([datagrams](std::span<const std::uint8_t>) { ++*datagrams; });
   });
   const long rss0 = rss_kib();
-  const double cpu0 = cpu_seconds();
+  const double cpu0 = cpu_seconds(), sys0 = sys_seconds();
   announce(server->port());
   stop_loop_on_readable(&loop, ctl_fd);
   uv_run(&loop, UV_RUN_DEFAULT);
   r.kv["server_cpu_s"] = cpu_seconds() - cpu0;
+  r.kv["server_sys_s"] = sys_seconds() - sys0;
   r.kv["server_rss_base_kib"] = static_cast<double>(rss0);
   r.kv["server_rss_kib"] = static_cast<double>(rss_kib());
   r.kv["server_sessions"] = static_cast<double>(sessions);
@@ -289,6 +290,7 @@ Report wt_client_bulk(const Job &job, std::uint16_t port) {
   r.kv["mib_s"] = static_cast<double>(total) / elapsed / (1 << 20);
   r.kv["elapsed_s"] = elapsed;
   r.kv["client_cpu_s"] = cpu_seconds();
+  r.kv["client_sys_s"] = sys_seconds();
   add_socket_figures(r, "client", endpoint_of(c->conn));
   return r;
 }
