@@ -101,6 +101,9 @@ class ConnectionImpl final : public Connection,
   void on_transport_closed(const Error &err) override;
   void on_error_counted() override { ++error_count_; }
   void detach_server() noexcept { hooks_ = nullptr; }
+  void set_linger(bool on) noexcept {
+    if (quic_) quic_->set_linger(on);
+  }
   void on_activity() override;
 
   // Internal API for the server, the client and tests.

@@ -649,8 +649,9 @@ void QuicConnection::send_connection_close() {
     ++counters_.packets_sent;
     ep_.send(*sock_, local_, remote_, pi.ecn, buf, static_cast<std::size_t>(n), static_cast<std::size_t>(n));
   }
-  if (n < 0 || !handshake_completed()) {
-    // Nothing to wait for: no closing period before the handshake finished.
+  if (n < 0 || !handshake_completed() || !linger_) {
+    // Nothing to wait for: no closing period before the handshake finished,
+    // nor when the endpoint itself is going away.
     enter_closed(close_err_);
     return;
   }
@@ -669,7 +670,10 @@ void QuicConnection::close(std::uint64_t app_code, const std::string &reason) {
     return;
   }
   close_requested_ = false;
-  if (in_closing_or_draining()) return;
+  if (in_closing_or_draining()) {
+    if (!linger_) enter_closed(close_err_);  // no need to wait out the period
+    return;
+  }
   ngtcp2_ccerr_set_application_error(&last_error_, app_code, reinterpret_cast<const std::uint8_t *>(reason.data()),
                                      reason.size());
   send_connection_close();

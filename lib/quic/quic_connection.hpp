@@ -63,6 +63,9 @@ class QuicConnection {
 
   // Application-level close: CONNECTION_CLOSE with an H3/app code.
   void close(std::uint64_t app_code, const std::string &reason);
+  // Without linger a close sends CONNECTION_CLOSE once and is done at once,
+  // skipping the closing period (an endpoint that is going away).
+  void set_linger(bool on) noexcept { linger_ = on; }
   // Drops all state at once without sending anything (endpoint shutdown).
   void abandon(const Error &err);
   // Closes the timer handle; cb runs from its close callback.
@@ -122,6 +125,7 @@ class QuicConnection {
   std::uint64_t lost_closed_streams_ = 0;
   int in_callback_ = 0;  // depth of ngtcp2_conn_read_pkt / write on the stack
   bool write_scheduled_ = false;
+  bool linger_ = true;
   ngtcp2_duration keep_alive_ = UINT64_MAX;
   bool closed_ = false;  // no more I/O: closed, drained or failed
   bool close_requested_ = false;

@@ -39,6 +39,7 @@ class ServerImpl final : public Server,
     ep_->set_acceptor(nullptr);
     for (const auto &c : conns_) {
       c->detach_server();
+      c->set_linger(false);
       c->close(0, "server gone", {});
     }
   }
@@ -94,7 +95,10 @@ class ServerImpl final : public Server,
     shutdown_timer_.reset();
     self_ = shared_from_this();
     auto conns = conns_;
-    for (auto &c : conns) c->close(0, "server closing", {});
+    for (auto &c : conns) {
+      c->set_linger(false);  // the sockets close next: no closing period to wait out
+      c->close(0, "server closing", {});
+    }
     maybe_finish();
   }
   [[nodiscard]] bool is_closed() const noexcept override { return closed_; }
