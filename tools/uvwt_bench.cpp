@@ -35,6 +35,7 @@ struct Options {
   std::string plot_dir;
   std::uint64_t sessions = 10'000;
   std::uint64_t bytes = 0;  // bulk bytes per run; 0: the mode's default
+  std::uint64_t per_conn = 16;  // sessions per connection in 'sessions'
 };
 
 struct Metric {
@@ -292,7 +293,7 @@ std::vector<RunSpec> build_specs(const Options &o) {
   {
     const std::uint64_t n = q ? 48 : o.sessions;
     RunSpec s{"sessions",
-              {{"n", std::to_string(n)}, {"per_conn", "16"}, {"mem_step", std::to_string(std::max<std::uint64_t>(1, n / 10))}},
+              {{"n", std::to_string(n)}, {"per_conn", std::to_string(o.per_conn)}, {"mem_step", std::to_string(std::max<std::uint64_t>(1, n / 10))}},
               wt_server, wt_client_sessions,
               {{"server_kib_per_session", "server_memory", "KiB/session"},
                {"client_kib_per_session", "client_memory", "KiB/session"},
@@ -573,7 +574,7 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 
 void usage() {
   std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
-               "                  [--sessions N] [--bytes N] [--plot DIR]\n"
+               "                  [--sessions N] [--per-conn N] [--bytes N] [--plot DIR]\n"
                "scenarios: setup bulk datagrams latency sessions raw-quic reference (or one run's id,\n"
                "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
                "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
@@ -583,6 +584,7 @@ void usage() {
                "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
                "              figures from other load on a shared machine\n"
                "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
+               "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
                "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
                "  --plot DIR  write PNG plots with gnuplot into DIR\n";
 }
@@ -611,6 +613,7 @@ int main(int argc, char **argv) {
       o.reps = std::max(1, std::atoi(next().c_str()));
       reps_given = true;
     } else if (a == "--bytes") o.bytes = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
+    else if (a == "--per-conn") o.per_conn = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
     else if (a == "--sessions") o.sessions = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
     else if (a == "--plot") o.plot_dir = next();
     else if (a == "--scenario") {
