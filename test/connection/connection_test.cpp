@@ -134,6 +134,14 @@ TEST_CASE("connection: states and events through a whole life, closed with a cod
   CHECK(info.error_count == 0);
   CHECK(info.uptime() >= 0.0);
 
+  // record_activity() moves the activity clock the stale rule reads.
+  const double before =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  tl.run_for(20);
+  conn->record_activity();
+  REQUIRE(conn->info().last_activity);
+  CHECK(*conn->info().last_activity >= before);
+
   // A second connection has its own id.
   auto other = connect_bare(tl, server->port());
   REQUIRE(other.err.ok());
