@@ -108,6 +108,9 @@ class Connection {
                               std::function<void(const HealthReport &)> cb) = 0;
   virtual void stop_health_monitor() = 0;
   virtual void record_activity() = 0;
+  // Test impairment of this connection's socket, changed at runtime (loss,
+  // delay, blackhole). A server-side connection shares the server's socket.
+  virtual void set_impairment(const ImpairmentConfig &cfg) = 0;
 
   virtual void wait_ready(Duration timeout, DoneCallback cb) = 0;
   virtual void wait_for_ready_session(Duration timeout, SessionIdCallback cb) = 0;

@@ -19,8 +19,12 @@ std::map<uv_loop_t *, std::weak_ptr<Deferred>> &registry() {
 std::shared_ptr<Deferred> Deferred::for_loop(uv_loop_t *loop) {
   std::lock_guard lk(g_mu);
   auto &r = registry();
-  if (auto it = r.find(loop); it != r.end())
-    if (auto sp = it->second.lock()) return sp;
+  if (auto it = r.find(loop); it != r.end()) {
+    auto sp = it->second.lock();
+    // A loop at a recycled address (the old one was abandoned with objects
+    // still alive) must not inherit the old idle handle: check it is ours.
+    if (sp && sp->owns_handle_in(loop)) return sp;
+  }
   auto sp = std::make_shared<Deferred>(loop);
   r[loop] = sp;
   return sp;
@@ -41,6 +45,18 @@ Deferred::~Deferred() {
   idle_->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t *>(idle_),
            [](uv_handle_t *h) { delete reinterpret_cast<uv_idle_t *>(h); });
+}
+
+bool Deferred::owns_handle_in(uv_loop_t *loop) const {
+  struct Probe {
+    const uv_idle_t *idle;
+    bool found;
+  } probe{idle_, false};
+  uv_walk(loop, [](uv_handle_t *h, void *arg) {
+    auto *p = static_cast<Probe *>(arg);
+    if (h == reinterpret_cast<const uv_handle_t *>(p->idle)) p->found = true;
+  }, &probe);
+  return probe.found;
 }
 
 void Deferred::post(std::function<void()> fn) {

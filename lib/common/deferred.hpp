@@ -22,6 +22,7 @@ class Deferred : public std::enable_shared_from_this<Deferred> {
 
   void post(std::function<void()> fn);
   [[nodiscard]] uv_loop_t *loop() const noexcept { return loop_; }
+  [[nodiscard]] bool owns_handle_in(uv_loop_t *loop) const;
 
   explicit Deferred(uv_loop_t *loop);
 

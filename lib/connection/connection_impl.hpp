@@ -79,6 +79,9 @@ class ConnectionImpl final : public Connection,
                       std::function<void(const HealthReport &)> cb) override;
   void stop_health_monitor() override;
   void record_activity() override;
+  void set_impairment(const ImpairmentConfig &cfg) override {
+    if (ep_ != nullptr) ep_->set_impairment(cfg);
+  }
   void wait_ready(Duration timeout, DoneCallback cb) override;
   void wait_for_ready_session(Duration timeout, SessionIdCallback cb) override;
   void wait_closed(CloseCallback cb) override;

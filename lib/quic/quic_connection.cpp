@@ -751,14 +751,13 @@ void QuicConnection::ping() {
     });
     return;
   }
-  // ngtcp2 1.x has no "send a PING now": an already expired keep-alive makes
-  // handle_expiry queue an ack-eliciting probe, then the real setting returns.
+  // ngtcp2 1.x has no "send a PING now": it adds one when the keep-alive
+  // timer has run out at the moment a packet is written, so expire it for
+  // this one write and then put the real setting back.
   ngtcp2_conn_set_keep_alive_timeout(conn_, 1);
-  const int rv = ngtcp2_conn_handle_expiry(conn_, now_ns());
-  ngtcp2_conn_set_keep_alive_timeout(conn_, keep_alive_);
-  if (rv != 0) return;
   ++counters_.pings_sent;
   write_now();
+  ngtcp2_conn_set_keep_alive_timeout(conn_, keep_alive_);
 }
 
 }  // namespace uvwt::detail
