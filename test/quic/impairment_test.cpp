@@ -33,7 +33,7 @@ std::vector<bool> drop_pattern(const ImpairmentConfig &c, int n) {
 
 // Sends `n` single packets one by one (the send path judges each) and
 // returns the sequence numbers that arrived, in arrival order.
-std::vector<std::uint32_t> deliver(TestLoop &L, UdpSocket &tx, UdpSocket &rx, Collector &got, std::uint32_t n,
+std::vector<std::uint32_t> deliver(UdpTestLoop &L, UdpSocket &tx, UdpSocket &rx, Collector &got, std::uint32_t n,
                                    std::size_t expect, std::uint64_t wait_ms = 3000) {
   for (std::uint32_t i = 0; i < n; ++i) {
     auto p = make_batch(i, 1, 200);
@@ -107,7 +107,7 @@ TEST_CASE("Impairment queue releases in due order and is bounded", "[quic][impai
 TEST_CASE("Impairment loss on a socket is reproducible and about right", "[quic][impair]") {
   std::vector<std::uint32_t> first;
   for (int run = 0; run < 2; ++run) {
-    TestLoop L;
+    UdpTestLoop L;
     auto tx = L.open("127.0.0.1");
     auto rx = L.open("127.0.0.1");
     Collector got;
@@ -128,7 +128,7 @@ TEST_CASE("Impairment loss on a socket is reproducible and about right", "[quic]
 }
 
 TEST_CASE("Impairment loss applies per packet of a GSO batch", "[quic][impair]") {
-  TestLoop L;
+  UdpTestLoop L;
   auto tx = L.open("::1");
   auto rx = L.open("::1");
   Collector got;
@@ -155,7 +155,7 @@ TEST_CASE("Impairment loss applies per packet of a GSO batch", "[quic][impair]")
 TEST_CASE("Impairment delay holds packets at least that long", "[quic][impair]") {
   for (bool on_receiver : {false, true}) {
     INFO("impaired side: " << (on_receiver ? "receiver" : "sender"));
-    TestLoop L;
+    UdpTestLoop L;
     auto tx = L.open("127.0.0.1");
     auto rx = L.open("127.0.0.1");
     Collector got;
@@ -180,7 +180,7 @@ TEST_CASE("Impairment delay holds packets at least that long", "[quic][impair]")
 
 TEST_CASE("Impairment reorder and duplicate", "[quic][impair]") {
   SECTION("reordered packets arrive behind later ones, none lost") {
-    TestLoop L;
+    UdpTestLoop L;
     auto tx = L.open("127.0.0.1");
     auto rx = L.open("127.0.0.1");
     Collector got;
@@ -194,7 +194,7 @@ TEST_CASE("Impairment reorder and duplicate", "[quic][impair]") {
     L.finish({tx.get(), rx.get()});
   }
   SECTION("duplicate 1.0 doubles every packet") {
-    TestLoop L;
+    UdpTestLoop L;
     auto tx = L.open("::1");
     auto rx = L.open("::1");
     Collector got;
@@ -208,7 +208,7 @@ TEST_CASE("Impairment reorder and duplicate", "[quic][impair]") {
     L.finish({tx.get(), rx.get()});
   }
   SECTION("duplicate 0.3 with delay duplicates some") {
-    TestLoop L;
+    UdpTestLoop L;
     auto tx = L.open("127.0.0.1");
     auto rx = L.open("127.0.0.1");
     Collector got;
@@ -227,7 +227,7 @@ TEST_CASE("Impairment reorder and duplicate", "[quic][impair]") {
 TEST_CASE("Impairment blackhole drops everything and can be lifted", "[quic][impair]") {
   for (bool on_receiver : {false, true}) {
     INFO("impaired side: " << (on_receiver ? "receiver" : "sender"));
-    TestLoop L;
+    UdpTestLoop L;
     auto tx = L.open("127.0.0.1");
     auto rx = L.open("127.0.0.1");
     Collector got, back;
@@ -260,7 +260,7 @@ TEST_CASE("Impairment blackhole drops everything and can be lifted", "[quic][imp
 }
 
 TEST_CASE("Impairment blackhole also swallows packets already held", "[quic][impair]") {
-  TestLoop L;
+  UdpTestLoop L;
   auto tx = L.open("127.0.0.1");
   auto rx = L.open("127.0.0.1");
   Collector got;
@@ -284,7 +284,7 @@ TEST_CASE("Impairment blackhole also swallows packets already held", "[quic][imp
 }
 
 TEST_CASE("Impairment: closing with packets still held leaves a clean loop", "[quic][impair]") {
-  TestLoop L;
+  UdpTestLoop L;
   auto tx = L.open("127.0.0.1");
   auto rx = L.open("127.0.0.1");
   Collector got;

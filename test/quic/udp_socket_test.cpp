@@ -19,7 +19,7 @@ constexpr const char *kFamilies[] = {"127.0.0.1", "::1"};
 // Sends `total` numbered packets in chunks sized to fit any receive buffer,
 // letting the receiver drain between chunks (loopback never blocks a sender:
 // it drops at the receiver instead).
-void send_paced(TestLoop &L, UdpSocket &from, UdpSocket &to, Collector &got, std::uint32_t total,
+void send_paced(UdpTestLoop &L, UdpSocket &from, UdpSocket &to, Collector &got, std::uint32_t total,
                 std::size_t chunk, std::size_t size) {
   std::uint32_t seq = 0;
   std::size_t n = 0;
@@ -42,7 +42,7 @@ void send_paced(TestLoop &L, UdpSocket &from, UdpSocket &to, Collector &got, std
 TEST_CASE("UdpSocket sends and receives one packet each way", "[quic][udp]") {
   for (const char *ip : kFamilies) {
     INFO(ip);
-    TestLoop L;
+    UdpTestLoop L;
     auto a = L.open(ip);
     auto b = L.open(ip);
     Collector ca, cb;
@@ -84,7 +84,7 @@ TEST_CASE("UdpSocket moves 1000 packets with and without GSO/GRO", "[quic][udp]"
   for (const char *ip : kFamilies) {
     for (Mode m : {Mode{true, true}, Mode{false, false}, Mode{true, false}, Mode{false, true}}) {
       INFO(ip << " gso " << m.gso << " gro " << m.gro);
-      TestLoop L;
+      UdpTestLoop L;
       UdpOptions so, ro;
       so.allow_gso = m.gso;
       so.allow_gro = m.gro;
@@ -122,7 +122,7 @@ TEST_CASE("UdpSocket moves 1000 packets with and without GSO/GRO", "[quic][udp]"
 TEST_CASE("UdpSocket GSO batch of 10 x 1200 arrives as 10 datagrams", "[quic][udp]") {
   for (const char *ip : kFamilies) {
     INFO(ip);
-    TestLoop L;
+    UdpTestLoop L;
     auto tx = L.open(ip);
     auto rx = L.open(ip);
     if (!tx->gso() || !rx->gro()) WARN("kernel without UDP GSO/GRO: fallback paths only");
@@ -155,7 +155,7 @@ TEST_CASE("UdpSocket GSO batch of 10 x 1200 arrives as 10 datagrams", "[quic][ud
 TEST_CASE("UdpSocket carries ECN codepoints both ways", "[quic][udp]") {
   for (const char *ip : kFamilies) {
     INFO(ip);
-    TestLoop L;
+    UdpTestLoop L;
     auto a = L.open(ip);
     auto b = L.open(ip);
     Collector cb;
@@ -174,7 +174,7 @@ TEST_CASE("UdpSocket carries ECN codepoints both ways", "[quic][udp]") {
 
 TEST_CASE("UdpSocket on a wildcard address reports and uses the local address", "[quic][udp]") {
   SECTION("IPv4: packets to 127.0.0.2 are answered from 127.0.0.2") {
-    TestLoop L;
+    UdpTestLoop L;
     auto server = L.open("0.0.0.0");
     auto client = L.open("127.0.0.1");
     Collector cs, cc;
@@ -199,7 +199,7 @@ TEST_CASE("UdpSocket on a wildcard address reports and uses the local address", 
     L.finish({server.get(), client.get()});
   }
   SECTION("IPv6") {
-    TestLoop L;
+    UdpTestLoop L;
     auto server = L.open("::");
     auto client = L.open("::1");
     Collector cs, cc;
@@ -219,7 +219,7 @@ TEST_CASE("UdpSocket on a wildcard address reports and uses the local address", 
 }
 
 TEST_CASE("UdpSocket would_block then writable", "[quic][udp]") {
-  TestLoop L;
+  UdpTestLoop L;
   auto a = L.open("127.0.0.1");
   auto b = L.open("127.0.0.1");
   Collector ca, cb;
@@ -259,7 +259,7 @@ TEST_CASE("UdpSocket would_block then writable", "[quic][udp]") {
 TEST_CASE("UdpSocket reports ECONNREFUSED for a closed port", "[quic][udp]") {
   for (const char *ip : kFamilies) {
     INFO(ip);
-    TestLoop L;
+    UdpTestLoop L;
     SockAddr dead;
     {
       auto gone = L.open(ip);
@@ -293,7 +293,7 @@ TEST_CASE("UdpSocket reports ECONNREFUSED for a closed port", "[quic][udp]") {
 }
 
 TEST_CASE("UdpSocket falls back transparently when the kernel refuses GSO", "[quic][udp]") {
-  TestLoop L;
+  UdpTestLoop L;
   auto tx = L.open("127.0.0.1");
   auto rx = L.open("127.0.0.1");
   Collector got;
@@ -326,7 +326,7 @@ TEST_CASE("UdpSocket falls back transparently when the kernel refuses GSO", "[qu
 }
 
 TEST_CASE("UdpSocket reports send errors and drops oversize datagrams", "[quic][udp]") {
-  TestLoop L;
+  UdpTestLoop L;
   UdpOptions ro;
   ro.allow_gro = false;
   ro.max_datagram_size = 1500;
@@ -353,7 +353,7 @@ TEST_CASE("UdpSocket reports send errors and drops oversize datagrams", "[quic][
 }
 
 TEST_CASE("UdpSocket reads at most its budget per wakeup", "[quic][udp]") {
-  TestLoop L;
+  UdpTestLoop L;
   UdpOptions ro;
   ro.recv_batch = 4;
   ro.recv_budget = 10;
@@ -381,7 +381,7 @@ TEST_CASE("UdpSocket close from a callback, and destruction without close", "[qu
         s.close([this] { closed = true; });
       }
     };
-    TestLoop L;
+    UdpTestLoop L;
     auto tx = L.open("127.0.0.1");
     auto rx = L.open("127.0.0.1");
     Closer c;
@@ -395,7 +395,7 @@ TEST_CASE("UdpSocket close from a callback, and destruction without close", "[qu
     L.finish({tx.get()});
   }
   SECTION("destroying an open socket closes its handles") {
-    TestLoop L;
+    UdpTestLoop L;
     auto s = L.open("127.0.0.1");
     s->want_writable(true);
     s.reset();
@@ -404,7 +404,7 @@ TEST_CASE("UdpSocket close from a callback, and destruction without close", "[qu
     uv_loop_init(L.get());
   }
   SECTION("destroying a socket after close() still runs the callback") {
-    TestLoop L;
+    UdpTestLoop L;
     auto s = L.open("::1");
     bool done = false;
     s->close([&] { done = true; });
@@ -416,7 +416,7 @@ TEST_CASE("UdpSocket close from a callback, and destruction without close", "[qu
     uv_loop_init(L.get());
   }
   SECTION("bind failure is an error, not a socket") {
-    TestLoop L;
+    UdpTestLoop L;
     auto a = L.open("127.0.0.1");
     uvwt::Error err;
     auto b = UdpSocket::open(L.get(), a->local_addr(), {}, err);

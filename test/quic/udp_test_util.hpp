@@ -73,10 +73,10 @@ inline bool intact(const Received &r) {
   return want == r.data;
 }
 
-struct TestLoop {
+struct UdpTestLoop {
   uv_loop_t loop;
-  TestLoop() { uv_loop_init(&loop); }
-  ~TestLoop() {
+  UdpTestLoop() { uv_loop_init(&loop); }
+  ~UdpTestLoop() {
     // Only reached cleanly when a test forgot to finish(): do not hang.
     uv_run(&loop, UV_RUN_NOWAIT);
     uv_loop_close(&loop);
