@@ -10,6 +10,7 @@
 int main(int argc, char **argv) {
   const auto port = static_cast<std::uint16_t>(argc > 1 ? std::atoi(argv[1]) : 4433);
   uv_loop_t *loop = uv_default_loop();
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines reach a pipe as they happen
 
   uvwt::CertificatePair cert;
   if (auto err = uvwt::generate_self_signed_certificate({"localhost", "127.0.0.1", "::1"}, cert)) {

@@ -4,6 +4,7 @@
 set -euo pipefail
 builddir=$1
 srcdir=$2
+sanitize=${3:-none}  # the library's b_sanitize: the consumer must match it
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 prefix=$(meson introspect "$builddir" --buildoptions | python3 -c '
@@ -23,5 +24,7 @@ export PKG_CONFIG_PATH="$pc${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 [ -d "$srcdir/.deps/lib/pkgconfig" ] && export PKG_CONFIG_PATH="$PKG_CONFIG_PATH:$srcdir/.deps/lib/pkgconfig"
 flags=$(pkg-config --cflags --libs libuvwt)
 echo "pkg-config --cflags --libs libuvwt: $flags"
-g++ -std=c++20 -o "$stage/consumer" "$srcdir/test/install/consumer.cpp" $flags -luv
+extra=()
+[ "$sanitize" != none ] && extra=(-fsanitize="$sanitize")
+g++ -std=c++20 "${extra[@]}" -o "$stage/consumer" "$srcdir/test/install/consumer.cpp" $flags -luv
 LD_LIBRARY_PATH="$root/$libdir" "$stage/consumer"

@@ -6,7 +6,7 @@ client=$2
 log=$(mktemp)
 trap 'kill $pid 2>/dev/null || true; rm -f "$log"' EXIT
 port=$((20000 + RANDOM % 20000))
-stdbuf -oL "$server" "$port" >"$log" 2>&1 &
+"$server" "$port" >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 50); do grep -q 'cert sha256' "$log" && break; sleep 0.1; done
 hash=$(sed -n 's/.*cert sha256 //p' "$log")
