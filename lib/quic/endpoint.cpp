@@ -91,7 +91,10 @@ void Endpoint::wait_writable(QuicConnection *c) {
   if (std::find(waiting_.begin(), waiting_.end(), c) == waiting_.end()) waiting_.push_back(c);
 }
 
-void Endpoint::forget(QuicConnection *c) { std::erase(waiting_, c); }
+void Endpoint::forget(QuicConnection *c) {
+  std::erase(waiting_, c);
+  std::erase(touched_, c);
+}
 
 void Endpoint::on_writable(UdpSocket &sock) {
   while (!pending_.empty()) {
@@ -114,6 +117,20 @@ void Endpoint::on_packets(UdpSocket &sock, std::span<const RecvPacket> pkts) {
   UVWT_TRACE("%zu packets on %s", pkts.size(), sock.local_addr().to_string().c_str());
   resets_this_tick_ = 0;
   for (const auto &pkt : pkts) handle_packet(sock, pkt);
+  // Connections are destroyed only on a later loop turn, so every pointer
+  // collected during this batch is still valid here.
+  for (std::size_t i = 0; i < touched_.size(); ++i) {
+    QuicConnection *c = touched_[i];
+    c->in_touched_list = false;
+    c->write_now();
+  }
+  touched_.clear();
+}
+
+void Endpoint::touched(QuicConnection *c) {
+  if (c->in_touched_list) return;
+  c->in_touched_list = true;
+  touched_.push_back(c);
 }
 
 void Endpoint::handle_packet(UdpSocket &sock, const RecvPacket &pkt) {

@@ -80,6 +80,8 @@ class Endpoint : public UdpReceiver {
   [[nodiscard]] bool blocked() const noexcept { return !pending_.empty(); }
   void wait_writable(QuicConnection *c);
   void forget(QuicConnection *c);  // connection is going away
+  // A connection read packets in the current batch: it writes once at the end.
+  void touched(QuicConnection *c);
 
   // Applies impairment settings at runtime (tests toggle blackholes).
   void set_impairment(const ImpairmentConfig &cfg);
@@ -119,6 +121,7 @@ class Endpoint : public UdpReceiver {
   };
   std::vector<Pending> pending_;
   std::vector<QuicConnection *> waiting_;
+  std::vector<QuicConnection *> touched_;  // capacity kept across batches
   std::size_t resets_this_tick_ = 0;
 };
 

@@ -212,6 +212,7 @@ QuicConnection::~QuicConnection() {
     ngtcp2_conn_del(conn_);
   }
   if (has_original_dcid_) ep_.unregister_cid(original_dcid_);
+  ep_.forget(this);
   if (qlog_ != nullptr) std::fclose(qlog_);
   *alive_ = false;
 }
@@ -438,7 +439,9 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
     close(close_code_, close_reason_);
     return;
   }
-  write_now();
+  // One write pass per receive batch, not per packet: the endpoint calls
+  // write_now() once the whole batch is read, so ACKs and data coalesce.
+  ep_.touched(this);
 }
 
 void QuicConnection::on_socket_error(int errno_value) {

@@ -125,6 +125,11 @@ class QuicConnection {
   std::uint64_t lost_closed_streams_ = 0;
   int in_callback_ = 0;  // depth of ngtcp2_conn_read_pkt / write on the stack
   bool write_scheduled_ = false;
+
+ public:
+  bool in_touched_list = false;  // endpoint bookkeeping for batched writes
+
+ private:
   bool linger_ = true;
   ngtcp2_duration keep_alive_ = UINT64_MAX;
   bool closed_ = false;  // no more I/O: closed, drained or failed
