@@ -34,7 +34,7 @@ struct Options {
   std::set<std::string> scenarios;  // empty: all
   std::string plot_dir;
   std::uint64_t sessions = 10'000;
-  std::uint64_t bytes = 0;  // bulk bytes per run; 0: the mode's default
+  std::uint64_t bytes = 0;      // bulk bytes per run; 0: the mode's default
   std::uint64_t per_conn = 16;  // sessions per connection in 'sessions'
 };
 
@@ -96,7 +96,8 @@ void write_all(int fd, const std::string &s) {
 
 // Reads until EOF, or until `stop_at_newline` and a newline arrived; false on timeout.
 bool read_until(int fd, std::string &out, double timeout_s, bool stop_at_newline) {
-  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
   char buf[65536];
   for (;;) {
     if (stop_at_newline && out.find('\n') != std::string::npos) return true;
@@ -144,7 +145,8 @@ Report run_pair(const Job &job, const RunSpec &spec, bool pin, bool rt) {
       close(c_out[1]);
       place(0, pin, rt);
       const int out = s_out[1];
-      Report r = spec.server(job, s_ctl[0], [out](std::uint16_t p) { write_all(out, "port " + std::to_string(p) + "\n"); });
+      Report r =
+          spec.server(job, s_ctl[0], [out](std::uint16_t p) { write_all(out, "port " + std::to_string(p) + "\n"); });
       write_all(out, r.serialize());
       _exit(0);
     }
@@ -239,12 +241,19 @@ std::vector<RunSpec> build_specs(const Options &o) {
   };
 
   // setup
-  for (const auto &[mode, n, par] : {std::tuple{"sequential", q ? "5" : "500", "1"},
-                                     std::tuple{"parallel", q ? "16" : "2000", q ? "4" : "16"}}) {
-    RunSpec s{"setup", {{"mode", mode}, {"n", n}, {"par", par}}, wt_server, wt_client_setup,
-              {{"rate", "sessions", "sessions/s"}, {"p50_us", "p50", "us"}, {"p99_us", "p99", "us"},
+  for (const auto &[mode, n, par] :
+       {std::tuple{"sequential", q ? "5" : "500", "1"}, std::tuple{"parallel", q ? "16" : "2000", q ? "4" : "16"}}) {
+    RunSpec s{"setup",
+              {{"mode", mode}, {"n", n}, {"par", par}},
+              wt_server,
+              wt_client_setup,
+              {{"rate", "sessions", "sessions/s"},
+               {"p50_us", "p50", "us"},
+               {"p99_us", "p99", "us"},
                {"server_cpu_us", "server_cpu_per_setup", "us"}},
-              {}, q ? 30.0 : 120.0, std::string("setup-") + mode};
+              {},
+              q ? 30.0 : 120.0,
+              std::string("setup-") + mode};
     auto chk = check_sessions("n");
     s.derive = [chk](const Job &job, Report &r) {
       chk(job, r);
@@ -255,13 +264,18 @@ std::vector<RunSpec> build_specs(const Options &o) {
   // bulk
   for (const char *mode : {"discard", "echo"})
     for (const char *streams : {"1", "8", "64"}) {
-      RunSpec s{"bulk", {{"mode", mode}, {"streams", streams}, {"bytes", bulk_bytes}}, wt_server, wt_client_bulk,
+      RunSpec s{"bulk",
+                {{"mode", mode}, {"streams", streams}, {"bytes", bulk_bytes}},
+                wt_server,
+                wt_client_bulk,
                 {{"mib_s", "throughput", "MiB/s"},
                  {"server_mib_per_cpu_s", "server_cpu_bound", "MiB/cpu-s"},
                  {"client_mib_per_cpu_s", "client_cpu_bound", "MiB/cpu-s"},
                  {"server_kernel_pct", "server_kernel_share", "%"},
                  {"client_kernel_pct", "client_kernel_share", "%"}},
-                {}, q ? 30.0 : 120.0, std::string("bulk-") + mode + "-" + streams};
+                {},
+                q ? 30.0 : 120.0,
+                std::string("bulk-") + mode + "-" + streams};
       s.derive = [cpu_bound](const Job &job, Report &r) {
         cpu_bound(r, static_cast<double>(job.num("bytes")));
         if (r.get("bytes_checked") != static_cast<double>(job.num("bytes")))
@@ -271,12 +285,16 @@ std::vector<RunSpec> build_specs(const Options &o) {
     }
   // datagrams
   for (const auto &[mode, window] : {std::pair{"echo", "1"}, std::pair{"echo", "64"}, std::pair{"oneway", "0"}}) {
-    RunSpec s{"datagrams", {{"mode", mode}, {"window", window}, {"size", "256"}, {"ms", dgram_ms}}, wt_server,
+    RunSpec s{"datagrams",
+              {{"mode", mode}, {"window", window}, {"size", "256"}, {"ms", dgram_ms}},
+              wt_server,
               wt_client_datagrams,
               {{"rate", "datagrams", "datagrams/s"},
                {"loss_pct", "loss", "%"},
                {"server_dgrams_per_cpu_s", "server_cpu_bound", "datagrams/cpu-s"}},
-              {}, 30, std::string("datagrams-") + mode + "-" + window};
+              {},
+              30,
+              std::string("datagrams-") + mode + "-" + window};
     s.derive = [](const Job &, Report &r) {
       if (r.get("server_cpu_s") > 0) r.kv["server_dgrams_per_cpu_s"] = r.get("received") / r.get("server_cpu_s");
     };
@@ -284,8 +302,13 @@ std::vector<RunSpec> build_specs(const Options &o) {
   }
   // latency
   for (const char *transport : {"stream", "datagram"}) {
-    RunSpec s{"latency", {{"transport", transport}, {"size", "64"}, {"n", lat_n}}, wt_server, wt_client_latency,
-              {{"p50_us", "p50", "us"}, {"p99_us", "p99", "us"}, {"p999_us", "p99.9", "us"}}, {}, 60,
+    RunSpec s{"latency",
+              {{"transport", transport}, {"size", "64"}, {"n", lat_n}},
+              wt_server,
+              wt_client_latency,
+              {{"p50_us", "p50", "us"}, {"p99_us", "p99", "us"}, {"p999_us", "p99.9", "us"}},
+              {},
+              60,
               std::string("latency-") + transport};
     v.push_back(std::move(s));
   }
@@ -293,45 +316,63 @@ std::vector<RunSpec> build_specs(const Options &o) {
   {
     const std::uint64_t n = q ? 48 : o.sessions;
     RunSpec s{"sessions",
-              {{"n", std::to_string(n)}, {"per_conn", std::to_string(o.per_conn)}, {"mem_step", std::to_string(std::max<std::uint64_t>(1, n / 10))}},
-              wt_server, wt_client_sessions,
+              {{"n", std::to_string(n)},
+               {"per_conn", std::to_string(o.per_conn)},
+               {"mem_step", std::to_string(std::max<std::uint64_t>(1, n / 10))}},
+              wt_server,
+              wt_client_sessions,
               {{"server_kib_per_session", "server_memory", "KiB/session"},
                {"client_kib_per_session", "client_memory", "KiB/session"},
                {"setup_s", "setup_time", "s"},
                {"rate", "setup_rate", "sessions/s"}},
-              {}, q ? 60.0 : 600.0, "sessions"};
+              {},
+              q ? 60.0 : 600.0,
+              "sessions"};
     auto chk = check_sessions("n");
     s.derive = [chk](const Job &job, Report &r) {
       chk(job, r);
-      r.kv["server_kib_per_session"] = (r.get("server_rss_kib") - r.get("server_rss_base_kib")) /
-                                       std::max(1.0, static_cast<double>(job.num("n")));
+      r.kv["server_kib_per_session"] =
+          (r.get("server_rss_kib") - r.get("server_rss_base_kib")) / std::max(1.0, static_cast<double>(job.num("n")));
     };
     v.push_back(std::move(s));
   }
   // raw-quic
   for (const char *streams : {"1", "8", "64"}) {
-    RunSpec s{"raw-quic", {{"test", "bulk"}, {"mode", "discard"}, {"streams", streams}, {"bytes", bulk_bytes}}, raw_server,
+    RunSpec s{"raw-quic",
+              {{"test", "bulk"}, {"mode", "discard"}, {"streams", streams}, {"bytes", bulk_bytes}},
+              raw_server,
               raw_client_bulk,
               {{"mib_s", "throughput", "MiB/s"},
                {"server_mib_per_cpu_s", "server_cpu_bound", "MiB/cpu-s"},
                {"client_mib_per_cpu_s", "client_cpu_bound", "MiB/cpu-s"},
                {"server_kernel_pct", "server_kernel_share", "%"},
                {"client_kernel_pct", "client_kernel_share", "%"}},
-              {}, q ? 30.0 : 120.0, std::string("raw-bulk-") + streams};
+              {},
+              q ? 30.0 : 120.0,
+              std::string("raw-bulk-") + streams};
     s.derive = [cpu_bound](const Job &job, Report &r) {
       cpu_bound(r, static_cast<double>(job.num("bytes")));
       if (r.get("bytes_checked") != static_cast<double>(job.num("bytes"))) r.fail("raw bytes not all checked");
     };
     v.push_back(std::move(s));
   }
-  v.push_back(RunSpec{"raw-quic", {{"test", "latency"}, {"transport", "stream"}, {"size", "64"}, {"n", lat_n}},
-                      raw_server, raw_client_latency,
-                      {{"p50_us", "p50", "us"}, {"p99_us", "p99", "us"}, {"p999_us", "p99.9", "us"}}, {}, 60,
+  v.push_back(RunSpec{"raw-quic",
+                      {{"test", "latency"}, {"transport", "stream"}, {"size", "64"}, {"n", lat_n}},
+                      raw_server,
+                      raw_client_latency,
+                      {{"p50_us", "p50", "us"}, {"p99_us", "p99", "us"}, {"p999_us", "p99.9", "us"}},
+                      {},
+                      60,
                       "raw-latency"});
   // reference ceilings
   for (const char *mode : {"gso", "sendmmsg"}) {
-    RunSpec s{"reference", {{"test", "udp"}, {"mode", mode}, {"payload", "1200"}, {"ms", ref_ms}}, udp_sink, udp_blast,
-              {{"pps", "udp_packets", "packets/s"}, {"gbit_s", "udp_goodput", "Gbit/s"}}, {}, 30,
+    RunSpec s{"reference",
+              {{"test", "udp"}, {"mode", mode}, {"payload", "1200"}, {"ms", ref_ms}},
+              udp_sink,
+              udp_blast,
+              {{"pps", "udp_packets", "packets/s"}, {"gbit_s", "udp_goodput", "Gbit/s"}},
+              {},
+              30,
               std::string("udp-") + mode};
     s.derive = [](const Job &, Report &r) {
       const double t = std::max(1e-9, r.get("elapsed_s"));
@@ -341,9 +382,14 @@ std::vector<RunSpec> build_specs(const Options &o) {
     };
     v.push_back(std::move(s));
   }
-  v.push_back(RunSpec{"reference", {{"test", "aead"}, {"cipher", "AES-128-GCM"}, {"size", "1200"}, {"ms", ref_ms}},
-                      nullptr, aead_seal, {{"packets_s", "seal_packets", "packets/s"}, {"mib_s", "seal_bytes", "MiB/s"}},
-                      {}, 30, "aead"});
+  v.push_back(RunSpec{"reference",
+                      {{"test", "aead"}, {"cipher", "AES-128-GCM"}, {"size", "1200"}, {"ms", ref_ms}},
+                      nullptr,
+                      aead_seal,
+                      {{"packets_s", "seal_packets", "packets/s"}, {"mib_s", "seal_bytes", "MiB/s"}},
+                      {},
+                      30,
+                      "aead"});
   return v;
 }
 
@@ -374,7 +420,8 @@ std::string json_number(double v) {
 }
 
 bool is_number(const std::string &s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
 }
 
 std::string params_json(const RunSpec &s) {
@@ -527,7 +574,8 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
     g << head << "set output '" << dir << "/throughput_vs_streams.png'\n"
       << "set title 'Bulk throughput vs parallel streams (loopback, median)'\nset logscale x 2\nset xlabel 'streams'\n"
       << "set ylabel 'MiB/s'\nset yrange [0:*]\nset xrange [0.8:80]\nset xtics (1,8,64)\nset key left bottom\n"
-      << "plot '" << dir << "/throughput.dat' u 1:2 w lp lw 2 t 'WebTransport, client->server (discard)', '' u 1:3 w lp lw 2 "
+      << "plot '" << dir
+      << "/throughput.dat' u 1:2 w lp lw 2 t 'WebTransport, client->server (discard)', '' u 1:3 w lp lw 2 "
       << "t 'WebTransport, echo (each direction)', '' u 1:4 w lp lw 2 t 'raw QUIC stream, discard'\n";
     g.close();
     d.close();
@@ -563,7 +611,8 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
       g << head << "set output '" << dir << "/memory_vs_sessions.png'\n"
         << "set title 'Resident memory growth vs idle sessions (16 sessions per connection)'\n"
         << "set xlabel 'sessions'\nset ylabel 'RSS growth, MiB'\n"
-        << "plot '" << dir << "/memory.dat' u 1:2 w lp lw 2 t 'server', '' u 1:3 w lp lw 2 t 'client (all connections)'\n";
+        << "plot '" << dir
+        << "/memory.dat' u 1:2 w lp lw 2 t 'server', '' u 1:3 w lp lw 2 t 'client (all connections)'\n";
       g.close();
       d.close();
       made += run_gnuplot(dir + "/memory.gp") ? 1 : 0;
@@ -605,17 +654,25 @@ int main(int argc, char **argv) {
       }
       return argv[++i];
     };
-    if (a == "--quick") o.quick = true;
-    else if (a == "--json") o.json_only = true;
-    else if (a == "--pin") o.pin = true;
-    else if (a == "--rt") o.rt = true;
+    if (a == "--quick")
+      o.quick = true;
+    else if (a == "--json")
+      o.json_only = true;
+    else if (a == "--pin")
+      o.pin = true;
+    else if (a == "--rt")
+      o.rt = true;
     else if (a == "--reps") {
       o.reps = std::max(1, std::atoi(next().c_str()));
       reps_given = true;
-    } else if (a == "--bytes") o.bytes = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
-    else if (a == "--per-conn") o.per_conn = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
-    else if (a == "--sessions") o.sessions = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
-    else if (a == "--plot") o.plot_dir = next();
+    } else if (a == "--bytes")
+      o.bytes = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
+    else if (a == "--per-conn")
+      o.per_conn = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
+    else if (a == "--sessions")
+      o.sessions = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
+    else if (a == "--plot")
+      o.plot_dir = next();
     else if (a == "--scenario") {
       std::istringstream in(next());
       std::string s;
@@ -642,7 +699,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   const auto specs = build_specs(o);
-  static const std::set<std::string> known = {"setup", "bulk", "datagrams", "latency", "sessions", "raw-quic", "reference"};
+  static const std::set<std::string> known = {"setup",    "bulk",     "datagrams", "latency",
+                                              "sessions", "raw-quic", "reference"};
   for (const auto &s : o.scenarios)
     if (known.count(s) == 0 && std::none_of(specs.begin(), specs.end(), [&](const RunSpec &r) { return r.id == s; })) {
       std::cerr << "unknown scenario " << s << "\n";
@@ -697,8 +755,8 @@ int main(int argc, char **argv) {
   }
   table_out << "\n";
   print_table(results, table_out);
-  table_out << "batching: GSO " << (env.gso ? "used" : "not available") << ", GRO " << (env.gro ? "used" : "not available")
-            << "\n";
+  table_out << "batching: GSO " << (env.gso ? "used" : "not available") << ", GRO "
+            << (env.gro ? "used" : "not available") << "\n";
   if (!o.plot_dir.empty()) {
     const int n = make_plots(results, o.plot_dir);
     table_out << "plots: " << n << " PNG file(s) in " << o.plot_dir << "\n";

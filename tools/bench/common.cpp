@@ -122,11 +122,13 @@ double percentile(std::vector<double> v, double p) {
 }
 
 bool run_until(uv_loop_t *loop, const std::function<bool()> &pred, double timeout_s) {
-  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s));
   // The tick keeps UV_RUN_ONCE from blocking past the deadline when nothing happens.
   auto *tick = new uv_timer_t;
   uv_timer_init(loop, tick);
-  uv_timer_start(tick, [](uv_timer_t *) {}, 10, 10);
+  uv_timer_start(
+      tick, [](uv_timer_t *) {}, 10, 10);
   bool ok = true;
   while (!pred()) {
     if (Clock::now() > deadline) {

@@ -32,17 +32,15 @@ struct RawStream {
   std::int64_t sid = -1;
   std::uint64_t pattern_left = 0;  // bulk bytes still to offer, cut from pattern()
   std::uint64_t pattern_off = 0;
-  std::string out;                 // small payloads (answers, pings), reserved
+  std::string out;  // small payloads (answers, pings), reserved
   std::size_t out_sent = 0;
   bool fin_wanted = false, fin_sent = false, queued = false;
-  char mode = 0;                   // server: 'S' or 'E' from the first byte
+  char mode = 0;  // server: 'S' or 'E' from the first byte
   std::uint64_t rx = 0, rx_sum = 0;
   bool rx_fin = false;
-  std::string rx_text;             // client: the sink's answer
+  std::string rx_text;  // client: the sink's answer
 
-  [[nodiscard]] bool has_data() const {
-    return pattern_left > 0 || out_sent < out.size() || (fin_wanted && !fin_sent);
-  }
+  [[nodiscard]] bool has_data() const { return pattern_left > 0 || out_sent < out.size() || (fin_wanted && !fin_sent); }
 };
 
 class RawApp final : public detail::QuicApp {
@@ -153,8 +151,10 @@ class RawApp final : public detail::QuicApp {
     if (fin_sent) s.fin_sent = true;
     if (!queue_.empty() && queue_.front() == sid) {
       queue_.pop_front();
-      if (s.has_data()) queue_.push_back(sid);
-      else s.queued = false;
+      if (s.has_data())
+        queue_.push_back(sid);
+      else
+        s.queued = false;
     }
   }
   void on_stream_blocked(std::int64_t sid, bool) override {
@@ -187,7 +187,8 @@ class RawAcceptor final : public detail::Acceptor {
     auto app = std::make_unique<RawApp>(true);
     Error err;
     const detail::SockAddr local = pkt.local != nullptr ? *pkt.local : sock.local_addr();
-    auto q = QuicConnection::create_server(ep_, sock, local, *pkt.remote, hd, nullptr, tls_, raw_transport(), *app, err);
+    auto q =
+        QuicConnection::create_server(ep_, sock, local, *pkt.remote, hd, nullptr, tls_, raw_transport(), *app, err);
     if (!q) return false;
     app->q = q.get();
     q->on_packet(pkt);
@@ -235,7 +236,9 @@ struct RawClient {
     }
     app.q = q.get();
     q->write_now();
-    if (!run_until(&loop, [&] { return app.handshake_done || app.closed; }, 10) || !app.handshake_done) {
+    if (!run_until(
+            &loop, [&] { return app.handshake_done || app.closed; }, 10) ||
+        !app.handshake_done) {
       r.fail("raw QUIC handshake failed: " + app.close_err.to_string());
       return false;
     }
@@ -325,7 +328,8 @@ Report raw_client_bulk(const Job &job, std::uint16_t port) {
     want.push_back(n);
     sums.push_back(sum);
   }
-  if (!run_until(&c.loop, [&] { return finished == nstreams || c.app.closed; }, job.time_limit_s))
+  if (!run_until(
+          &c.loop, [&] { return finished == nstreams || c.app.closed; }, job.time_limit_s))
     r.fail("raw bulk did not finish in time");
   const double elapsed = seconds_since(t0);
   std::uint64_t checked = 0;
@@ -335,7 +339,8 @@ Report raw_client_bulk(const Job &job, std::uint16_t port) {
     in >> bytes >> sum;
     if (bytes != want[i] || sum != sums[i])
       r.fail("raw sink saw " + std::to_string(bytes) + " bytes, sent " + std::to_string(want[i]));
-    else checked += bytes;
+    else
+      checked += bytes;
   }
   r.kv["bytes_checked"] = static_cast<double>(checked);
   r.kv["mib_s"] = static_cast<double>(total) / elapsed / (1 << 20);
@@ -391,7 +396,9 @@ Report raw_client_latency(const Job &job, std::uint16_t port) {
     }
   };
   ping();
-  if (!run_until(&c.loop, [&] { return done || c.app.closed; }, job.time_limit_s)) r.fail("raw latency timed out");
+  if (!run_until(
+          &c.loop, [&] { return done || c.app.closed; }, job.time_limit_s))
+    r.fail("raw latency timed out");
   if (lat.size() < n) r.fail("only " + std::to_string(lat.size()) + " of " + std::to_string(n) + " round trips");
   r.kv["p50_us"] = percentile(lat, 50);
   r.kv["p99_us"] = percentile(lat, 99);

@@ -109,8 +109,11 @@ std::shared_ptr<Connected> connect_async(ClientCtx &ctx, std::uint16_t port, con
 // Connects and waits; nullptr session (with r.error set) on failure.
 std::shared_ptr<Connected> connect_wait(ClientCtx &ctx, std::uint16_t port, const std::string &path, Report &r) {
   auto c = connect_async(ctx, port, path);
-  if (!run_until(&ctx.loop, [&] { return c->done; }, 15)) r.fail("connect timed out");
-  else if (c->err || !c->session) r.fail("connect failed: " + c->err.to_string());
+  if (!run_until(
+          &ctx.loop, [&] { return c->done; }, 15))
+    r.fail("connect timed out");
+  else if (c->err || !c->session)
+    r.fail("connect failed: " + c->err.to_string());
   return c;
 }
 
@@ -201,7 +204,9 @@ Report wt_client_setup(const Job &job, std::uint16_t port) {
   };
   const auto t0 = Clock::now();
   for (std::uint64_t i = 0; i < par; ++i) start_one();
-  if (!run_until(&ctx.loop, [&] { return done == n; }, job.time_limit_s)) r.fail("setup did not finish in time");
+  if (!run_until(
+          &ctx.loop, [&] { return done == n; }, job.time_limit_s))
+    r.fail("setup did not finish in time");
   const double elapsed = seconds_since(t0);
   if (failed > 0) r.fail(std::to_string(failed) + " setups failed: " + first_error);
   r.kv["sessions"] = static_cast<double>(lat_us.size());
@@ -269,7 +274,8 @@ Report wt_client_bulk(const Job &job, std::uint16_t port) {
       pump(st);
     });
   }
-  if (!run_until(&ctx.loop, [&] { return finished == nstreams || !r.error.empty(); }, job.time_limit_s))
+  if (!run_until(
+          &ctx.loop, [&] { return finished == nstreams || !r.error.empty(); }, job.time_limit_s))
     r.fail("bulk did not finish in time (" + std::to_string(finished) + "/" + std::to_string(nstreams) + " streams)");
   const double elapsed = seconds_since(t0);
   std::uint64_t checked = 0;
@@ -354,7 +360,8 @@ Report wt_client_datagrams(const Job &job, std::uint16_t port) {
     refill();
   };
   tick.data = &on_tick;
-  uv_timer_start(&tick, [](uv_timer_t *t) { (*static_cast<std::function<void()> *>(t->data))(); }, 10, 10);
+  uv_timer_start(
+      &tick, [](uv_timer_t *t) { (*static_cast<std::function<void()> *>(t->data))(); }, 10, 10);
   // One-way: blast from an idle handle, as fast as the send queue takes them.
   uv_idle_t idle;
   uv_idle_init(&ctx.loop, &idle);
@@ -363,12 +370,16 @@ Report wt_client_datagrams(const Job &job, std::uint16_t port) {
       if (!send_one()) break;
   };
   idle.data = &on_idle;
-  if (oneway) uv_idle_start(&idle, [](uv_idle_t *h) { (*static_cast<std::function<void()> *>(h->data))(); });
-  else refill();
-  run_until(&ctx.loop, [&] { return Clock::now() >= tend; }, duration + 5);
+  if (oneway)
+    uv_idle_start(&idle, [](uv_idle_t *h) { (*static_cast<std::function<void()> *>(h->data))(); });
+  else
+    refill();
+  run_until(
+      &ctx.loop, [&] { return Clock::now() >= tend; }, duration + 5);
   uv_idle_stop(&idle);
   if (oneway) {
-    run_until(&ctx.loop, [] { return false; }, 0.3);  // let the tail arrive
+    run_until(
+        &ctx.loop, [] { return false; }, 0.3);  // let the tail arrive
     std::string text;
     bool fin = false;
     session.open_bidi_stream([&](const Error &e, std::shared_ptr<Stream> s) {
@@ -379,21 +390,26 @@ Report wt_client_datagrams(const Job &job, std::uint16_t port) {
       });
       s->end();
     });
-    if (!run_until(&ctx.loop, [&] { return fin || !r.error.empty(); }, 10)) r.fail("no datagram count from the server");
+    if (!run_until(
+            &ctx.loop, [&] { return fin || !r.error.empty(); }, 10))
+      r.fail("no datagram count from the server");
     std::istringstream in(text);
     std::uint64_t b = 0, s = 0;
     in >> b >> s >> recv;
     if (recv > sent || recv == 0) r.fail("server received " + std::to_string(recv) + " of " + std::to_string(sent));
     r.kv["rate"] = static_cast<double>(recv) / duration;
     r.kv["sent_rate"] = static_cast<double>(sent) / duration;
-    r.kv["loss_pct"] = sent > 0 ? 100.0 * static_cast<double>(sent - std::min(recv, sent)) / static_cast<double>(sent) : 0;
+    r.kv["loss_pct"] =
+        sent > 0 ? 100.0 * static_cast<double>(sent - std::min(recv, sent)) / static_cast<double>(sent) : 0;
   } else {
-    run_until(&ctx.loop, [&] { return outstanding == 0; }, 0.3);
+    run_until(
+        &ctx.loop, [&] { return outstanding == 0; }, 0.3);
     const double span = std::chrono::duration<double>(last_rx - t0).count();
     if (recv == 0) r.fail("no datagram echoed");
     if (bad > 0) r.fail(std::to_string(bad) + " malformed echoes");
     r.kv["rate"] = span > 0 ? static_cast<double>(recv) / span : 0;
-    r.kv["loss_pct"] = sent > 0 ? 100.0 * static_cast<double>(sent - std::min(recv, sent)) / static_cast<double>(sent) : 0;
+    r.kv["loss_pct"] =
+        sent > 0 ? 100.0 * static_cast<double>(sent - std::min(recv, sent)) / static_cast<double>(sent) : 0;
   }
   r.kv["sent"] = static_cast<double>(sent);
   r.kv["received"] = static_cast<double>(recv);
@@ -430,8 +446,10 @@ Report wt_client_latency(const Job &job, std::uint16_t port) {
       if (got != seq) return;  // a late echo of a datagram already counted lost
       lat.push_back(seconds_since(t_send) * 1e6);
       ++seq;
-      if (lat.size() >= n) done = true;
-      else send();
+      if (lat.size() >= n)
+        done = true;
+      else
+        send();
     });
     uv_timer_t t;
     uv_timer_init(&ctx.loop, &t);
@@ -443,9 +461,12 @@ Report wt_client_latency(const Job &job, std::uint16_t port) {
       }
     };
     t.data = &on_t;
-    uv_timer_start(&t, [](uv_timer_t *h) { (*static_cast<std::function<void()> *>(h->data))(); }, 50, 50);
+    uv_timer_start(
+        &t, [](uv_timer_t *h) { (*static_cast<std::function<void()> *>(h->data))(); }, 50, 50);
     send();
-    if (!run_until(&ctx.loop, [&] { return done || !r.error.empty(); }, job.time_limit_s)) r.fail("latency run timed out");
+    if (!run_until(
+            &ctx.loop, [&] { return done || !r.error.empty(); }, job.time_limit_s))
+      r.fail("latency run timed out");
     uv_timer_stop(&t);
   } else {
     std::shared_ptr<Stream> st;
@@ -471,7 +492,9 @@ Report wt_client_latency(const Job &job, std::uint16_t port) {
       });
       ping();
     });
-    if (!run_until(&ctx.loop, [&] { return done || !r.error.empty(); }, job.time_limit_s)) r.fail("latency run timed out");
+    if (!run_until(
+            &ctx.loop, [&] { return done || !r.error.empty(); }, job.time_limit_s))
+      r.fail("latency run timed out");
   }
   if (lat.size() < n) r.fail("only " + std::to_string(lat.size()) + " of " + std::to_string(n) + " round trips");
   r.kv["p50_us"] = percentile(lat, 50);
@@ -507,41 +530,42 @@ Report wt_client_sessions(const Job &job, std::uint16_t port) {
     if (started >= nconn) return;
     const std::uint64_t k = std::min(per_conn, n - started * per_conn);
     ++started;
-    Connection::create_client(
-        &ctx.loop, ctx.cfg, "127.0.0.1", port, "/echo", std::nullopt,
-        [&, k](const Error &e, std::shared_ptr<Connection> c) {
-          std::shared_ptr<Session> s;
-          if (c)
-            if (auto id = c->get_ready_session_id()) s = c->get_session(*id);
-          if (e || !s) {
-            failed += k;
-            if (first_error.empty()) first_error = e.to_string();
-            return start_conn();
-          }
-          conns.push_back(c);
-          on_ready(std::move(s));
-          if (k == 1) return start_conn();
-          auto left = std::make_shared<std::uint64_t>(k - 1);
-          for (std::uint64_t j = 1; j < k; ++j) {
-            c->open_session("/echo", {}, [&, left](const Error &e2, std::shared_ptr<Session> s2) {
-              if (e2 || !s2) {
-                ++failed;
-                if (first_error.empty()) first_error = e2.to_string();
-              } else {
-                on_ready(std::move(s2));
-              }
-              if (--*left == 0) start_conn();
-            });
-          }
-        });
+    Connection::create_client(&ctx.loop, ctx.cfg, "127.0.0.1", port, "/echo", std::nullopt,
+                              [&, k](const Error &e, std::shared_ptr<Connection> c) {
+                                std::shared_ptr<Session> s;
+                                if (c)
+                                  if (auto id = c->get_ready_session_id()) s = c->get_session(*id);
+                                if (e || !s) {
+                                  failed += k;
+                                  if (first_error.empty()) first_error = e.to_string();
+                                  return start_conn();
+                                }
+                                conns.push_back(c);
+                                on_ready(std::move(s));
+                                if (k == 1) return start_conn();
+                                auto left = std::make_shared<std::uint64_t>(k - 1);
+                                for (std::uint64_t j = 1; j < k; ++j) {
+                                  c->open_session("/echo", {}, [&, left](const Error &e2, std::shared_ptr<Session> s2) {
+                                    if (e2 || !s2) {
+                                      ++failed;
+                                      if (first_error.empty()) first_error = e2.to_string();
+                                    } else {
+                                      on_ready(std::move(s2));
+                                    }
+                                    if (--*left == 0) start_conn();
+                                  });
+                                }
+                              });
   };
   const auto t0 = Clock::now();
   for (std::uint64_t i = 0; i < concurrency; ++i) start_conn();
-  if (!run_until(&ctx.loop, [&] { return ready + failed == n; }, job.time_limit_s))
+  if (!run_until(
+          &ctx.loop, [&] { return ready + failed == n; }, job.time_limit_s))
     r.fail("only " + std::to_string(ready) + " of " + std::to_string(n) + " sessions in time");
   const double elapsed = seconds_since(t0);
   if (failed > 0) r.fail(std::to_string(failed) + " sessions failed: " + first_error);
-  run_until(&ctx.loop, [] { return false; }, 0.2);  // let the server see every last packet
+  run_until(
+      &ctx.loop, [] { return false; }, 0.2);  // let the server see every last packet
   std::uint64_t open = 0;
   for (const auto &s : sessions) open += s->is_ready() ? 1 : 0;
   if (open != n) r.fail(std::to_string(open) + " of " + std::to_string(n) + " sessions still open");
@@ -551,7 +575,8 @@ Report wt_client_sessions(const Job &job, std::uint16_t port) {
   r.kv["rate"] = static_cast<double>(ready) / elapsed;
   r.kv["client_rss_base_kib"] = static_cast<double>(rss0);
   r.kv["client_rss_kib"] = static_cast<double>(rss_kib());
-  r.kv["client_kib_per_session"] = static_cast<double>(rss_kib() - rss0) / static_cast<double>(std::max<std::uint64_t>(1, ready));
+  r.kv["client_kib_per_session"] =
+      static_cast<double>(rss_kib() - rss0) / static_cast<double>(std::max<std::uint64_t>(1, ready));
   return r;
 }
 
