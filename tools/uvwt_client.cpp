@@ -116,9 +116,8 @@ bool parse_url(const std::string &url, Options &o) {
 
 bool parse_log_level(const std::string &s) {
   static constexpr std::pair<const char *, uvwt::LogLevel> kLevels[] = {
-      {"trace", uvwt::LogLevel::trace}, {"debug", uvwt::LogLevel::debug},
-      {"info", uvwt::LogLevel::info},   {"warning", uvwt::LogLevel::warning},
-      {"warn", uvwt::LogLevel::warning}, {"error", uvwt::LogLevel::error},
+      {"trace", uvwt::LogLevel::trace},     {"debug", uvwt::LogLevel::debug},  {"info", uvwt::LogLevel::info},
+      {"warning", uvwt::LogLevel::warning}, {"warn", uvwt::LogLevel::warning}, {"error", uvwt::LogLevel::error},
       {"off", uvwt::LogLevel::off}};
   for (const auto &[name, lvl] : kLevels) {
     if (s == name) {
@@ -241,11 +240,21 @@ std::string json_string(std::string_view s) {
   std::string out = "\"";
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -376,7 +385,10 @@ class EchoTransfer : public std::enable_shared_from_this<EchoTransfer> {
  public:
   // `data` empty: generated payload of `total` bytes.
   EchoTransfer(std::string name, uvwt::Bytes data, std::uint64_t total, Next done)
-      : name_(std::move(name)), data_(std::move(data)), total_(total), done_(std::move(done)),
+      : name_(std::move(name)),
+        data_(std::move(data)),
+        total_(total),
+        done_(std::move(done)),
         progress_(total, total > (1u << 20)) {}
 
   void start(const std::shared_ptr<uvwt::Session> &session) {
@@ -485,13 +497,19 @@ class EchoTransfer : public std::enable_shared_from_this<EchoTransfer> {
 class DatagramProbe : public std::enable_shared_from_this<DatagramProbe> {
  public:
   DatagramProbe(uv_loop_t *loop, std::uint32_t count, std::size_t size, double min_ratio, Next done)
-      : loop_(loop), count_(count), size_(size), min_ratio_(min_ratio), done_(std::move(done)),
-        sent_at_(count), seen_(count, false) {}
+      : loop_(loop),
+        count_(count),
+        size_(size),
+        min_ratio_(min_ratio),
+        done_(std::move(done)),
+        sent_at_(count),
+        seen_(count, false) {}
 
   void start(const std::shared_ptr<uvwt::Session> &session) {
     session_ = session;
     if (session->max_datagram_size() < size_) {
-      StepResult r{"datagrams", false,
+      StepResult r{"datagrams",
+                   false,
                    format("datagram size %zu exceeds the session's maximum %zu", size_, session->max_datagram_size()),
                    {}};
       auto done = std::move(done_);
@@ -504,7 +522,8 @@ class DatagramProbe : public std::enable_shared_from_this<DatagramProbe> {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
     keep_ = shared_from_this();  // until the timer handle is closed
-    uv_timer_start(&timer_, [](uv_timer_t *t) { static_cast<DatagramProbe *>(t->data)->tick(); }, 0, 1);
+    uv_timer_start(
+        &timer_, [](uv_timer_t *t) { static_cast<DatagramProbe *>(t->data)->tick(); }, 0, 1);
   }
 
  private:
@@ -557,12 +576,9 @@ class DatagramProbe : public std::enable_shared_from_this<DatagramProbe> {
       if (received_) r.text += format(", rtt min/avg/max %.3f/%.3f/%.3f ms", rtt_min_, avg, rtt_max_);
       if (!r.ok) r.text += format(", needed %.0f", need);
     }
-    r.fields = {{"sent", std::to_string(sent_)},
-                {"received", std::to_string(received_)},
-                {"size", std::to_string(size_)},
-                {"rtt_min_ms", json_number(received_ ? rtt_min_ : 0)},
-                {"rtt_avg_ms", json_number(avg)},
-                {"rtt_max_ms", json_number(received_ ? rtt_max_ : 0)}};
+    r.fields = {{"sent", std::to_string(sent_)},  {"received", std::to_string(received_)},
+                {"size", std::to_string(size_)},  {"rtt_min_ms", json_number(received_ ? rtt_min_ : 0)},
+                {"rtt_avg_ms", json_number(avg)}, {"rtt_max_ms", json_number(received_ ? rtt_max_ : 0)}};
     result_ = std::move(r);
     uv_close(reinterpret_cast<uv_handle_t *>(&timer_), [](uv_handle_t *h) {
       auto *self = static_cast<DatagramProbe *>(h->data);
@@ -632,7 +648,9 @@ class PushWatch : public std::enable_shared_from_this<PushWatch> {
   void check() {
     if (!waiter_ || !bidi_done_ || !uni_done_) return;
     const bool ok = bidi_ == "hello from server" && uni_ == "uni from server";
-    StepResult r{"push", ok, "bidi \"" + bidi_ + "\", uni \"" + uni_ + "\"",
+    StepResult r{"push",
+                 ok,
+                 "bidi \"" + bidi_ + "\", uni \"" + uni_ + "\"",
                  {{"bidi", json_string(bidi_)}, {"uni", json_string(uni_)}}};
     auto w = std::move(waiter_);
     w(std::move(r));
@@ -672,8 +690,9 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
   void start() {
     uv_timer_init(loop_, &timeout_timer_);
     timeout_timer_.data = this;
-    uv_timer_start(&timeout_timer_, [](uv_timer_t *t) { static_cast<ClientRun *>(t->data)->on_timeout(); },
-                   static_cast<std::uint64_t>(opt_.timeout * 1000), 0);
+    uv_timer_start(
+        &timeout_timer_, [](uv_timer_t *t) { static_cast<ClientRun *>(t->data)->on_timeout(); },
+        static_cast<std::uint64_t>(opt_.timeout * 1000), 0);
     const bool main_steps = opt_.have_send || !opt_.file.empty() || opt_.bulk_mib > 0 || opt_.datagrams > 0 ||
                             opt_.expect_push || opt_.expect_close || opt_.sessions == 0;
     if (main_steps)
@@ -796,11 +815,12 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
         const auto &ci = self->close_info_;
         bool ok = ci.remote && ci.code == self->opt_.expect_close_code;
         if (self->opt_.have_expect_reason) ok = ok && ci.reason == self->opt_.expect_close_reason;
-        self->report_.add({"close", ok,
-                           format("closed by %s with code %u reason \"%s\"%s", ci.remote ? "server" : "client",
-                                  ci.code, ci.reason.c_str(),
-                                  ci.error ? (" (" + ci.error.to_string() + ")").c_str() : ""),
-                           {{"code", std::to_string(ci.code)}, {"reason", json_string(ci.reason)},
+        self->report_.add({"close",
+                           ok,
+                           format("closed by %s with code %u reason \"%s\"%s", ci.remote ? "server" : "client", ci.code,
+                                  ci.reason.c_str(), ci.error ? (" (" + ci.error.to_string() + ")").c_str() : ""),
+                           {{"code", std::to_string(ci.code)},
+                            {"reason", json_string(ci.reason)},
                             {"remote", ci.remote ? "true" : "false"}}});
         then();
       };
@@ -811,7 +831,8 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
       return;
     }
     if (session_closed_) {
-      report_.add({"close", false,
+      report_.add({"close",
+                   false,
                    format("session closed early by the %s: code %u \"%s\" %s", close_info_.remote ? "server" : "client",
                           close_info_.code, close_info_.reason.c_str(), close_info_.error.to_string().c_str()),
                    {}});
@@ -823,7 +844,8 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
     close_waiter_ = [self, then, started] {
       const auto &ci = self->close_info_;
       const bool ok = !ci.remote && !ci.error;
-      self->report_.add({"close", ok,
+      self->report_.add({"close",
+                         ok,
                          ok ? format("session closed cleanly in %.1f ms", seconds_since(started) * 1000)
                             : "session close failed: " + ci.error.to_string(),
                          {}});
@@ -846,7 +868,8 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
       const double secs = std::max(seconds_since(sessions_started_), 1e-9);
       const double rate = static_cast<double>(opt_.sessions) / secs;
       const double avg = setup_total_ / static_cast<double>(opt_.sessions) * 1000;
-      report_.add({"sessions", true,
+      report_.add({"sessions",
+                   true,
                    format("%ld sessions in %.3f s: %.1f sessions/s, setup avg %.2f ms", opt_.sessions, secs, rate, avg),
                    {{"sessions", std::to_string(opt_.sessions)},
                     {"seconds", json_number(secs)},
@@ -856,25 +879,24 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
     }
     const auto started = Clock::now();
     auto self = shared_from_this();
-    uvwt::Connection::create_client(loop_, cfg_, opt_.host, opt_.port, opt_.path, std::nullopt,
-                                    [self, started](const uvwt::Error &err, std::shared_ptr<uvwt::Connection> conn) {
-                                      if (self->done_) {
-                                        if (conn) conn->close(0, "too late", {});
-                                        return;
-                                      }
-                                      if (err) {
-                                        self->report_.add({"sessions", false,
-                                                           format("session %ld: %s", self->sessions_done_ + 1,
-                                                                  err.to_string().c_str()),
-                                                           {}});
-                                        return self->wrap_up();
-                                      }
-                                      self->setup_total_ += seconds_since(started);
-                                      ++self->sessions_done_;
-                                      // The closing handshake (draining) is not part of the setup rate.
-                                      conn->close(0, "next", [conn] {});
-                                      self->open_one_session();
-                                    });
+    uvwt::Connection::create_client(
+        loop_, cfg_, opt_.host, opt_.port, opt_.path, std::nullopt,
+        [self, started](const uvwt::Error &err, std::shared_ptr<uvwt::Connection> conn) {
+          if (self->done_) {
+            if (conn) conn->close(0, "too late", {});
+            return;
+          }
+          if (err) {
+            self->report_.add(
+                {"sessions", false, format("session %ld: %s", self->sessions_done_ + 1, err.to_string().c_str()), {}});
+            return self->wrap_up();
+          }
+          self->setup_total_ += seconds_since(started);
+          ++self->sessions_done_;
+          // The closing handshake (draining) is not part of the setup rate.
+          conn->close(0, "next", [conn] {});
+          self->open_one_session();
+        });
   }
 
   void on_timeout() {
@@ -937,8 +959,9 @@ int main(int argc, char **argv) {
   uv_run(&loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&loop) != 0) {
     std::fprintf(stderr, "uvwt-client: loop still has open handles:");
-    uv_walk(&loop, [](uv_handle_t *h, void *) { std::fprintf(stderr, " %s", uv_handle_type_name(uv_handle_get_type(h))); },
-            nullptr);
+    uv_walk(
+        &loop, [](uv_handle_t *h, void *) { std::fprintf(stderr, " %s", uv_handle_type_name(uv_handle_get_type(h))); },
+        nullptr);
     std::fprintf(stderr, "\n");
     return rc == 0 ? 1 : rc;
   }

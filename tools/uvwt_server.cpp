@@ -51,9 +51,8 @@ void usage(FILE *out) {
 
 bool parse_log_level(const std::string &s, uvwt::LogLevel &out) {
   static constexpr std::pair<const char *, uvwt::LogLevel> kLevels[] = {
-      {"trace", uvwt::LogLevel::trace}, {"debug", uvwt::LogLevel::debug},
-      {"info", uvwt::LogLevel::info},   {"warning", uvwt::LogLevel::warning},
-      {"warn", uvwt::LogLevel::warning}, {"error", uvwt::LogLevel::error},
+      {"trace", uvwt::LogLevel::trace},     {"debug", uvwt::LogLevel::debug},  {"info", uvwt::LogLevel::info},
+      {"warning", uvwt::LogLevel::warning}, {"warn", uvwt::LogLevel::warning}, {"error", uvwt::LogLevel::error},
       {"off", uvwt::LogLevel::off}};
   for (const auto &[name, lvl] : kLevels) {
     if (s == name) {
@@ -201,13 +200,14 @@ void echo_uni_stream(const std::shared_ptr<uvwt::Session> &session, const std::s
     if (!fin) return;
     auto s = ws.lock();
     if (!s) return;
-    s->open_uni_stream([data = std::move(buf->data)](const uvwt::Error &err, std::shared_ptr<uvwt::Stream> out) mutable {
-      if (err) {
-        std::fprintf(stderr, "uvwt-server: open uni stream: %s\n", err.to_string().c_str());
-        return;
-      }
-      out->write_and_end(std::move(data));
-    });
+    s->open_uni_stream(
+        [data = std::move(buf->data)](const uvwt::Error &err, std::shared_ptr<uvwt::Stream> out) mutable {
+          if (err) {
+            std::fprintf(stderr, "uvwt-server: open uni stream: %s\n", err.to_string().c_str());
+            return;
+          }
+          out->write_and_end(std::move(data));
+        });
   });
 }
 
@@ -262,11 +262,14 @@ void after(uv_loop_t *loop, std::uint64_t ms, std::function<void()> fn) {
   auto *shot = new Shot{{}, std::move(fn)};
   uv_timer_init(loop, &shot->timer);
   shot->timer.data = shot;
-  uv_timer_start(&shot->timer, [](uv_timer_t *t) {
-    auto *shot = static_cast<Shot *>(t->data);
-    shot->fn();
-    uv_close(reinterpret_cast<uv_handle_t *>(t), [](uv_handle_t *h) { delete static_cast<Shot *>(h->data); });
-  }, ms, 0);
+  uv_timer_start(
+      &shot->timer,
+      [](uv_timer_t *t) {
+        auto *shot = static_cast<Shot *>(t->data);
+        shot->fn();
+        uv_close(reinterpret_cast<uv_handle_t *>(t), [](uv_handle_t *h) { delete static_cast<Shot *>(h->data); });
+      },
+      ms, 0);
 }
 
 void close_session_later(uv_loop_t *loop, const std::shared_ptr<uvwt::Session> &s) {
@@ -399,8 +402,9 @@ int main(int argc, char **argv) {
     uv_timer_init(loop, &app.exit_timer);
     app.exit_timer.data = &app;
     app.exit_timer_used = true;
-    uv_timer_start(&app.exit_timer, [](uv_timer_t *t) { static_cast<App *>(t->data)->begin_shutdown("time is up"); },
-                   static_cast<std::uint64_t>(opt.exit_after * 1000), 0);
+    uv_timer_start(
+        &app.exit_timer, [](uv_timer_t *t) { static_cast<App *>(t->data)->begin_shutdown("time is up"); },
+        static_cast<std::uint64_t>(opt.exit_after * 1000), 0);
   }
 
   std::printf("listening: %u\n", app.server->port());
@@ -411,8 +415,9 @@ int main(int argc, char **argv) {
   uv_run(loop, UV_RUN_DEFAULT);  // close callbacks queued by the last releases
   if (const int rc = uv_loop_close(loop); rc != 0) {
     std::fprintf(stderr, "uvwt-server: loop still has open handles:");
-    uv_walk(loop, [](uv_handle_t *h, void *) { std::fprintf(stderr, " %s", uv_handle_type_name(uv_handle_get_type(h))); },
-            nullptr);
+    uv_walk(
+        loop, [](uv_handle_t *h, void *) { std::fprintf(stderr, " %s", uv_handle_type_name(uv_handle_get_type(h))); },
+        nullptr);
     std::fprintf(stderr, "\n");
     return 1;
   }

@@ -36,10 +36,9 @@ inline constexpr std::chrono::hours default_certificate_validity{240};
 // first one is also the common name. The validity starts one hour in the past
 // to absorb clock skew and lasts `validity` in total.
 // Errc::configuration for an empty name list or a validity of an hour or less.
-Error generate_self_signed_certificate(const std::vector<std::string> &names,
-                                       std::chrono::hours validity, CertificatePair &out);
-inline Error generate_self_signed_certificate(const std::vector<std::string> &names,
-                                              CertificatePair &out) {
+Error generate_self_signed_certificate(const std::vector<std::string> &names, std::chrono::hours validity,
+                                       CertificatePair &out);
+inline Error generate_self_signed_certificate(const std::vector<std::string> &names, CertificatePair &out) {
   return generate_self_signed_certificate(names, default_certificate_validity, out);
 }
 
@@ -48,8 +47,7 @@ Error certificate_sha256_from_pem(std::string_view cert_pem, std::array<std::uin
 
 // Writes the certificate (mode 0644) and the key (mode 0600), replacing
 // existing files. Errc::configuration naming the file on failure.
-Error write_certificate_files(const CertificatePair &pair, const std::string &cert_path,
-                              const std::string &key_path);
+Error write_certificate_files(const CertificatePair &pair, const std::string &cert_path, const std::string &key_path);
 
 // Reads a pinned SHA-256 given as hex (64 digits, optionally colon separated
 // per byte as `openssl x509 -fingerprint` prints it) or as base64 (standard or

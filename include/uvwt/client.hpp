@@ -26,9 +26,9 @@ namespace uvwt {
 
 // A WebTransport URL taken apart: "https://host[:port]/path?query".
 struct WebTransportUrl {
-  std::string host;          // lower-case name or IP literal, without brackets
+  std::string host;  // lower-case name or IP literal, without brackets
   std::uint16_t port = 443;
-  std::string path = "/";    // path and query, as sent in :path
+  std::string path = "/";  // path and query, as sent in :path
   // "host", "host:port", "[::1]:port" (port left out when 443).
   [[nodiscard]] std::string authority() const;
 };

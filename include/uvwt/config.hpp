@@ -42,9 +42,9 @@ struct TransportConfig {
   std::size_t max_pending_streams = 24;       // early streams buffered per not-yet-ready session
   std::size_t max_pending_datagrams = 64;     // early datagrams buffered per not-yet-ready session
   std::size_t max_sessions_per_connection = 16;
-  std::string qlog_dir;                       // write one qlog file per connection when set
-  bool keylog = false;                        // append TLS secrets to $SSLKEYLOGFILE
-  bool allow_gso = true;                      // use UDP GSO/GRO where the kernel has it
+  std::string qlog_dir;   // write one qlog file per connection when set
+  bool keylog = false;    // append TLS secrets to $SSLKEYLOGFILE
+  bool allow_gso = true;  // use UDP GSO/GRO where the kernel has it
   ImpairmentConfig impairment;
 };
 

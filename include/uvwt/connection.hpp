@@ -67,9 +67,8 @@ class Connection {
   // Connects (QUIC + TLS + HTTP/3 SETTINGS exchange) and, when `path` is not
   // empty, opens a WebTransport session on it; cb runs once with the result.
   // proxy_addr must be empty: proxying is not implemented (Errc::unsupported).
-  static void create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host,
-                            std::uint16_t port, const std::string &path,
-                            const std::optional<Address> &proxy_addr, ConnectCallback cb);
+  static void create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host, std::uint16_t port,
+                            const std::string &path, const std::optional<Address> &proxy_addr, ConnectCallback cb);
 
   [[nodiscard]] virtual bool is_client() const noexcept = 0;
   [[nodiscard]] virtual const TransportConfig &config() const noexcept = 0;

@@ -11,27 +11,27 @@ namespace uvwt {
 // caller needs to tell apart (DNS vs refused vs TLS vs HTTP status).
 enum class Errc : std::uint8_t {
   ok = 0,
-  configuration,      // ConfigurationError: invalid option or argument
-  invalid_url,        // ClientError: URL that cannot be used
-  dns,                // ConnectionError: name did not resolve
-  refused,            // ConnectionError: ICMP refused / unreachable
-  timeout,            // TimeoutError
-  certificate,        // CertificateError: peer certificate not trusted / wrong host / pin mismatch
-  handshake,          // HandshakeError: TLS/QUIC handshake or WebTransport negotiation failed
-  http_status,        // HandshakeError: server answered CONNECT with non-2xx (status carried)
-  protocol,           // ProtocolError: peer broke HTTP/3 or WebTransport rules
-  connection,         // ConnectionError: QUIC connection closed or lost
-  session,            // SessionError: session closed by peer or locally
-  stream,             // StreamError: stream reset / stop-sending / misuse
-  datagram,           // DatagramError: datagram too large or not negotiated
-  flow_control,       // FlowControlError: would exceed a limit or a buffer bound
-  server,             // ServerError: listen/bind failure, limits
-  authentication,     // AuthenticationError: rejected by the accept hook (403 ...)
-  serialization,      // SerializationError
-  client,             // ClientError: misuse of a client object (empty fleet ...)
-  closed,             // the object was closed before the work could complete
-  cancelled,          // the work was cancelled by a close() call
-  unsupported,        // feature not available (e.g. proxying)
+  configuration,   // ConfigurationError: invalid option or argument
+  invalid_url,     // ClientError: URL that cannot be used
+  dns,             // ConnectionError: name did not resolve
+  refused,         // ConnectionError: ICMP refused / unreachable
+  timeout,         // TimeoutError
+  certificate,     // CertificateError: peer certificate not trusted / wrong host / pin mismatch
+  handshake,       // HandshakeError: TLS/QUIC handshake or WebTransport negotiation failed
+  http_status,     // HandshakeError: server answered CONNECT with non-2xx (status carried)
+  protocol,        // ProtocolError: peer broke HTTP/3 or WebTransport rules
+  connection,      // ConnectionError: QUIC connection closed or lost
+  session,         // SessionError: session closed by peer or locally
+  stream,          // StreamError: stream reset / stop-sending / misuse
+  datagram,        // DatagramError: datagram too large or not negotiated
+  flow_control,    // FlowControlError: would exceed a limit or a buffer bound
+  server,          // ServerError: listen/bind failure, limits
+  authentication,  // AuthenticationError: rejected by the accept hook (403 ...)
+  serialization,   // SerializationError
+  client,          // ClientError: misuse of a client object (empty fleet ...)
+  closed,          // the object was closed before the work could complete
+  cancelled,       // the work was cancelled by a close() call
+  unsupported,     // feature not available (e.g. proxying)
 };
 
 // The single error type of uvwt. A default-constructed Error means success.

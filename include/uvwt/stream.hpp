@@ -50,7 +50,7 @@ class Stream {
   // Abandons the send side with an application error code (RESET_STREAM).
   virtual void reset(std::uint32_t code) = 0;
   [[nodiscard]] virtual std::size_t buffered_amount() const noexcept = 0;  // queued, not yet acked
-  [[nodiscard]] virtual bool writable() const noexcept = 0;  // below the buffer bound, send side open
+  [[nodiscard]] virtual bool writable() const noexcept = 0;                // below the buffer bound, send side open
   // After the buffer reached its bound: called once it falls below half of it.
   virtual void on_writable(std::function<void()> cb) = 0;
 

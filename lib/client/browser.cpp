@@ -48,8 +48,10 @@ class BrowserImpl final : public Browser, public std::enable_shared_from_this<Br
     auto done = [self, cb = std::move(cb)] {
       if (cb) cb();
     };
-    if (s && !s->is_closed()) s->close(0, "browser closed", done);
-    else deferred_->post(done);
+    if (s && !s->is_closed())
+      s->close(0, "browser closed", done);
+    else
+      deferred_->post(done);
   }
 
  private:
@@ -91,9 +93,15 @@ class BrowserImpl final : public Browser, public std::enable_shared_from_this<Br
             continue;
           }
           break;
-        case Kind::back: target = index_ > 0 ? index_ - 1 : -2; break;
-        case Kind::forward: target = index_ >= 0 && index_ < size - 1 ? index_ + 1 : -2; break;
-        case Kind::refresh: target = size > 0 ? index_ : -2; break;
+        case Kind::back:
+          target = index_ > 0 ? index_ - 1 : -2;
+          break;
+        case Kind::forward:
+          target = index_ >= 0 && index_ < size - 1 ? index_ + 1 : -2;
+          break;
+        case Kind::refresh:
+          target = size > 0 ? index_ : -2;
+          break;
       }
       if (target == -2) {
         op.cb(Error(), nullptr);  // nowhere to go: nothing changes

@@ -14,7 +14,8 @@ class ClientFleetImpl final : public ClientFleet, public std::enable_shared_from
   ClientFleetImpl(uv_loop_t *loop, std::vector<std::shared_ptr<Client>> clients, std::size_t max_concurrent)
       : clients_(std::move(clients)), max_concurrent_(max_concurrent), deferred_(Deferred::for_loop(loop)) {
     if (max_concurrent_ == 0)
-      max_concurrent_ = clients_.empty() ? 1 : std::max<std::size_t>(1, clients_.front()->config().max_concurrent_handshakes);
+      max_concurrent_ =
+          clients_.empty() ? 1 : std::max<std::size_t>(1, clients_.front()->config().max_concurrent_handshakes);
   }
 
   std::shared_ptr<Client> get_client(Error &err) override {
@@ -78,8 +79,11 @@ class ClientFleetImpl final : public ClientFleet, public std::enable_shared_from
       run->clients[i]->connect(run->url, [run, i](const Error &err, std::shared_ptr<Session> s) {
         --run->in_flight;
         ++run->finished;
-        if (err) UVWT_WARN("client fleet: client %zu failed to connect to %s: %s", i, run->url.c_str(), err.to_string().c_str());
-        else run->results[i] = std::move(s);
+        if (err)
+          UVWT_WARN("client fleet: client %zu failed to connect to %s: %s", i, run->url.c_str(),
+                    err.to_string().c_str());
+        else
+          run->results[i] = std::move(s);
         if (run->finished == run->clients.size()) {
           std::vector<std::shared_ptr<Session>> out;
           for (auto &r : run->results)

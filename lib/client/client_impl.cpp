@@ -135,11 +135,11 @@ CancelConnect ClientImpl::connect_cancellable(const std::string &url, const Conn
     return e;
   };
   if (config_.proxy.enabled())
-    return fail(count_failure(
-        Error(Errc::unsupported, "proxy not supported yet (" + config_.proxy.url + "): MASQUE CONNECT-UDP is not built")));
+    return fail(count_failure(Error(
+        Errc::unsupported, "proxy not supported yet (" + config_.proxy.url + "): MASQUE CONNECT-UDP is not built")));
   if (conns_.size() >= config_.max_connections)
-    return fail(count_failure(Error(Errc::client, "connection limit reached (max_connections " +
-                                                      std::to_string(config_.max_connections) + ")")));
+    return fail(count_failure(Error(
+        Errc::client, "connection limit reached (max_connections " + std::to_string(config_.max_connections) + ")")));
   const Duration timeout = options.timeout.value_or(config_.connect_timeout);
   if (timeout.count() <= 0) return fail(count_failure(Error(Errc::configuration, "invalid timeout: must be positive")));
   Headers headers;
@@ -221,7 +221,8 @@ ClientDiagnostics ClientImpl::diagnostics() const {
 
 CancelConnect connect_cancellable(const std::shared_ptr<Client> &client, const std::string &url,
                                   const ConnectOptions &options, Client::SessionCallback cb) {
-  if (auto impl = std::dynamic_pointer_cast<ClientImpl>(client)) return impl->connect_cancellable(url, options, std::move(cb));
+  if (auto impl = std::dynamic_pointer_cast<ClientImpl>(client))
+    return impl->connect_cancellable(url, options, std::move(cb));
   auto live = std::make_shared<bool>(true);
   auto shared_cb = std::make_shared<Client::SessionCallback>(std::move(cb));
   client->connect(url, options, [live, shared_cb](const Error &e, std::shared_ptr<Session> s) {

@@ -10,8 +10,10 @@ namespace uvwt::detail {
 
 void shut_connection(const std::shared_ptr<ConnectionImpl> &c, const Error &why) {
   if (!c || c->is_closed() || c->is_closing()) return;
-  if (c->state() == ConnectionState::connecting) c->abandon(why);
-  else c->close(0, why.message, {});
+  if (c->state() == ConnectionState::connecting)
+    c->abandon(why);
+  else
+    c->close(0, why.message, {});
 }
 
 struct Dialer::DnsRequest {
@@ -23,8 +25,14 @@ struct Dialer::DnsRequest {
 
 Dialer::Dialer(uv_loop_t *loop, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls, std::string host,
                std::uint16_t port, AttemptCallback on_attempt, DoneCallback done)
-    : loop_(loop), cfg_(cfg), tls_(std::move(tls)), host_(std::move(host)), port_(port),
-      on_attempt_(std::move(on_attempt)), done_cb_(std::move(done)), deferred_(Deferred::for_loop(loop)),
+    : loop_(loop),
+      cfg_(cfg),
+      tls_(std::move(tls)),
+      host_(std::move(host)),
+      port_(port),
+      on_attempt_(std::move(on_attempt)),
+      done_cb_(std::move(done)),
+      deferred_(Deferred::for_loop(loop)),
       stagger_(loop) {}
 
 Dialer::~Dialer() {
@@ -43,11 +51,13 @@ std::shared_ptr<Dialer> Dialer::start(uv_loop_t *loop, const ClientConfig &cfg, 
 std::shared_ptr<Dialer> Dialer::start_with(uv_loop_t *loop, const ClientConfig &cfg,
                                            std::shared_ptr<TlsClientContext> tls, std::string host,
                                            std::vector<SockAddr> addrs, AttemptCallback on_attempt, DoneCallback done) {
-  auto d = std::make_shared<Dialer>(loop, cfg, std::move(tls), std::move(host), 0, std::move(on_attempt),
-                                    std::move(done));
+  auto d =
+      std::make_shared<Dialer>(loop, cfg, std::move(tls), std::move(host), 0, std::move(on_attempt), std::move(done));
   d->deferred_->post([d, addrs = std::move(addrs)] {
-    if (addrs.empty()) d->on_resolved(Error(Errc::dns, "no address given"), {});
-    else d->on_resolved(Error(), addrs);
+    if (addrs.empty())
+      d->on_resolved(Error(Errc::dns, "no address given"), {});
+    else
+      d->on_resolved(Error(), addrs);
   });
   return d;
 }
@@ -64,28 +74,31 @@ void Dialer::resolve() {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_DGRAM;
-  const int rv = uv_getaddrinfo(loop_, &r->req, [](uv_getaddrinfo_t *req, int status, addrinfo *res) {
-    std::unique_ptr<DnsRequest> r(reinterpret_cast<DnsRequest *>(req));
-    std::vector<SockAddr> out;
-    for (addrinfo *ai = status == 0 ? res : nullptr; ai != nullptr; ai = ai->ai_next) {
-      auto a = SockAddr::from(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
-      if (a.empty()) continue;
-      a.set_port(r->port);
-      bool dup = false;
-      for (const auto &o : out) dup = dup || o == a;
-      if (!dup) out.push_back(a);
-    }
-    uv_freeaddrinfo(res);
-    auto self = r->dialer.lock();
-    if (!self) return;
-    self->dns_ = nullptr;
-    if (status == UV_ECANCELED) return;
-    if (out.empty()) {
-      std::string why = status != 0 ? uv_strerror(status) : "no usable address";
-      return self->on_resolved(Error(Errc::dns, "cannot resolve '" + r->host + "': " + why), {});
-    }
-    self->on_resolved(Error(), std::move(out));
-  }, host_.c_str(), nullptr, &hints);
+  const int rv = uv_getaddrinfo(
+      loop_, &r->req,
+      [](uv_getaddrinfo_t *req, int status, addrinfo *res) {
+        std::unique_ptr<DnsRequest> r(reinterpret_cast<DnsRequest *>(req));
+        std::vector<SockAddr> out;
+        for (addrinfo *ai = status == 0 ? res : nullptr; ai != nullptr; ai = ai->ai_next) {
+          auto a = SockAddr::from(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
+          if (a.empty()) continue;
+          a.set_port(r->port);
+          bool dup = false;
+          for (const auto &o : out) dup = dup || o == a;
+          if (!dup) out.push_back(a);
+        }
+        uv_freeaddrinfo(res);
+        auto self = r->dialer.lock();
+        if (!self) return;
+        self->dns_ = nullptr;
+        if (status == UV_ECANCELED) return;
+        if (out.empty()) {
+          std::string why = status != 0 ? uv_strerror(status) : "no usable address";
+          return self->on_resolved(Error(Errc::dns, "cannot resolve '" + r->host + "': " + why), {});
+        }
+        self->on_resolved(Error(), std::move(out));
+      },
+      host_.c_str(), nullptr, &hints);
   if (rv != 0) {
     delete r;
     Error e(Errc::dns, "cannot resolve '" + host_ + "': " + uv_strerror(rv));
@@ -111,11 +124,16 @@ std::vector<SockAddr> Dialer::interleave(const std::vector<SockAddr> &addrs) {
 bool Dialer::more_telling(const Error &a, const Error &b) {
   auto rank = [](const Error &e) {
     switch (e.errc) {
-      case Errc::ok: return 0;
-      case Errc::refused: return 1;
-      case Errc::connection: return 2;
-      case Errc::timeout: return 3;
-      default: return 4;
+      case Errc::ok:
+        return 0;
+      case Errc::refused:
+        return 1;
+      case Errc::connection:
+        return 2;
+      case Errc::timeout:
+        return 3;
+      default:
+        return 4;
     }
   };
   return rank(a) > rank(b);

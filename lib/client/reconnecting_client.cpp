@@ -33,8 +33,11 @@ class ReconnectingClientImpl final : public ReconnectingClient,
                                      public std::enable_shared_from_this<ReconnectingClientImpl> {
  public:
   ReconnectingClientImpl(std::shared_ptr<Client> client, std::string url)
-      : client_(std::move(client)), url_(std::move(url)), deferred_(Deferred::for_loop(client_->loop())),
-        retry_timer_(client_->loop()), rng_(std::random_device{}()) {}
+      : client_(std::move(client)),
+        url_(std::move(url)),
+        deferred_(Deferred::for_loop(client_->loop())),
+        retry_timer_(client_->loop()),
+        rng_(std::random_device{}()) {}
 
   void start() {
     deferred_->post([weak = weak_from_this()] {
@@ -88,8 +91,10 @@ class ReconnectingClientImpl final : public ReconnectingClient,
     auto done = [self, cb = std::move(cb)] {
       if (cb) cb();
     };
-    if (s && !s->is_closed()) s->close(0, "reconnecting client closed", done);
-    else deferred_->post(done);
+    if (s && !s->is_closed())
+      s->close(0, "reconnecting client closed", done);
+    else
+      deferred_->post(done);
   }
 
  private:
@@ -102,10 +107,13 @@ class ReconnectingClientImpl final : public ReconnectingClient,
     if (closed_ || failed_) return;
     ++attempts_;
     std::weak_ptr<ReconnectingClientImpl> weak = weak_from_this();
-    cancel_ = connect_cancellable(client_, url_, ConnectOptions{}, [weak](const Error &err, std::shared_ptr<Session> s) {
-      if (auto self = weak.lock()) self->on_result(err, std::move(s));
-      else if (s) s->close(0, "reconnecting client gone", {});
-    });
+    cancel_ =
+        connect_cancellable(client_, url_, ConnectOptions{}, [weak](const Error &err, std::shared_ptr<Session> s) {
+          if (auto self = weak.lock())
+            self->on_result(err, std::move(s));
+          else if (s)
+            s->close(0, "reconnecting client gone", {});
+        });
   }
 
   void on_result(const Error &err, std::shared_ptr<Session> s) {
@@ -133,8 +141,10 @@ class ReconnectingClientImpl final : public ReconnectingClient,
     const int max = client_->config().max_retries;
     if (retry_cannot_help(err) || (max >= 0 && failures_ > max)) {
       failed_ = true;
-      const std::string why = retry_cannot_help(err) ? "not retried" : "max retries (" + std::to_string(max) + ") exceeded";
-      Error last(err.errc, why + " after " + std::to_string(failures_) + " failed attempt(s) to " + url_ + ": " + err.message,
+      const std::string why =
+          retry_cannot_help(err) ? "not retried" : "max retries (" + std::to_string(max) + ") exceeded";
+      Error last(err.errc,
+                 why + " after " + std::to_string(failures_) + " failed attempt(s) to " + url_ + ": " + err.message,
                  err.code, err.http_status);
       UVWT_ERROR("reconnecting client: %s", last.message.c_str());
       answer_waiters(nullptr);

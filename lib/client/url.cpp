@@ -53,7 +53,8 @@ Error parse_webtransport_url(std::string_view url, WebTransportUrl &out) {
     if (close == std::string_view::npos) return bad_url(url, "unterminated IPv6 literal");
     const std::string v6(authority.substr(1, close - 1));
     in6_addr a{};
-    if (v6.empty() || inet_pton(AF_INET6, v6.c_str(), &a) != 1) return bad_url(url, "invalid IPv6 literal '" + v6 + "'");
+    if (v6.empty() || inet_pton(AF_INET6, v6.c_str(), &a) != 1)
+      return bad_url(url, "invalid IPv6 literal '" + v6 + "'");
     r.host = lower(v6);
     const auto after = authority.substr(close + 1);
     if (!after.empty()) {
@@ -85,9 +86,12 @@ Error parse_webtransport_url(std::string_view url, WebTransportUrl &out) {
     if (p == 0 || p > 65535) return bad_url(url, "port out of range (1..65535)");
     r.port = static_cast<std::uint16_t>(p);
   }
-  if (target.empty()) r.path = "/";
-  else if (target.front() == '?') r.path = "/" + std::string(target);
-  else r.path = std::string(target);
+  if (target.empty())
+    r.path = "/";
+  else if (target.front() == '?')
+    r.path = "/" + std::string(target);
+  else
+    r.path = std::string(target);
   out = std::move(r);
   return {};
 }

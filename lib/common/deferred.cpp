@@ -43,8 +43,7 @@ Deferred::~Deferred() {
   }
   uv_idle_stop(idle_);
   idle_->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t *>(idle_),
-           [](uv_handle_t *h) { delete reinterpret_cast<uv_idle_t *>(h); });
+  uv_close(reinterpret_cast<uv_handle_t *>(idle_), [](uv_handle_t *h) { delete reinterpret_cast<uv_idle_t *>(h); });
 }
 
 bool Deferred::owns_handle_in(uv_loop_t *loop) const {
@@ -52,10 +51,13 @@ bool Deferred::owns_handle_in(uv_loop_t *loop) const {
     const uv_idle_t *idle;
     bool found;
   } probe{idle_, false};
-  uv_walk(loop, [](uv_handle_t *h, void *arg) {
-    auto *p = static_cast<Probe *>(arg);
-    if (h == reinterpret_cast<const uv_handle_t *>(p->idle)) p->found = true;
-  }, &probe);
+  uv_walk(
+      loop,
+      [](uv_handle_t *h, void *arg) {
+        auto *p = static_cast<Probe *>(arg);
+        if (h == reinterpret_cast<const uv_handle_t *>(p->idle)) p->found = true;
+      },
+      &probe);
   return probe.found;
 }
 

@@ -14,7 +14,7 @@ LogLevel initial_level() {
   const char *env = std::getenv("UVWT_LOG");
   if (env == nullptr) return LogLevel::warning;
   static constexpr std::pair<const char *, LogLevel> kLevels[] = {
-      {"trace", LogLevel::trace}, {"debug", LogLevel::debug}, {"info", LogLevel::info},
+      {"trace", LogLevel::trace},     {"debug", LogLevel::debug}, {"info", LogLevel::info},
       {"warning", LogLevel::warning}, {"error", LogLevel::error}, {"off", LogLevel::off}};
   for (const auto &[name, lvl] : kLevels)
     if (std::strcmp(env, name) == 0) return lvl;
@@ -25,8 +25,7 @@ std::atomic<LogLevel> g_level{initial_level()};
 LogHook &hook() {
   static LogHook h = [](LogLevel lvl, std::string_view msg) {
     static constexpr const char *kNames[] = {"trace", "debug", "info", "warn", "error", "off"};
-    std::fprintf(stderr, "uvwt %s: %.*s\n", kNames[static_cast<int>(lvl)],
-                 static_cast<int>(msg.size()), msg.data());
+    std::fprintf(stderr, "uvwt %s: %.*s\n", kNames[static_cast<int>(lvl)], static_cast<int>(msg.size()), msg.data());
   };
   return h;
 }

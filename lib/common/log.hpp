@@ -14,8 +14,8 @@ void log_write(LogLevel level, const char *fmt, ...) __attribute__((format(print
 
 }  // namespace uvwt::detail
 
-#define UVWT_LOG(level, ...)                                        \
-  do {                                                              \
+#define UVWT_LOG(level, ...)                                                               \
+  do {                                                                                     \
     if (::uvwt::detail::log_enabled(level)) ::uvwt::detail::log_write(level, __VA_ARGS__); \
   } while (0)
 #define UVWT_TRACE(...) UVWT_LOG(::uvwt::LogLevel::trace, __VA_ARGS__)

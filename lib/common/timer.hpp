@@ -26,13 +26,16 @@ class Timer {
 
   void start(std::uint64_t ms, std::function<void()> fn, std::uint64_t repeat_ms = 0) {
     fn_ = std::move(fn);
-    uv_timer_start(h_, [](uv_timer_t *t) {
-      if (auto *self = static_cast<Timer *>(t->data)) {
-        // The callback may destroy this Timer: run a copy.
-        auto fn = self->fn_;
-        fn();
-      }
-    }, ms, repeat_ms);
+    uv_timer_start(
+        h_,
+        [](uv_timer_t *t) {
+          if (auto *self = static_cast<Timer *>(t->data)) {
+            // The callback may destroy this Timer: run a copy.
+            auto fn = self->fn_;
+            fn();
+          }
+        },
+        ms, repeat_ms);
   }
   void stop() { uv_timer_stop(h_); }
   [[nodiscard]] bool active() const noexcept { return uv_is_active(reinterpret_cast<uv_handle_t *>(h_)) != 0; }

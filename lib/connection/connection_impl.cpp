@@ -24,7 +24,10 @@ std::string make_connection_id() {
 }  // namespace
 
 ConnectionImpl::ConnectionImpl(uv_loop_t *loop, bool client, std::variant<ClientConfig, ServerConfig> cfg)
-    : loop_(loop), client_(client), cfg_(std::move(cfg)), deferred_(Deferred::for_loop(loop)),
+    : loop_(loop),
+      client_(client),
+      cfg_(std::move(cfg)),
+      deferred_(Deferred::for_loop(loop)),
       id_(make_connection_id()) {}
 
 ConnectionImpl::~ConnectionImpl() {
@@ -66,9 +69,9 @@ std::shared_ptr<ConnectionImpl> ConnectionImpl::start_client(uv_loop_t *loop, co
   return c;
 }
 
-std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(const std::shared_ptr<Endpoint> &epp, UdpSocket &sock, const RecvPacket &pkt,
-                                                       const ngtcp2_pkt_hd &hd, const ngtcp2_cid *original_dcid,
-                                                       const ServerConfig &cfg,
+std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(const std::shared_ptr<Endpoint> &epp, UdpSocket &sock,
+                                                       const RecvPacket &pkt, const ngtcp2_pkt_hd &hd,
+                                                       const ngtcp2_cid *original_dcid, const ServerConfig &cfg,
                                                        std::shared_ptr<TlsServerContext> tls,
                                                        ConnectionServerHooks *hooks, Error &err) {
   Endpoint &ep = *epp;
@@ -80,8 +83,8 @@ std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(const std::shared_ptr<End
   const SockAddr local = pkt.local != nullptr ? *pkt.local : sock.local_addr();
   c->h3_ = std::make_unique<H3Connection>(*c, c->deferred_, true, c->config(), &std::get<ServerConfig>(c->cfg_),
                                           pkt.remote->to_address());
-  c->quic_ = QuicConnection::create_server(ep, sock, local, *pkt.remote, hd, original_dcid, *c->server_tls_, c->config(),
-                                           *c->h3_, err);
+  c->quic_ = QuicConnection::create_server(ep, sock, local, *pkt.remote, hd, original_dcid, *c->server_tls_,
+                                           c->config(), *c->h3_, err);
   if (!c->quic_) return nullptr;
   c->h3_->attach(c->quic_.get());
   c->self_ = c;
@@ -95,7 +98,8 @@ void ConnectionImpl::set_state(ConnectionState s) { state_ = s; }
 
 ConnectionState ConnectionImpl::state() const noexcept {
   if (state_ != ConnectionState::connected && state_ != ConnectionState::closing) return state_;
-  if (quic_ && !quic_->is_closed() && quic_->native() != nullptr && ngtcp2_conn_in_draining_period(quic_->native()) != 0)
+  if (quic_ && !quic_->is_closed() && quic_->native() != nullptr &&
+      ngtcp2_conn_in_draining_period(quic_->native()) != 0)
     return ConnectionState::draining;
   if (state_ == ConnectionState::connected && h3_ && h3_->goaway_received() != 0) return ConnectionState::draining;
   return state_;
@@ -198,7 +202,8 @@ void ConnectionImpl::close(std::uint64_t code, std::string reason, CloseCallback
   }
   if (closing_started_) return;
   closing_started_ = true;
-  if (state_ == ConnectionState::connecting || state_ == ConnectionState::connected) set_state(ConnectionState::closing);
+  if (state_ == ConnectionState::connecting || state_ == ConnectionState::connected)
+    set_state(ConnectionState::closing);
   auto self = shared_from_this();
   deferred_->post([self, code, reason = std::move(reason)] {
     if (self->quic_ && !self->quic_->is_closed()) {
@@ -216,8 +221,10 @@ void ConnectionImpl::abandon(const Error &err) {
   if (quic_ && !quic_->is_closed()) {
     quic_->set_close_error(err);
     // Tell the peer when we can (handshake done); otherwise just stop.
-    if (quic_->handshake_completed()) quic_->close(kH3NoError, err.message);
-    else quic_->abandon(err);
+    if (quic_->handshake_completed())
+      quic_->close(kH3NoError, err.message);
+    else
+      quic_->abandon(err);
   }
 }
 
@@ -262,8 +269,10 @@ void ConnectionImpl::finish_close() {
     self->self_.reset();
   };
   quic_->close_handles([self, finalize] {
-    if (self->own_ep_) self->ep_->close(finalize);
-    else finalize();
+    if (self->own_ep_)
+      self->ep_->close(finalize);
+    else
+      finalize();
   });
 }
 
@@ -317,7 +326,8 @@ void ConnectionImpl::wait_for_ready_session(Duration timeout, SessionIdCallback 
     cb(Error(), *id);
   };
   if (get_ready_session_id() || is_closed()) {
-    const Error err = is_closed() && !get_ready_session_id() ? Error(Errc::connection, "connection is closed") : Error();
+    const Error err =
+        is_closed() && !get_ready_session_id() ? Error(Errc::connection, "connection is closed") : Error();
     deferred_->post([deliver, err] { deliver(err); });
     return;
   }
@@ -329,7 +339,8 @@ void ConnectionImpl::wait_closed(CloseCallback cb) {
     deferred_->post(std::move(cb));
     return;
   }
-  add_waiter(closed_waiters_, Duration(0), [cb = std::move(cb)](const Error &) { cb(); }, "wait_closed");
+  add_waiter(
+      closed_waiters_, Duration(0), [cb = std::move(cb)](const Error &) { cb(); }, "wait_closed");
 }
 
 std::vector<SessionInfo> ConnectionImpl::get_all_sessions() const {
@@ -429,9 +440,12 @@ void ConnectionImpl::monitor_health(Duration check_interval, Duration rtt_timeou
   probe_timer_ = std::make_unique<Timer>(loop_);
   std::weak_ptr<ConnectionImpl> weak = shared_from_this();
   const auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(1, check_interval.count()));
-  health_timer_->start(ms, [weak] {
-    if (auto self = weak.lock()) self->health_tick();
-  }, ms);
+  health_timer_->start(
+      ms,
+      [weak] {
+        if (auto self = weak.lock()) self->health_tick();
+      },
+      ms);
 }
 
 void ConnectionImpl::stop_health_monitor() {

@@ -44,15 +44,15 @@ class ConnectionImpl final : public Connection,
                              public std::enable_shared_from_this<ConnectionImpl> {
  public:
   // Client: connects to `remote` (already resolved).
-  static std::shared_ptr<ConnectionImpl> start_client(uv_loop_t *loop, const ClientConfig &cfg,
-                                                      const SockAddr &remote, const std::string &server_name,
+  static std::shared_ptr<ConnectionImpl> start_client(uv_loop_t *loop, const ClientConfig &cfg, const SockAddr &remote,
+                                                      const std::string &server_name,
                                                       std::shared_ptr<TlsClientContext> tls, Error &err);
   // Server: accepts the Initial `hd` on the server's endpoint.
-  static std::shared_ptr<ConnectionImpl> accept(const std::shared_ptr<Endpoint> &ep, UdpSocket &sock, const RecvPacket &pkt,
-                                                const ngtcp2_pkt_hd &hd, const ngtcp2_cid *original_dcid,
-                                                const ServerConfig &cfg,
-                                                std::shared_ptr<TlsServerContext> tls,
-                                                ConnectionServerHooks *hooks, Error &err);
+  static std::shared_ptr<ConnectionImpl> accept(const std::shared_ptr<Endpoint> &ep, UdpSocket &sock,
+                                                const RecvPacket &pkt, const ngtcp2_pkt_hd &hd,
+                                                const ngtcp2_cid *original_dcid, const ServerConfig &cfg,
+                                                std::shared_ptr<TlsServerContext> tls, ConnectionServerHooks *hooks,
+                                                Error &err);
 
   ConnectionImpl(uv_loop_t *loop, bool client, std::variant<ClientConfig, ServerConfig> cfg);
   ~ConnectionImpl() override;
@@ -110,7 +110,9 @@ class ConnectionImpl final : public Connection,
   void on_activity() override;
 
   // Internal API for the server, the client and tests.
-  void shutdown_notice() { if (h3_) h3_->shutdown_notice(); }
+  void shutdown_notice() {
+    if (h3_) h3_->shutdown_notice();
+  }
   void abandon(const Error &err);
   [[nodiscard]] Endpoint *endpoint() noexcept { return ep_; }
   [[nodiscard]] QuicConnection *quic() noexcept { return quic_.get(); }

@@ -43,38 +43,43 @@ void resolve(uv_loop_t *loop, const std::string &host, std::uint16_t port,
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_DGRAM;
-  const int rv = uv_getaddrinfo(loop, &r->req, [](uv_getaddrinfo_t *req, int status, addrinfo *res) {
-    std::unique_ptr<Req> r(reinterpret_cast<Req *>(req));
-    std::vector<SockAddr> out;
-    if (status == 0) {
-      for (addrinfo *ai = res; ai != nullptr; ai = ai->ai_next) {
-        auto a = SockAddr::from(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
-        a.set_port(r->port);
-        bool dup = false;
-        for (const auto &o : out) dup = dup || o == a;
-        if (!dup) out.push_back(a);
-      }
-    }
-    uv_freeaddrinfo(res);
-    if (out.empty())
-      r->cb(Error(Errc::dns, "cannot resolve " + r->host + (status != 0 ? std::string(": ") + uv_strerror(status) : "")),
-            {});
-    else
-      r->cb(Error(), std::move(out));
-  }, host.c_str(), nullptr, &hints);
+  const int rv = uv_getaddrinfo(
+      loop, &r->req,
+      [](uv_getaddrinfo_t *req, int status, addrinfo *res) {
+        std::unique_ptr<Req> r(reinterpret_cast<Req *>(req));
+        std::vector<SockAddr> out;
+        if (status == 0) {
+          for (addrinfo *ai = res; ai != nullptr; ai = ai->ai_next) {
+            auto a = SockAddr::from(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
+            a.set_port(r->port);
+            bool dup = false;
+            for (const auto &o : out) dup = dup || o == a;
+            if (!dup) out.push_back(a);
+          }
+        }
+        uv_freeaddrinfo(res);
+        if (out.empty())
+          r->cb(Error(Errc::dns,
+                      "cannot resolve " + r->host + (status != 0 ? std::string(": ") + uv_strerror(status) : "")),
+                {});
+        else
+          r->cb(Error(), std::move(out));
+      },
+      host.c_str(), nullptr, &hints);
   if (rv != 0) {
     auto d = Deferred::for_loop(loop);
     auto cb2 = std::move(r->cb);
     delete r;
-    d->post([cb2 = std::move(cb2), host, rv] { cb2(Error(Errc::dns, "cannot resolve " + host + ": " + uv_strerror(rv)), {}); });
+    d->post([cb2 = std::move(cb2), host, rv] {
+      cb2(Error(Errc::dns, "cannot resolve " + host + ": " + uv_strerror(rv)), {});
+    });
   }
 }
 
 }  // namespace detail
 
-void Connection::create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host,
-                               std::uint16_t port, const std::string &path, const std::optional<Address> &proxy_addr,
-                               ConnectCallback cb) {
+void Connection::create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host, std::uint16_t port,
+                               const std::string &path, const std::optional<Address> &proxy_addr, ConnectCallback cb) {
   auto deferred = detail::Deferred::for_loop(loop);
   auto fail = [deferred, &cb](Error e) { deferred->post([cb = std::move(cb), e = std::move(e)] { cb(e, nullptr); }); };
   if (proxy_addr || config.proxy.enabled())

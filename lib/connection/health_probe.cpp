@@ -15,16 +15,16 @@ ConnectionLoadBalancer::HealthChecker ConnectionLoadBalancer::default_health_che
     ClientConfig c = config;
     c.connect_timeout = timeout;
     c.handshake_timeout = std::min(c.handshake_timeout, timeout);
-    Connection::create_client(loop, c, host, port, "", std::nullopt,
-                              [cb = std::move(cb), host, port](const Error &err, std::shared_ptr<Connection> conn) {
-                                if (err || !conn) {
-                                  UVWT_DEBUG("health probe of %s: %s", Address{host, port}.to_string().c_str(),
-                                             err.to_string().c_str());
-                                  return cb(false);
-                                }
-                                // Report once the probe's socket is gone, so nothing of it outlives the answer.
-                                conn->close(0, "health check", [cb] { cb(true); });
-                              });
+    Connection::create_client(
+        loop, c, host, port, "", std::nullopt,
+        [cb = std::move(cb), host, port](const Error &err, std::shared_ptr<Connection> conn) {
+          if (err || !conn) {
+            UVWT_DEBUG("health probe of %s: %s", Address{host, port}.to_string().c_str(), err.to_string().c_str());
+            return cb(false);
+          }
+          // Report once the probe's socket is gone, so nothing of it outlives the answer.
+          conn->close(0, "health check", [cb] { cb(true); });
+        });
   };
 }
 

@@ -27,9 +27,7 @@ std::string bare_host(const std::string &h) {
   return h;
 }
 
-std::string target_name(const std::string &host, std::uint16_t port) {
-  return Address{host, port}.to_string();
-}
+std::string target_name(const std::string &host, std::uint16_t port) { return Address{host, port}.to_string(); }
 
 }  // namespace
 
@@ -55,8 +53,11 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
 
   Impl(uv_loop_t *loop, std::vector<Address> targets, ConnectionFactory factory, HealthChecker checker,
        LoadBalancerOptions options)
-      : loop_(loop), deferred_(detail::Deferred::for_loop(loop)), factory_(std::move(factory)),
-        checker_(std::move(checker)), options_(std::move(options)) {
+      : loop_(loop),
+        deferred_(detail::Deferred::for_loop(loop)),
+        factory_(std::move(factory)),
+        checker_(std::move(checker)),
+        options_(std::move(options)) {
     for (auto &a : targets) {
       const std::string host = bare_host(a.host);
       bool dup = false;
@@ -68,8 +69,10 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
       targets_.push_back(std::move(t));
     }
     if (!factory_) factory_ = default_connection_factory();
-    if (options_.seed) rng_.seed(*options_.seed);
-    else rng_.seed((static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}());
+    if (options_.seed)
+      rng_.seed(*options_.seed);
+    else
+      rng_.seed((static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}());
   }
 
   void get_connection(const ClientConfig &config, const std::string &path, const std::string &strategy,
@@ -78,8 +81,10 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
     r->cb = std::move(cb);
     const auto s = parse_strategy(strategy);
     if (!s) {
-      return deliver(r, Error(Errc::configuration, "unknown load balancing strategy '" + strategy +
-                                                       "' (round_robin, weighted or least_latency)"), nullptr);
+      return deliver(r,
+                     Error(Errc::configuration, "unknown load balancing strategy '" + strategy +
+                                                    "' (round_robin, weighted or least_latency)"),
+                     nullptr);
     }
     if (shut_down_) return deliver(r, Error(Errc::closed, "load balancer is shut down"), nullptr);
     r->config = config;
@@ -91,8 +96,7 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   Error update_target_weight(const std::string &host, std::uint16_t port, double weight) {
-    if (!std::isfinite(weight) || weight < 0)
-      return Error(Errc::configuration, "weight must be a finite number >= 0");
+    if (!std::isfinite(weight) || weight < 0) return Error(Errc::configuration, "weight must be a finite number >= 0");
     const std::string h = bare_host(host);
     for (auto &t : targets_) {
       if (t.host == h && t.port == port) {
@@ -175,9 +179,7 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
     return t.connect_latency;
   }
 
-  [[nodiscard]] bool candidate(const Request &r, std::size_t i) const {
-    return !targets_[i].failed && !r.excluded[i];
-  }
+  [[nodiscard]] bool candidate(const Request &r, std::size_t i) const { return !targets_[i].failed && !r.excluded[i]; }
 
   std::optional<std::size_t> pick(const Request &r) {
     const std::size_t n = targets_.size();
@@ -242,8 +244,8 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
     const auto idx = pick(*r);
     if (!idx) {
       std::string msg = targets_.empty() ? "load balancer has no targets" : "no available target";
-      if (!targets_.empty()) msg += " (" + std::to_string(stats().failed_targets) + " of " +
-                                    std::to_string(targets_.size()) + " failed)";
+      if (!targets_.empty())
+        msg += " (" + std::to_string(stats().failed_targets) + " of " + std::to_string(targets_.size()) + " failed)";
       if (r->last_error) msg += "; last error: " + r->last_error.to_string();
       return deliver(r, Error(Errc::connection, msg, r->last_error.code), nullptr);
     }
@@ -315,7 +317,8 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
     if (!health_timer_->active()) {
       const auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(1, options_.health_check_interval.count()));
       Impl *raw = this;  // the timer is ours: it cannot outlive us
-      health_timer_->start(ms, [raw] { raw->health_tick(); }, ms);
+      health_timer_->start(
+          ms, [raw] { raw->health_tick(); }, ms);
     }
   }
 
@@ -332,7 +335,8 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
       auto done = [self, i](bool healthy) {
         self->deferred_->post([self, i, healthy] { self->probe_done(i, healthy); });
       };
-      if (checker_) checker_(t.host, t.port, options_.health_check_timeout, done);
+      if (checker_)
+        checker_(t.host, t.port, options_.health_check_timeout, done);
       else
         default_health_checker(loop_, options_.health_check_config.value_or(last_config_))(
             t.host, t.port, options_.health_check_timeout, done);
@@ -377,9 +381,8 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
   std::vector<CloseCallback> shutdown_cbs_;
 };
 
-ConnectionLoadBalancer::ConnectionLoadBalancer(uv_loop_t *loop, std::vector<Address> targets,
-                                               ConnectionFactory factory, HealthChecker health_checker,
-                                               LoadBalancerOptions options)
+ConnectionLoadBalancer::ConnectionLoadBalancer(uv_loop_t *loop, std::vector<Address> targets, ConnectionFactory factory,
+                                               HealthChecker health_checker, LoadBalancerOptions options)
     : impl_(std::make_shared<Impl>(loop, std::move(targets), std::move(factory), std::move(health_checker),
                                    std::move(options))) {}
 

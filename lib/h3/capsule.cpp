@@ -37,8 +37,8 @@ std::size_t utf8_sequence(const unsigned char *p, std::size_t avail) noexcept {
   return len;
 }
 
-std::size_t write_capsule(std::uint64_t type, std::span<const std::uint8_t> head,
-                          std::span<const std::uint8_t> tail, std::uint8_t *out, std::size_t cap) noexcept {
+std::size_t write_capsule(std::uint64_t type, std::span<const std::uint8_t> head, std::span<const std::uint8_t> tail,
+                          std::uint8_t *out, std::size_t cap) noexcept {
   const std::size_t value_len = head.size() + tail.size();
   const std::size_t total = varint_size(type) + varint_size(value_len) + value_len;
   if (total > cap) return 0;
@@ -64,8 +64,10 @@ bool is_varint_capsule(std::uint64_t type) noexcept {
     case kCapsuleMaxStreamsUni:
     case kCapsuleDataBlocked:
     case kCapsuleStreamsBlockedBidi:
-    case kCapsuleStreamsBlockedUni: return true;
-    default: return false;
+    case kCapsuleStreamsBlockedUni:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -115,8 +117,8 @@ std::size_t encode_close_session(std::uint32_t code, std::string_view reason, st
   const std::size_t keep = utf8_valid_prefix(reason, kCloseReasonMax);
   const std::uint8_t code_bytes[4] = {static_cast<std::uint8_t>(code >> 24), static_cast<std::uint8_t>(code >> 16),
                                       static_cast<std::uint8_t>(code >> 8), static_cast<std::uint8_t>(code)};
-  return write_capsule(kCapsuleCloseSession, code_bytes,
-                       {reinterpret_cast<const std::uint8_t *>(reason.data()), keep}, out, cap);
+  return write_capsule(kCapsuleCloseSession, code_bytes, {reinterpret_cast<const std::uint8_t *>(reason.data()), keep},
+                       out, cap);
 }
 
 std::size_t encode_drain_session(std::uint8_t *out, std::size_t cap) noexcept {
@@ -156,9 +158,12 @@ bool CapsuleParser::header_done() {
     return true;
   }
   bool ok;
-  if (type_ == kCapsuleCloseSession) ok = len >= 4 && len <= 4 + kCloseReasonMax;
-  else if (type_ == kCapsuleDrainSession) ok = len == 0;
-  else ok = len >= 1 && len <= kVarintMaxSize;
+  if (type_ == kCapsuleCloseSession)
+    ok = len >= 4 && len <= 4 + kCloseReasonMax;
+  else if (type_ == kCapsuleDrainSession)
+    ok = len == 0;
+  else
+    ok = len >= 1 && len <= kVarintMaxSize;
   if (!ok || len > kCapsuleKnownValueMax) {
     fail("capsule of a known type with a bad length");
     return false;
@@ -176,8 +181,10 @@ bool CapsuleParser::value_ok(std::span<const std::uint8_t> value) {
     if (!utf8_valid(reason)) problem = "WT_CLOSE_SESSION reason is not UTF-8";
   } else if (is_varint_capsule(type_)) {
     const auto v = decode_capsule_varint(value);
-    if (!v) problem = "flow control capsule value is not one varint";
-    else if (is_stream_count_capsule(type_) && *v > kMaxStreamsLimit) problem = "stream limit above 2^60";
+    if (!v)
+      problem = "flow control capsule value is not one varint";
+    else if (is_stream_count_capsule(type_) && *v > kMaxStreamsLimit)
+      problem = "stream limit above 2^60";
   }
   if (problem != nullptr) {
     fail(problem);
@@ -189,7 +196,8 @@ bool CapsuleParser::value_ok(std::span<const std::uint8_t> value) {
 CapsuleParser::Step CapsuleParser::next(std::span<const std::uint8_t> &in, Capsule &out) {
   for (;;) {
     switch (state_) {
-      case State::failed: return Step::error;
+      case State::failed:
+        return Step::error;
       case State::type:
       case State::length: {
         if (in.empty()) return Step::need_more;

@@ -83,9 +83,13 @@ class CapsuleParser {
     Capsule c{};
     for (;;) {
       switch (next(in, c)) {
-        case Step::need_more: return {};
-        case Step::error: return error_;
-        case Step::capsule: on_capsule(c.type, c.value); break;
+        case Step::need_more:
+          return {};
+        case Step::error:
+          return error_;
+        case Step::capsule:
+          on_capsule(c.type, c.value);
+          break;
       }
     }
   }
@@ -94,9 +98,7 @@ class CapsuleParser {
   [[nodiscard]] Error finish();
 
   // Between capsules (nothing partial held).
-  [[nodiscard]] bool at_boundary() const noexcept {
-    return state_ == State::type && !varint_.started() && error_.ok();
-  }
+  [[nodiscard]] bool at_boundary() const noexcept { return state_ == State::type && !varint_.started() && error_.ok(); }
   [[nodiscard]] const Error &error() const noexcept { return error_; }
 
  private:

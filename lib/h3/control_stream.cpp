@@ -12,12 +12,18 @@ namespace {
 // Ids whose repetition in one SETTINGS frame we notice (RFC 9114 7.2.4:
 // a repeated id is H3_SETTINGS_ERROR). nghttp3 checks the ones it knows.
 constexpr std::uint64_t kTrackedIds[] = {
-    kSettingsQpackMaxTableCapacity,   kSettingsMaxFieldSectionSize,
-    kSettingsQpackBlockedStreams,     kSettingsEnableConnectProtocol,
-    kSettingsH3Datagram,              kSettingsH3DatagramDraft04,
-    kSettingsEnableWebtransport,      kSettingsWebtransportMaxSessionsDraft07,
-    kSettingsWtMaxSessions,           kSettingsWtEnabled,
-    kSettingsWtInitialMaxData,        kSettingsWtInitialMaxStreamsUni,
+    kSettingsQpackMaxTableCapacity,
+    kSettingsMaxFieldSectionSize,
+    kSettingsQpackBlockedStreams,
+    kSettingsEnableConnectProtocol,
+    kSettingsH3Datagram,
+    kSettingsH3DatagramDraft04,
+    kSettingsEnableWebtransport,
+    kSettingsWebtransportMaxSessionsDraft07,
+    kSettingsWtMaxSessions,
+    kSettingsWtEnabled,
+    kSettingsWtInitialMaxData,
+    kSettingsWtInitialMaxStreamsUni,
     kSettingsWtInitialMaxStreamsBidi,
 };
 static_assert(std::size(kTrackedIds) <= 32);
@@ -35,8 +41,10 @@ constexpr bool is_forbidden_on_control(std::uint64_t type) noexcept {
     case 0x02:
     case 0x06:
     case 0x08:
-    case 0x09: return true;
-    default: return false;
+    case 0x09:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -52,9 +60,8 @@ std::uint64_t ControlStreamReader::fail(std::uint64_t code) noexcept {
 std::uint64_t ControlStreamReader::on_fin() noexcept { return fail(kH3ClosedCriticalStream); }
 
 bool ControlStreamReader::frame_type_done() noexcept {
-  const bool ok = settings_.received
-                      ? frame_type_ != kFrameSettings && !is_forbidden_on_control(frame_type_)
-                      : frame_type_ == kFrameSettings;
+  const bool ok = settings_.received ? frame_type_ != kFrameSettings && !is_forbidden_on_control(frame_type_)
+                                     : frame_type_ == kFrameSettings;
   if (!ok) {
     fail(settings_.received ? kH3FrameUnexpected : kH3MissingSettings);
     return false;

@@ -49,7 +49,7 @@ class ControlStreamReader {
   std::uint64_t frame_type_ = 0;
   std::uint64_t remaining_ = 0;  // payload bytes left in the current frame
   std::uint64_t setting_id_ = 0;
-  std::uint32_t seen_ids_ = 0;   // known ids already present in SETTINGS
+  std::uint32_t seen_ids_ = 0;  // known ids already present in SETTINGS
   std::uint64_t error_ = 0;
 };
 
@@ -121,8 +121,8 @@ class ControlStreamRewriter {
   std::vector<std::uint8_t> out_;
   std::size_t out_head_ = 0;
   std::uint64_t fed_ = 0, produced_ = 0;
-  std::uint64_t prefix_len_ = 0;     // P
-  std::uint64_t h3_frame_len_ = 0;   // N
+  std::uint64_t prefix_len_ = 0;      // P
+  std::uint64_t h3_frame_len_ = 0;    // N
   std::uint64_t wire_frame_len_ = 0;  // M
   bool rewritten_ = false;
 };

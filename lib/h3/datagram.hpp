@@ -16,9 +16,7 @@ namespace uvwt::detail {
 // Largest quarter stream id: stream ids stay below 2^62.
 inline constexpr std::uint64_t kMaxQuarterStreamId = (std::uint64_t{1} << 60) - 1;
 
-constexpr std::size_t datagram_prefix_size(std::uint64_t session_id) noexcept {
-  return varint_size(session_id / 4);
-}
+constexpr std::size_t datagram_prefix_size(std::uint64_t session_id) noexcept { return varint_size(session_id / 4); }
 
 // `out` needs datagram_prefix_size(session_id) bytes (at most 8).
 inline std::size_t encode_datagram_prefix(std::uint64_t session_id, std::uint8_t *out) noexcept {

@@ -9,17 +9,38 @@ namespace uvwt::detail {
 
 void PeerSettings::apply(std::uint64_t id, std::uint64_t value) noexcept {
   switch (id) {
-    case kSettingsEnableConnectProtocol: enable_connect_protocol = value == 1; break;
-    case kSettingsH3Datagram: h3_datagram_rfc = value; break;
-    case kSettingsH3DatagramDraft04: h3_datagram_draft04 = value; break;
-    case kSettingsEnableWebtransport: enable_webtransport_draft02 = value; break;
-    case kSettingsWebtransportMaxSessionsDraft07: wt_max_sessions_draft07 = value; break;
-    case kSettingsWtMaxSessions: wt_max_sessions_draft13 = value; break;
-    case kSettingsWtEnabled: wt_enabled = value; break;
-    case kSettingsWtInitialMaxData: wt_initial_max_data = value; break;
-    case kSettingsWtInitialMaxStreamsUni: wt_initial_max_streams_uni = value; break;
-    case kSettingsWtInitialMaxStreamsBidi: wt_initial_max_streams_bidi = value; break;
-    default: return;
+    case kSettingsEnableConnectProtocol:
+      enable_connect_protocol = value == 1;
+      break;
+    case kSettingsH3Datagram:
+      h3_datagram_rfc = value;
+      break;
+    case kSettingsH3DatagramDraft04:
+      h3_datagram_draft04 = value;
+      break;
+    case kSettingsEnableWebtransport:
+      enable_webtransport_draft02 = value;
+      break;
+    case kSettingsWebtransportMaxSessionsDraft07:
+      wt_max_sessions_draft07 = value;
+      break;
+    case kSettingsWtMaxSessions:
+      wt_max_sessions_draft13 = value;
+      break;
+    case kSettingsWtEnabled:
+      wt_enabled = value;
+      break;
+    case kSettingsWtInitialMaxData:
+      wt_initial_max_data = value;
+      break;
+    case kSettingsWtInitialMaxStreamsUni:
+      wt_initial_max_streams_uni = value;
+      break;
+    case kSettingsWtInitialMaxStreamsBidi:
+      wt_initial_max_streams_bidi = value;
+      break;
+    default:
+      return;
   }
   h3_datagram = h3_datagram_rfc == 1 || h3_datagram_draft04 == 1;
 }
@@ -36,22 +57,30 @@ Dialect PeerSettings::best_dialect() const noexcept {
 
 std::string_view protocol_token(Dialect d) noexcept {
   switch (d) {
-    case Dialect::none: return {};
+    case Dialect::none:
+      return {};
     case Dialect::draft02:
     case Dialect::draft07:
-    case Dialect::draft13: return "webtransport";
-    case Dialect::draft15: return "webtransport-h3";
+    case Dialect::draft13:
+      return "webtransport";
+    case Dialect::draft15:
+      return "webtransport-h3";
   }
   return {};
 }
 
 const char *dialect_name(Dialect d) noexcept {
   switch (d) {
-    case Dialect::none: return "none";
-    case Dialect::draft02: return "draft02";
-    case Dialect::draft07: return "draft07";
-    case Dialect::draft13: return "draft13";
-    case Dialect::draft15: return "draft15";
+    case Dialect::none:
+      return "none";
+    case Dialect::draft02:
+      return "draft02";
+    case Dialect::draft07:
+      return "draft07";
+    case Dialect::draft13:
+      return "draft13";
+    case Dialect::draft15:
+      return "draft15";
   }
   return "none";
 }

@@ -17,11 +17,11 @@ enum class Dialect : std::uint8_t { none, draft02, draft07, draft13, draft15 };
 // What a peer's SETTINGS said that matters to WebTransport. Values are kept
 // raw; the booleans are derived from them.
 struct PeerSettings {
-  bool received = false;  // the whole SETTINGS frame has been read
-  bool enable_connect_protocol = false;  // 0x08 == 1
-  bool h3_datagram = false;              // 0x33 == 1 or 0xffd277 == 1
-  std::uint64_t h3_datagram_rfc = 0;     // raw 0x33
-  std::uint64_t h3_datagram_draft04 = 0;  // raw 0xffd277
+  bool received = false;                          // the whole SETTINGS frame has been read
+  bool enable_connect_protocol = false;           // 0x08 == 1
+  bool h3_datagram = false;                       // 0x33 == 1 or 0xffd277 == 1
+  std::uint64_t h3_datagram_rfc = 0;              // raw 0x33
+  std::uint64_t h3_datagram_draft04 = 0;          // raw 0xffd277
   std::uint64_t enable_webtransport_draft02 = 0;  // 0x2b603742
   std::uint64_t wt_max_sessions_draft07 = 0;      // 0xc671706a
   std::uint64_t wt_max_sessions_draft13 = 0;      // 0x14e9cd29

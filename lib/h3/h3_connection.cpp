@@ -90,8 +90,7 @@ struct H3Callbacks {
 
   static int stream_close(nghttp3_conn *, std::int64_t, std::uint64_t, void *, void *) { return 0; }
 
-  static int recv_data(nghttp3_conn *, std::int64_t sid, const std::uint8_t *data, std::size_t len, void *ud,
-                       void *) {
+  static int recv_data(nghttp3_conn *, std::int64_t sid, const std::uint8_t *data, std::size_t len, void *ud, void *) {
     auto *c = self(ud);
     if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session) {
       auto s = it->second.session;
@@ -117,15 +116,23 @@ struct H3Callbacks {
     auto &rs = self(ud)->requests_[sid];
     const auto n = rcbuf_view(name);
     const auto v = rcbuf_view(value);
-    if (n == ":method") rs.method = v;
-    else if (n == ":protocol") rs.protocol = v;
-    else if (n == ":path") rs.path = v;
-    else if (n == ":authority") rs.authority = v;
-    else if (n == ":status") rs.status = parse_status(v);
-    else if (!n.empty() && n[0] == ':') return 0;
+    if (n == ":method")
+      rs.method = v;
+    else if (n == ":protocol")
+      rs.protocol = v;
+    else if (n == ":path")
+      rs.path = v;
+    else if (n == ":authority")
+      rs.authority = v;
+    else if (n == ":status")
+      rs.status = parse_status(v);
+    else if (!n.empty() && n[0] == ':')
+      return 0;
     else {
-      if (n == "origin") rs.origin = v;
-      else if (n == "wt-available-protocols") rs.offered = parse_sf_string_list(v);
+      if (n == "origin")
+        rs.origin = v;
+      else if (n == "wt-available-protocols")
+        rs.offered = parse_sf_string_list(v);
       else if (n == "wt-protocol") {
         auto l = parse_sf_string_list(v);
         rs.wt_protocol = l.empty() ? std::string(v) : l.front();
@@ -139,8 +146,10 @@ struct H3Callbacks {
     auto *c = self(ud);
     auto it = c->requests_.find(sid);
     if (it == c->requests_.end()) return 0;
-    if (c->server_) c->handle_request_headers(sid, it->second);
-    else c->handle_response_headers(sid, it->second);
+    if (c->server_)
+      c->handle_request_headers(sid, it->second);
+    else
+      c->handle_response_headers(sid, it->second);
     return 0;
   }
 
@@ -187,9 +196,13 @@ struct H3Callbacks {
   }
 };
 
-H3Connection::H3Connection(H3Owner &owner, std::shared_ptr<Deferred> deferred, bool server,
-                           const TransportConfig &cfg, const ServerConfig *server_cfg, Address remote)
-    : owner_(owner), deferred_(std::move(deferred)), remote_(std::move(remote)), server_(server), cfg_(cfg),
+H3Connection::H3Connection(H3Owner &owner, std::shared_ptr<Deferred> deferred, bool server, const TransportConfig &cfg,
+                           const ServerConfig *server_cfg, Address remote)
+    : owner_(owner),
+      deferred_(std::move(deferred)),
+      remote_(std::move(remote)),
+      server_(server),
+      cfg_(cfg),
       server_cfg_(server_cfg) {}
 
 H3Connection::~H3Connection() {
@@ -199,8 +212,10 @@ H3Connection::~H3Connection() {
 void H3Connection::defer(std::function<void()> fn) { deferred_->post(std::move(fn)); }
 
 void H3Connection::add_bytes(bool sent, std::uint64_t n) {
-  if (sent) wt_bytes_sent += n;
-  else wt_bytes_received += n;
+  if (sent)
+    wt_bytes_sent += n;
+  else
+    wt_bytes_received += n;
 }
 
 bool H3Connection::fatal(std::uint64_t h3_code, const std::string &why) {
@@ -372,8 +387,7 @@ bool H3Connection::route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, 
 void H3Connection::attach_wt_stream(std::int64_t sid, SessionId session_id, bool bidi, const std::uint8_t *payload,
                                     std::size_t len, bool fin) {
   auto sit = sessions_.find(session_id);
-  const bool known_ready =
-      sit != sessions_.end() && sit->second->state() != SessionState::connecting;
+  const bool known_ready = sit != sessions_.end() && sit->second->state() != SessionState::connecting;
   if (sit != sessions_.end() && sit->second->is_closed()) {
     reset_stream(sid, kWtSessionGone);
     stop_stream(sid, kWtSessionGone);
@@ -396,9 +410,9 @@ void H3Connection::attach_wt_stream(std::int64_t sid, SessionId session_id, bool
     return;
   }
   auto s = sit->second;
-  auto st = std::make_shared<StreamImpl>(*this, s, sid, bidi ? StreamDirection::bidirectional
-                                                            : StreamDirection::receive_only,
-                                         false, s->config().stream_send_buffer);
+  auto st =
+      std::make_shared<StreamImpl>(*this, s, sid, bidi ? StreamDirection::bidirectional : StreamDirection::receive_only,
+                                   false, s->config().stream_send_buffer);
   wt_streams_[sid] = st;
   s->add_stream(st, true);
   if (len > 0 || fin) st->on_recv(payload, len, fin);
@@ -544,8 +558,10 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   AcceptDecision decision;
   std::size_t live = 0;
   for (const auto &[id, s] : sessions_) live += s->is_closed() ? 0 : 1;
-  if (goaway_sent_ || live >= cfg_.max_sessions_per_connection) decision = AcceptDecision::reject(429);
-  else decision = owner_.on_session_request(req, handler);
+  if (goaway_sent_ || live >= cfg_.max_sessions_per_connection)
+    decision = AcceptDecision::reject(429);
+  else
+    decision = owner_.on_session_request(req, handler);
 
   if (decision.status < 200 || decision.status >= 300) {
     submit_simple_response(sid, decision.status, &decision);
@@ -656,12 +672,14 @@ void H3Connection::process_open_queue() {
     const bool bidi = req.bidi;
     open_queue_.pop_front();
     if (rv != 0) {
-      defer([cb = std::move(cb), rv] { cb(Error(Errc::stream, std::string("cannot open stream: ") + ngtcp2_strerror(rv)), -1); });
+      defer([cb = std::move(cb), rv] {
+        cb(Error(Errc::stream, std::string("cannot open stream: ") + ngtcp2_strerror(rv)), -1);
+      });
       continue;
     }
-    auto st = std::make_shared<StreamImpl>(*this, s, sid, bidi ? StreamDirection::bidirectional
-                                                              : StreamDirection::send_only,
-                                           true, s->config().stream_send_buffer);
+    auto st =
+        std::make_shared<StreamImpl>(*this, s, sid, bidi ? StreamDirection::bidirectional : StreamDirection::send_only,
+                                     true, s->config().stream_send_buffer);
     std::uint8_t pre[16];
     const std::size_t n = bidi ? encode_wt_bidi_preamble(s->id(), pre) : encode_wt_uni_preamble(s->id(), pre);
     st->set_preamble(pre, n);
@@ -683,9 +701,7 @@ void H3Connection::stream_ready_to_send(StreamImpl &st) {
   if (quic_ != nullptr) quic_->schedule_write();
 }
 
-void H3Connection::reset_stream(std::int64_t sid, std::uint64_t h3_code) {
-  quic_->shutdown_stream_write(sid, h3_code);
-}
+void H3Connection::reset_stream(std::int64_t sid, std::uint64_t h3_code) { quic_->shutdown_stream_write(sid, h3_code); }
 
 void H3Connection::stop_stream(std::int64_t sid, std::uint64_t h3_code) { quic_->shutdown_stream_read(sid, h3_code); }
 
@@ -773,23 +789,29 @@ void H3Connection::on_stream_written(std::int64_t sid, std::size_t n, bool fin_s
   // Round robin: the stream goes to the back once it had its turn.
   if (!send_queue_.empty() && send_queue_.front() == sid) {
     send_queue_.pop_front();
-    if (it->second->has_data_to_send()) send_queue_.push_back(sid);
-    else it->second->in_send_queue = false;
+    if (it->second->has_data_to_send())
+      send_queue_.push_back(sid);
+    else
+      it->second->in_send_queue = false;
   }
 }
 
 void H3Connection::on_stream_blocked(std::int64_t sid, bool shut) {
   if (last_write_was_h3_) {
-    if (shut) nghttp3_conn_shutdown_stream_write(h3_, sid);
-    else nghttp3_conn_block_stream(h3_, sid);
+    if (shut)
+      nghttp3_conn_shutdown_stream_write(h3_, sid);
+    else
+      nghttp3_conn_block_stream(h3_, sid);
     return;
   }
   if (auto it = wt_streams_.find(sid); it != wt_streams_.end()) {
     auto st = it->second;
     if (!send_queue_.empty() && send_queue_.front() == sid) send_queue_.pop_front();
     st->in_send_queue = false;
-    if (shut) st->on_send_shut();
-    else st->on_blocked();
+    if (shut)
+      st->on_send_shut();
+    else
+      st->on_blocked();
   }
 }
 

@@ -132,8 +132,8 @@ class H3Connection final : public QuicApp, public SessionHost {
   bool setup_nghttp3();
   bool feed_nghttp3(std::int64_t sid, const std::uint8_t *data, std::size_t len, bool fin);
   bool route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, const std::uint8_t *data, std::size_t len);
-  void attach_wt_stream(std::int64_t sid, SessionId session_id, bool bidi, const std::uint8_t *payload,
-                        std::size_t len, bool fin);
+  void attach_wt_stream(std::int64_t sid, SessionId session_id, bool bidi, const std::uint8_t *payload, std::size_t len,
+                        bool fin);
   void check_ready();
   void send_connect(const std::string &authority, const std::string &path, const Headers &headers,
                     const std::vector<std::string> &protocols,

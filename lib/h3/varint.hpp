@@ -23,9 +23,7 @@ constexpr std::size_t varint_size(std::uint64_t v) noexcept {
 }
 
 // Encoded size announced by a first byte, whatever the value turns out to be.
-constexpr std::size_t varint_size_from_first(std::uint8_t first) noexcept {
-  return std::size_t{1} << (first >> 6);
-}
+constexpr std::size_t varint_size_from_first(std::uint8_t first) noexcept { return std::size_t{1} << (first >> 6); }
 
 // Writes v in its minimal form (v <= kVarintMax) and returns the end.
 inline std::uint8_t *varint_write(std::uint8_t *p, std::uint64_t v) noexcept {
@@ -80,7 +78,10 @@ class VarintAssembler {
   [[nodiscard]] std::uint64_t value() const noexcept { return value_; }
   // The bytes as they arrived (possibly a non-minimal encoding).
   [[nodiscard]] std::span<const std::uint8_t> bytes() const noexcept { return {bytes_, have_}; }
-  void reset() noexcept { have_ = need_ = 0; value_ = 0; }
+  void reset() noexcept {
+    have_ = need_ = 0;
+    value_ = 0;
+  }
 
  private:
   std::uint64_t value_ = 0;

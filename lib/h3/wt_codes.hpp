@@ -9,17 +9,17 @@
 namespace uvwt::detail {
 
 // ---- SETTINGS identifiers
-inline constexpr std::uint64_t kSettingsQpackMaxTableCapacity = 0x01;   // SETTINGS_QPACK_MAX_TABLE_CAPACITY
-inline constexpr std::uint64_t kSettingsMaxFieldSectionSize = 0x06;     // SETTINGS_MAX_FIELD_SECTION_SIZE
-inline constexpr std::uint64_t kSettingsQpackBlockedStreams = 0x07;     // SETTINGS_QPACK_BLOCKED_STREAMS
-inline constexpr std::uint64_t kSettingsEnableConnectProtocol = 0x08;   // SETTINGS_ENABLE_CONNECT_PROTOCOL
-inline constexpr std::uint64_t kSettingsH3Datagram = 0x33;              // SETTINGS_H3_DATAGRAM (RFC 9297)
-inline constexpr std::uint64_t kSettingsH3DatagramDraft04 = 0xffd277;   // pre-RFC H3_DATAGRAM
+inline constexpr std::uint64_t kSettingsQpackMaxTableCapacity = 0x01;     // SETTINGS_QPACK_MAX_TABLE_CAPACITY
+inline constexpr std::uint64_t kSettingsMaxFieldSectionSize = 0x06;       // SETTINGS_MAX_FIELD_SECTION_SIZE
+inline constexpr std::uint64_t kSettingsQpackBlockedStreams = 0x07;       // SETTINGS_QPACK_BLOCKED_STREAMS
+inline constexpr std::uint64_t kSettingsEnableConnectProtocol = 0x08;     // SETTINGS_ENABLE_CONNECT_PROTOCOL
+inline constexpr std::uint64_t kSettingsH3Datagram = 0x33;                // SETTINGS_H3_DATAGRAM (RFC 9297)
+inline constexpr std::uint64_t kSettingsH3DatagramDraft04 = 0xffd277;     // pre-RFC H3_DATAGRAM
 inline constexpr std::uint64_t kSettingsEnableWebtransport = 0x2b603742;  // SETTINGS_ENABLE_WEBTRANSPORT (draft-02)
 inline constexpr std::uint64_t kSettingsWebtransportMaxSessionsDraft07 = 0xc671706a;  // draft-07..12
-inline constexpr std::uint64_t kSettingsWtMaxSessions = 0x14e9cd29;     // SETTINGS_WT_MAX_SESSIONS (-13/14)
-inline constexpr std::uint64_t kSettingsWtEnabled = 0x2c7cf000;         // SETTINGS_WT_ENABLED (-15/16)
-inline constexpr std::uint64_t kSettingsWtInitialMaxData = 0x2b61;      // SETTINGS_WT_INITIAL_MAX_DATA
+inline constexpr std::uint64_t kSettingsWtMaxSessions = 0x14e9cd29;        // SETTINGS_WT_MAX_SESSIONS (-13/14)
+inline constexpr std::uint64_t kSettingsWtEnabled = 0x2c7cf000;            // SETTINGS_WT_ENABLED (-15/16)
+inline constexpr std::uint64_t kSettingsWtInitialMaxData = 0x2b61;         // SETTINGS_WT_INITIAL_MAX_DATA
 inline constexpr std::uint64_t kSettingsWtInitialMaxStreamsUni = 0x2b64;   // SETTINGS_WT_INITIAL_MAX_STREAMS_UNI
 inline constexpr std::uint64_t kSettingsWtInitialMaxStreamsBidi = 0x2b65;  // SETTINGS_WT_INITIAL_MAX_STREAMS_BIDI
 
@@ -43,34 +43,34 @@ inline constexpr std::uint64_t kStreamTypeWebtransport = 0x54;
 
 // ---- capsule types (RFC 9297 framing on the CONNECT stream)
 inline constexpr std::uint64_t kCapsuleDatagram = 0x00;
-inline constexpr std::uint64_t kCapsuleCloseSession = 0x2843;          // WT_CLOSE_SESSION
-inline constexpr std::uint64_t kCapsuleDrainSession = 0x78ae;          // WT_DRAIN_SESSION
-inline constexpr std::uint64_t kCapsuleMaxData = 0x190B4D3D;           // WT_MAX_DATA
-inline constexpr std::uint64_t kCapsuleMaxStreamsBidi = 0x190B4D3F;    // WT_MAX_STREAMS (bidi)
-inline constexpr std::uint64_t kCapsuleMaxStreamsUni = 0x190B4D40;     // WT_MAX_STREAMS (uni)
-inline constexpr std::uint64_t kCapsuleDataBlocked = 0x190B4D41;       // WT_DATA_BLOCKED
+inline constexpr std::uint64_t kCapsuleCloseSession = 0x2843;            // WT_CLOSE_SESSION
+inline constexpr std::uint64_t kCapsuleDrainSession = 0x78ae;            // WT_DRAIN_SESSION
+inline constexpr std::uint64_t kCapsuleMaxData = 0x190B4D3D;             // WT_MAX_DATA
+inline constexpr std::uint64_t kCapsuleMaxStreamsBidi = 0x190B4D3F;      // WT_MAX_STREAMS (bidi)
+inline constexpr std::uint64_t kCapsuleMaxStreamsUni = 0x190B4D40;       // WT_MAX_STREAMS (uni)
+inline constexpr std::uint64_t kCapsuleDataBlocked = 0x190B4D41;         // WT_DATA_BLOCKED
 inline constexpr std::uint64_t kCapsuleStreamsBlockedBidi = 0x190B4D43;  // WT_STREAMS_BLOCKED (bidi)
 inline constexpr std::uint64_t kCapsuleStreamsBlockedUni = 0x190B4D44;   // WT_STREAMS_BLOCKED (uni)
 
 // ---- HTTP/3 error codes (RFC 9114 section 8.1, RFC 9297)
-inline constexpr std::uint64_t kH3NoError = 0x100;                // H3_NO_ERROR
-inline constexpr std::uint64_t kH3GeneralProtocolError = 0x101;   // H3_GENERAL_PROTOCOL_ERROR
-inline constexpr std::uint64_t kH3InternalError = 0x102;          // H3_INTERNAL_ERROR
-inline constexpr std::uint64_t kH3StreamCreationError = 0x103;    // H3_STREAM_CREATION_ERROR
-inline constexpr std::uint64_t kH3ClosedCriticalStream = 0x104;   // H3_CLOSED_CRITICAL_STREAM
-inline constexpr std::uint64_t kH3FrameUnexpected = 0x105;        // H3_FRAME_UNEXPECTED
-inline constexpr std::uint64_t kH3FrameError = 0x106;             // H3_FRAME_ERROR
-inline constexpr std::uint64_t kH3ExcessiveLoad = 0x107;          // H3_EXCESSIVE_LOAD
-inline constexpr std::uint64_t kH3IdError = 0x108;                // H3_ID_ERROR
-inline constexpr std::uint64_t kH3SettingsError = 0x109;          // H3_SETTINGS_ERROR
-inline constexpr std::uint64_t kH3MissingSettings = 0x10a;        // H3_MISSING_SETTINGS
-inline constexpr std::uint64_t kH3RequestRejected = 0x10b;        // H3_REQUEST_REJECTED
-inline constexpr std::uint64_t kH3RequestCancelled = 0x10c;       // H3_REQUEST_CANCELLED
-inline constexpr std::uint64_t kH3RequestIncomplete = 0x10d;      // H3_REQUEST_INCOMPLETE
-inline constexpr std::uint64_t kH3MessageError = 0x10e;           // H3_MESSAGE_ERROR
-inline constexpr std::uint64_t kH3ConnectError = 0x10f;           // H3_CONNECT_ERROR
-inline constexpr std::uint64_t kH3VersionFallback = 0x110;        // H3_VERSION_FALLBACK
-inline constexpr std::uint64_t kH3DatagramError = 0x33;           // H3_DATAGRAM_ERROR
+inline constexpr std::uint64_t kH3NoError = 0x100;               // H3_NO_ERROR
+inline constexpr std::uint64_t kH3GeneralProtocolError = 0x101;  // H3_GENERAL_PROTOCOL_ERROR
+inline constexpr std::uint64_t kH3InternalError = 0x102;         // H3_INTERNAL_ERROR
+inline constexpr std::uint64_t kH3StreamCreationError = 0x103;   // H3_STREAM_CREATION_ERROR
+inline constexpr std::uint64_t kH3ClosedCriticalStream = 0x104;  // H3_CLOSED_CRITICAL_STREAM
+inline constexpr std::uint64_t kH3FrameUnexpected = 0x105;       // H3_FRAME_UNEXPECTED
+inline constexpr std::uint64_t kH3FrameError = 0x106;            // H3_FRAME_ERROR
+inline constexpr std::uint64_t kH3ExcessiveLoad = 0x107;         // H3_EXCESSIVE_LOAD
+inline constexpr std::uint64_t kH3IdError = 0x108;               // H3_ID_ERROR
+inline constexpr std::uint64_t kH3SettingsError = 0x109;         // H3_SETTINGS_ERROR
+inline constexpr std::uint64_t kH3MissingSettings = 0x10a;       // H3_MISSING_SETTINGS
+inline constexpr std::uint64_t kH3RequestRejected = 0x10b;       // H3_REQUEST_REJECTED
+inline constexpr std::uint64_t kH3RequestCancelled = 0x10c;      // H3_REQUEST_CANCELLED
+inline constexpr std::uint64_t kH3RequestIncomplete = 0x10d;     // H3_REQUEST_INCOMPLETE
+inline constexpr std::uint64_t kH3MessageError = 0x10e;          // H3_MESSAGE_ERROR
+inline constexpr std::uint64_t kH3ConnectError = 0x10f;          // H3_CONNECT_ERROR
+inline constexpr std::uint64_t kH3VersionFallback = 0x110;       // H3_VERSION_FALLBACK
+inline constexpr std::uint64_t kH3DatagramError = 0x33;          // H3_DATAGRAM_ERROR
 
 // ---- WebTransport error codes (HTTP/3 codespace)
 inline constexpr std::uint64_t kWtBufferedStreamRejected = 0x3994bd84;  // WT_BUFFERED_STREAM_REJECTED
@@ -89,9 +89,7 @@ constexpr bool is_h3_grease(std::uint64_t v) noexcept { return v >= 0x21 && (v -
 
 // 32-bit application error code -> HTTP/3 code: skips the GREASE points
 // inside the range, one every 0x1f codes.
-constexpr std::uint64_t wt_app_to_h3(std::uint32_t n) noexcept {
-  return kWtAppErrorFirst + n + n / 0x1e;
-}
+constexpr std::uint64_t wt_app_to_h3(std::uint32_t n) noexcept { return kWtAppErrorFirst + n + n / 0x1e; }
 
 // HTTP/3 code -> application code; nullopt outside the range and on GREASE
 // points (a reset with such a code carries no application code).

@@ -18,8 +18,7 @@ namespace uvwt::detail {
 
 namespace {
 
-constexpr char kBase64Alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr char kBase64Alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 // Browsers refuse hash-pinned certificates valid for longer than this.
 constexpr std::chrono::hours kBrowserPinnedMaxValidity{14 * 24};
@@ -87,13 +86,9 @@ std::optional<std::array<std::uint8_t, 32>> decode_hex_hash(std::string_view tex
   return out;
 }
 
-Error gnutls_failure(const char *what, int rv) {
-  return Error(Errc::configuration, gnutls_error_text(what, rv));
-}
+Error gnutls_failure(const char *what, int rv) { return Error(Errc::configuration, gnutls_error_text(what, rv)); }
 
-std::time_t to_time_t(std::chrono::system_clock::time_point t) {
-  return std::chrono::system_clock::to_time_t(t);
-}
+std::time_t to_time_t(std::chrono::system_clock::time_point t) { return std::chrono::system_clock::to_time_t(t); }
 
 // Positive, with a non-zero leading byte so that the DER INTEGER keeps all 16
 // bytes: a random 127-bit serial.
@@ -117,12 +112,10 @@ Error set_names(gnutls_x509_crt_t crt, const std::vector<std::string> &names) {
     int rv = 0;
     if (auto ip = parse_ip_literal(name)) {
       rv = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip->bytes.data(),
-                                                static_cast<unsigned>(ip->size),
-                                                GNUTLS_FSAN_APPEND);
+                                                static_cast<unsigned>(ip->size), GNUTLS_FSAN_APPEND);
     } else {
       rv = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, name.data(),
-                                                static_cast<unsigned>(name.size()),
-                                                GNUTLS_FSAN_APPEND);
+                                                static_cast<unsigned>(name.size()), GNUTLS_FSAN_APPEND);
     }
     if (rv < 0) return gnutls_failure("gnutls_x509_crt_set_subject_alt_name", rv);
   }
@@ -132,8 +125,7 @@ Error set_names(gnutls_x509_crt_t crt, const std::vector<std::string> &names) {
 Error set_usage(gnutls_x509_crt_t crt, bool is_ca) {
   if (int rv = gnutls_x509_crt_set_basic_constraints(crt, is_ca ? 1 : 0, -1); rv < 0)
     return gnutls_failure("gnutls_x509_crt_set_basic_constraints", rv);
-  const unsigned usage = is_ca ? (GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN |
-                                  GNUTLS_KEY_DIGITAL_SIGNATURE)
+  const unsigned usage = is_ca ? (GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN | GNUTLS_KEY_DIGITAL_SIGNATURE)
                                : GNUTLS_KEY_DIGITAL_SIGNATURE;
   if (int rv = gnutls_x509_crt_set_key_usage(crt, usage); rv < 0)
     return gnutls_failure("gnutls_x509_crt_set_key_usage", rv);
@@ -165,8 +157,7 @@ Error export_pair(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key, CertificateP
   if (int rv = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der.d); rv < 0)
     return gnutls_failure("gnutls_x509_crt_export2", rv);
   // PKCS#8 ("BEGIN PRIVATE KEY") is the form every TLS stack loads.
-  if (int rv = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, nullptr,
-                                                 GNUTLS_PKCS_PLAIN, &key_pem.d);
+  if (int rv = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, nullptr, GNUTLS_PKCS_PLAIN, &key_pem.d);
       rv < 0)
     return gnutls_failure("gnutls_x509_privkey_export2_pkcs8", rv);
   out.cert_pem = pem.str();
@@ -203,9 +194,7 @@ Error write_file(const std::string &path, std::string_view data, mode_t mode, co
 
 }  // namespace
 
-std::string gnutls_error_text(const char *what, int rv) {
-  return std::string(what) + ": " + gnutls_strerror(rv);
-}
+std::string gnutls_error_text(const char *what, int rv) { return std::string(what) + ": " + gnutls_strerror(rv); }
 
 std::optional<IpLiteral> parse_ip_literal(std::string_view text) {
   if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
@@ -269,8 +258,7 @@ std::string base64_encode(std::span<const std::uint8_t> data) {
   return out;
 }
 
-Error make_certificate(const CertificateSpec &spec, const CertificatePair *issuer,
-                       CertificatePair &out) {
+Error make_certificate(const CertificateSpec &spec, const CertificatePair *issuer, CertificatePair &out) {
   if (spec.names.empty()) return Error(Errc::configuration, "certificate needs at least one name");
   for (const auto &n : spec.names) {
     if (n.empty()) return Error(Errc::configuration, "certificate name must not be empty");
@@ -279,16 +267,14 @@ Error make_certificate(const CertificateSpec &spec, const CertificatePair *issue
     return Error(Errc::configuration, "certificate validity ends before it starts");
 
   X509Key key;
-  if (int rv = gnutls_x509_privkey_init(key.out()); rv < 0)
-    return gnutls_failure("gnutls_x509_privkey_init", rv);
-  if (int rv = gnutls_x509_privkey_generate(key.get(), GNUTLS_PK_ECDSA,
-                                            GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
+  if (int rv = gnutls_x509_privkey_init(key.out()); rv < 0) return gnutls_failure("gnutls_x509_privkey_init", rv);
+  if (int rv =
+          gnutls_x509_privkey_generate(key.get(), GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
       rv < 0)
     return gnutls_failure("gnutls_x509_privkey_generate", rv);
 
   X509Cert crt;
-  if (int rv = gnutls_x509_crt_init(crt.out()); rv < 0)
-    return gnutls_failure("gnutls_x509_crt_init", rv);
+  if (int rv = gnutls_x509_crt_init(crt.out()); rv < 0) return gnutls_failure("gnutls_x509_crt_init", rv);
   if (int rv = gnutls_x509_crt_set_version(crt.get(), 3); rv < 0)
     return gnutls_failure("gnutls_x509_crt_set_version", rv);
   if (Error e = set_random_serial(crt.get())) return e;
@@ -311,22 +297,17 @@ Error make_certificate(const CertificateSpec &spec, const CertificatePair *issue
     if (int rv = gnutls_x509_privkey_init(issuer_key.out()); rv < 0)
       return gnutls_failure("gnutls_x509_privkey_init", rv);
     const gnutls_datum_t key_pem = as_datum(issuer->key_pem);
-    if (int rv = gnutls_x509_privkey_import2(issuer_key.get(), &key_pem, GNUTLS_X509_FMT_PEM,
-                                             nullptr, 0);
-        rv < 0)
+    if (int rv = gnutls_x509_privkey_import2(issuer_key.get(), &key_pem, GNUTLS_X509_FMT_PEM, nullptr, 0); rv < 0)
       return gnutls_failure("issuer key", rv);
     set_authority_key_id(crt.get(), issuer_crt.get());
-    if (int rv = gnutls_x509_crt_sign2(crt.get(), issuer_crt.get(), issuer_key.get(),
-                                       GNUTLS_DIG_SHA256, 0);
-        rv < 0)
+    if (int rv = gnutls_x509_crt_sign2(crt.get(), issuer_crt.get(), issuer_key.get(), GNUTLS_DIG_SHA256, 0); rv < 0)
       return gnutls_failure("gnutls_x509_crt_sign2", rv);
   }
   return export_pair(crt.get(), key.get(), out);
 }
 
 Error import_first_certificate(std::string_view pem, X509Cert &out) {
-  if (int rv = gnutls_x509_crt_init(out.out()); rv < 0)
-    return gnutls_failure("gnutls_x509_crt_init", rv);
+  if (int rv = gnutls_x509_crt_init(out.out()); rv < 0) return gnutls_failure("gnutls_x509_crt_init", rv);
   const gnutls_datum_t data = as_datum(pem);
   if (int rv = gnutls_x509_crt_import(out.get(), &data, GNUTLS_X509_FMT_PEM); rv < 0) {
     out.reset();
@@ -338,8 +319,7 @@ Error import_first_certificate(std::string_view pem, X509Cert &out) {
 Error read_file(const std::string &path, const char *what, std::string &out) {
   if (path.empty()) return Error(Errc::configuration, std::string(what) + " file name is empty");
   auto failure = [&](int err) {
-    return Error(Errc::configuration,
-                 std::string("cannot read ") + what + " file " + path + ": " + std::strerror(err));
+    return Error(Errc::configuration, std::string("cannot read ") + what + " file " + path + ": " + std::strerror(err));
   };
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return failure(errno);
@@ -369,8 +349,8 @@ std::string CertificatePair::sha256_hex() const { return detail::hex_encode(sha2
 
 std::string CertificatePair::sha256_base64() const { return detail::base64_encode(sha256); }
 
-Error generate_self_signed_certificate(const std::vector<std::string> &names,
-                                       std::chrono::hours validity, CertificatePair &out) {
+Error generate_self_signed_certificate(const std::vector<std::string> &names, std::chrono::hours validity,
+                                       CertificatePair &out) {
   if (validity <= std::chrono::hours{1}) {
     return Error(Errc::configuration, "certificate validity must be longer than one hour");
   }
@@ -395,8 +375,7 @@ Error certificate_sha256_from_pem(std::string_view cert_pem, std::array<std::uin
   return {};
 }
 
-Error write_certificate_files(const CertificatePair &pair, const std::string &cert_path,
-                              const std::string &key_path) {
+Error write_certificate_files(const CertificatePair &pair, const std::string &cert_path, const std::string &key_path) {
   if (Error e = detail::write_file(cert_path, pair.cert_pem, 0644, "certificate")) return e;
   return detail::write_file(key_path, pair.key_pem, 0600, "key");
 }

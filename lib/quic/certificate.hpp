@@ -68,8 +68,7 @@ struct OwnedDatum {
 
 // A borrowed view as the datum GnuTLS input parameters take.
 inline gnutls_datum_t as_datum(std::string_view s) noexcept {
-  return {reinterpret_cast<unsigned char *>(const_cast<char *>(s.data())),
-          static_cast<unsigned int>(s.size())};
+  return {reinterpret_cast<unsigned char *>(const_cast<char *>(s.data())), static_cast<unsigned int>(s.size())};
 }
 
 // "gnutls_x: <GnuTLS message>" style text for an error code.
@@ -98,8 +97,7 @@ struct CertificateSpec {
 };
 
 // Self-signed when `issuer` is null, else signed by the issuer's key.
-Error make_certificate(const CertificateSpec &spec, const CertificatePair *issuer,
-                       CertificatePair &out);
+Error make_certificate(const CertificateSpec &spec, const CertificatePair *issuer, CertificatePair &out);
 
 // The first certificate of a PEM text.
 Error import_first_certificate(std::string_view pem, X509Cert &out);

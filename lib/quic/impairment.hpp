@@ -42,9 +42,9 @@ struct ImpairVerdict {
 };
 
 struct ImpairmentCounters {
-  std::uint64_t passed = 0;      // packets judged and not dropped
-  std::uint64_t dropped = 0;     // loss, blackhole and queue overflow
-  std::uint64_t delayed = 0;     // packets copied into the queue
+  std::uint64_t passed = 0;   // packets judged and not dropped
+  std::uint64_t dropped = 0;  // loss, blackhole and queue overflow
+  std::uint64_t delayed = 0;  // packets copied into the queue
   std::uint64_t duplicated = 0;
   std::uint64_t reordered = 0;
   std::uint64_t overflowed = 0;  // subset of dropped: queue was full

@@ -48,9 +48,12 @@ ngtcp2_path make_path(const SockAddr &local, const SockAddr &remote) {
 
 ngtcp2_cc_algo cc_algo(CongestionControl cc) {
   switch (cc) {
-    case CongestionControl::reno: return NGTCP2_CC_ALGO_RENO;
-    case CongestionControl::bbr: return NGTCP2_CC_ALGO_BBR;
-    case CongestionControl::cubic: break;
+    case CongestionControl::reno:
+      return NGTCP2_CC_ALGO_RENO;
+    case CongestionControl::bbr:
+      return NGTCP2_CC_ALGO_BBR;
+    case CongestionControl::cubic:
+      break;
   }
   return NGTCP2_CC_ALGO_CUBIC;
 }
@@ -84,8 +87,7 @@ struct QuicCallbacks {
     return 0;
   }
 
-  static int stream_close(ngtcp2_conn *, std::uint32_t flags, std::int64_t sid, std::uint64_t code, void *ud,
-                          void *) {
+  static int stream_close(ngtcp2_conn *, std::uint32_t flags, std::int64_t sid, std::uint64_t code, void *ud, void *) {
     auto *c = self(ud);
     c->count_stream_losses(sid);
     c->app_.on_stream_close(sid, (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) != 0, code);
@@ -128,8 +130,7 @@ struct QuicCallbacks {
     return 0;
   }
 
-  static int get_new_connection_id(ngtcp2_conn *, ngtcp2_cid *cid, std::uint8_t *token, std::size_t cidlen,
-                                   void *ud) {
+  static int get_new_connection_id(ngtcp2_conn *, ngtcp2_cid *cid, std::uint8_t *token, std::size_t cidlen, void *ud) {
     auto *c = self(ud);
     fill_random(cid->data, cidlen);
     cid->datalen = cidlen;
@@ -231,8 +232,10 @@ bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &se
                   static_cast<unsigned long long>(now_ns()) ^ reinterpret_cast<std::uintptr_t>(this));
     qlog_path_ = cfg.qlog_dir + name;
     qlog_ = std::fopen(qlog_path_.c_str(), "w");
-    if (qlog_ != nullptr) settings.qlog_write = &QuicCallbacks::qlog_write;
-    else UVWT_WARN("cannot open qlog file %s", qlog_path_.c_str());
+    if (qlog_ != nullptr)
+      settings.qlog_write = &QuicCallbacks::qlog_write;
+    else
+      UVWT_WARN("cannot open qlog file %s", qlog_path_.c_str());
   }
 
   ngtcp2_transport_params_default(&params);
@@ -266,8 +269,8 @@ std::unique_ptr<QuicConnection> QuicConnection::create_client(Endpoint &ep, UdpS
   ngtcp2_callbacks cbs{};
   QuicCallbacks::fill(cbs, false);
   const ngtcp2_path path = make_path(c->local_, c->remote_);
-  const int rv = ngtcp2_conn_client_new(&c->conn_, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cbs, &settings,
-                                        &params, nullptr, c.get());
+  const int rv = ngtcp2_conn_client_new(&c->conn_, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cbs, &settings, &params,
+                                        nullptr, c.get());
   if (rv != 0) {
     err = quic_error("ngtcp2_conn_client_new", rv);
     return nullptr;
@@ -286,9 +289,8 @@ std::unique_ptr<QuicConnection> QuicConnection::create_client(Endpoint &ep, UdpS
 
 std::unique_ptr<QuicConnection> QuicConnection::create_server(Endpoint &ep, UdpSocket &sock, const SockAddr &local,
                                                               const SockAddr &remote, const ngtcp2_pkt_hd &hd,
-                                                              const ngtcp2_cid *original_dcid,
-                                                              TlsServerContext &tls, const TransportConfig &cfg,
-                                                              QuicApp &app, Error &err) {
+                                                              const ngtcp2_cid *original_dcid, TlsServerContext &tls,
+                                                              const TransportConfig &cfg, QuicApp &app, Error &err) {
   std::unique_ptr<QuicConnection> c(new QuicConnection(ep, sock, local, remote, true, app));
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
@@ -314,8 +316,8 @@ std::unique_ptr<QuicConnection> QuicConnection::create_server(Endpoint &ep, UdpS
   ngtcp2_callbacks cbs{};
   QuicCallbacks::fill(cbs, true);
   const ngtcp2_path path = make_path(c->local_, c->remote_);
-  const int rv = ngtcp2_conn_server_new(&c->conn_, &hd.scid, &scid, &path, hd.version, &cbs, &settings, &params,
-                                        nullptr, c.get());
+  const int rv =
+      ngtcp2_conn_server_new(&c->conn_, &hd.scid, &scid, &path, hd.version, &cbs, &settings, &params, nullptr, c.get());
   if (rv != 0) {
     err = quic_error("ngtcp2_conn_server_new", rv);
     return nullptr;
@@ -403,7 +405,8 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
           // H3_NO_ERROR is HTTP/3's "no error": report it as code 0.
           e.code = ce->error_code == kH3NoErrorCode ? 0 : ce->error_code;
           if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code != 0) e.errc = Errc::protocol;
-          if (ce->reasonlen > 0) e.message += ": " + std::string(reinterpret_cast<const char *>(ce->reason), ce->reasonlen);
+          if (ce->reasonlen > 0)
+            e.message += ": " + std::string(reinterpret_cast<const char *>(ce->reason), ce->reasonlen);
           set_close_error(std::move(e));
         }
         start_period_timer();  // the draining period lasts 3 PTO (RFC 9000 10.2.2)
@@ -510,8 +513,8 @@ bool QuicConnection::write_packets() {
     ngtcp2_ssize ndatalen = -1;
     int accepted = 0;
     if (dgram != nullptr) {
-      nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, p, max_udp, &accepted,
-                                           NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, dgram, 1, ts);
+      nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, p, max_udp, &accepted, NGTCP2_WRITE_DATAGRAM_FLAG_MORE,
+                                           0, dgram, 1, ts);
       if (nwrite == NGTCP2_ERR_WRITE_MORE) {
         app_.on_datagram_written(true);
         continue;
@@ -603,17 +606,23 @@ void QuicConnection::arm_timer() {
     return;
   }
   const std::uint64_t ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
-  uv_timer_start(timer_, [](uv_timer_t *t) {
-    if (auto *c = static_cast<QuicConnection *>(t->data)) c->on_timer();
-  }, ms, 0);
+  uv_timer_start(
+      timer_,
+      [](uv_timer_t *t) {
+        if (auto *c = static_cast<QuicConnection *>(t->data)) c->on_timer();
+      },
+      ms, 0);
 }
 
 void QuicConnection::start_period_timer() {
   const ngtcp2_duration pto = ngtcp2_conn_get_pto(conn_);
   uv_timer_stop(timer_);
-  uv_timer_start(timer_, [](uv_timer_t *t) {
-    if (auto *c = static_cast<QuicConnection *>(t->data)) c->enter_closed(c->close_err_);
-  }, std::max<std::uint64_t>(1, 3 * pto / NGTCP2_MILLISECONDS), 0);
+  uv_timer_start(
+      timer_,
+      [](uv_timer_t *t) {
+        if (auto *c = static_cast<QuicConnection *>(t->data)) c->enter_closed(c->close_err_);
+      },
+      std::max<std::uint64_t>(1, 3 * pto / NGTCP2_MILLISECONDS), 0);
 }
 
 void QuicConnection::on_timer() {
@@ -739,8 +748,10 @@ void QuicConnection::extend_stream_offset(std::int64_t sid, std::uint64_t n) {
 
 void QuicConnection::extend_max_streams(bool bidi, std::uint64_t n) {
   if (conn_ == nullptr || closed_) return;
-  if (bidi) ngtcp2_conn_extend_max_streams_bidi(conn_, n);
-  else ngtcp2_conn_extend_max_streams_uni(conn_, n);
+  if (bidi)
+    ngtcp2_conn_extend_max_streams_bidi(conn_, n);
+  else
+    ngtcp2_conn_extend_max_streams_uni(conn_, n);
   schedule_write();
 }
 

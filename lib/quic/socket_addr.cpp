@@ -136,8 +136,7 @@ std::string SockAddr::to_string() const {
 
 bool operator==(const SockAddr &a, const SockAddr &b) noexcept {
   if (a.family() != b.family()) return false;
-  if (a.is_v4())
-    return a.v4().sin_port == b.v4().sin_port && a.v4().sin_addr.s_addr == b.v4().sin_addr.s_addr;
+  if (a.is_v4()) return a.v4().sin_port == b.v4().sin_port && a.v4().sin_addr.s_addr == b.v4().sin_addr.s_addr;
   if (a.is_v6())
     return a.v6().sin6_port == b.v6().sin6_port && a.v6().sin6_scope_id == b.v6().sin6_scope_id &&
            std::memcmp(&a.v6().sin6_addr, &b.v6().sin6_addr, sizeof(in6_addr)) == 0;

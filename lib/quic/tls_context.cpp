@@ -64,9 +64,9 @@ void warn_if_outside_validity(gnutls_x509_crt_t leaf, const std::string &cert_la
 
 // Parses each half separately first, so that the error names the half at
 // fault instead of GnuTLS's generic "base64 decoding error".
-Error load_key_pair(gnutls_certificate_credentials_t cred, const std::string &cert_pem,
-                    const std::string &key_pem, const std::string &cert_label,
-                    const std::string &key_label, std::array<std::uint8_t, 32> *leaf_sha256) {
+Error load_key_pair(gnutls_certificate_credentials_t cred, const std::string &cert_pem, const std::string &key_pem,
+                    const std::string &cert_label, const std::string &key_label,
+                    std::array<std::uint8_t, 32> *leaf_sha256) {
   const gnutls_datum_t cert_data = as_datum(cert_pem);
   const gnutls_datum_t key_data = as_datum(key_pem);
 
@@ -90,25 +90,21 @@ Error load_key_pair(gnutls_certificate_credentials_t cred, const std::string &ce
   if ((rv = gnutls_x509_privkey_import2(key.get(), &key_data, GNUTLS_X509_FMT_PEM, nullptr, 0)) < 0)
     return Error(Errc::configuration,
                  "invalid " + key_label + ": " +
-                     (rv == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE ? "no private key found"
-                                                                  : gnutls_strerror(rv)));
+                     (rv == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE ? "no private key found" : gnutls_strerror(rv)));
 
-  rv = gnutls_certificate_set_x509_key_mem2(cred, &cert_data, &key_data, GNUTLS_X509_FMT_PEM,
-                                            nullptr, 0);
+  rv = gnutls_certificate_set_x509_key_mem2(cred, &cert_data, &key_data, GNUTLS_X509_FMT_PEM, nullptr, 0);
   if (rv == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
     return Error(Errc::configuration, cert_label + " does not match " + key_label);
   }
   if (rv < 0) {
-    return Error(Errc::configuration,
-                 "cannot use " + cert_label + " with " + key_label + ": " + gnutls_strerror(rv));
+    return Error(Errc::configuration, "cannot use " + cert_label + " with " + key_label + ": " + gnutls_strerror(rv));
   }
   return {};
 }
 
 // Files when names are given, else PEM text; labels name the source in errors.
 Error load_key_pair_from(gnutls_certificate_credentials_t cred, const std::string &cert_file,
-                         const std::string &key_file, const std::string &cert_pem,
-                         const std::string &key_pem,
+                         const std::string &key_file, const std::string &cert_pem, const std::string &key_pem,
                          std::array<std::uint8_t, 32> *leaf_sha256) {
   if (!cert_file.empty() || !key_file.empty()) {
     if (cert_file.empty()) return Error(Errc::configuration, "key file given without certificate file");
@@ -116,13 +112,10 @@ Error load_key_pair_from(gnutls_certificate_credentials_t cred, const std::strin
     std::string cert, key;
     if (Error e = read_file(cert_file, "certificate", cert)) return e;
     if (Error e = read_file(key_file, "key", key)) return e;
-    return load_key_pair(cred, cert, key, "certificate file " + cert_file, "key file " + key_file,
-                         leaf_sha256);
+    return load_key_pair(cred, cert, key, "certificate file " + cert_file, "key file " + key_file, leaf_sha256);
   }
-  if (cert_pem.empty() || key_pem.empty())
-    return Error(Errc::configuration, "a certificate and its key are required");
-  return load_key_pair(cred, cert_pem, key_pem, "certificate (PEM in memory)",
-                       "key (PEM in memory)", leaf_sha256);
+  if (cert_pem.empty() || key_pem.empty()) return Error(Errc::configuration, "a certificate and its key are required");
+  return load_key_pair(cred, cert_pem, key_pem, "certificate (PEM in memory)", "key (PEM in memory)", leaf_sha256);
 }
 
 }  // namespace
@@ -134,8 +127,7 @@ struct TlsServerContext::ReplayCache {
   std::unordered_map<std::string, std::time_t> seen;
   std::time_t next_purge = 0;
 
-  static int add(void *ptr, std::time_t exp_time, const gnutls_datum_t *key,
-                 const gnutls_datum_t * /*data*/) {
+  static int add(void *ptr, std::time_t exp_time, const gnutls_datum_t *key, const gnutls_datum_t * /*data*/) {
     auto *self = static_cast<ReplayCache *>(ptr);
     const std::time_t now = std::time(nullptr);
     std::lock_guard lock(self->mutex);
@@ -143,8 +135,8 @@ struct TlsServerContext::ReplayCache {
       std::erase_if(self->seen, [now](const auto &kv) { return kv.second < now; });
       self->next_purge = now + 1;
     }
-    auto [it, inserted] = self->seen.try_emplace(
-        std::string(reinterpret_cast<const char *>(key->data), key->size), exp_time);
+    auto [it, inserted] =
+        self->seen.try_emplace(std::string(reinterpret_cast<const char *>(key->data), key->size), exp_time);
     if (!inserted && it->second >= now) return GNUTLS_E_DB_ENTRY_EXISTS;
     it->second = exp_time;
     return 0;
@@ -163,8 +155,8 @@ std::shared_ptr<TlsServerContext> TlsServerContext::create(const TlsServerOption
     err = Error(Errc::configuration, gnutls_error_text("gnutls_certificate_allocate_credentials", rv));
     return nullptr;
   }
-  if ((err = load_key_pair_from(ctx->cred_, opts.cert_file, opts.key_file, opts.cert_pem,
-                                opts.key_pem, &ctx->cert_sha256_)))
+  if ((err = load_key_pair_from(ctx->cred_, opts.cert_file, opts.key_file, opts.cert_pem, opts.key_pem,
+                                &ctx->cert_sha256_)))
     return nullptr;
   if ((err = init_priority(ctx->priority_))) return nullptr;
 
@@ -229,14 +221,13 @@ std::shared_ptr<TlsClientContext> TlsClientContext::create(const TlsClientOption
     const gnutls_datum_t data = as_datum(pem);
     const int rv = gnutls_certificate_set_x509_trust_mem(ctx->cred_, &data, GNUTLS_X509_FMT_PEM);
     if (rv <= 0) {
-      err = Error(Errc::configuration, "invalid CA file " + opts.ca_file + ": " +
-                                           (rv < 0 ? gnutls_strerror(rv) : "no certificate"));
+      err = Error(Errc::configuration,
+                  "invalid CA file " + opts.ca_file + ": " + (rv < 0 ? gnutls_strerror(rv) : "no certificate"));
       return nullptr;
     }
   }
   if (!opts.client_cert_file.empty() || !opts.client_key_file.empty()) {
-    if ((err = load_key_pair_from(ctx->cred_, opts.client_cert_file, opts.client_key_file, {}, {},
-                                  nullptr)))
+    if ((err = load_key_pair_from(ctx->cred_, opts.client_cert_file, opts.client_key_file, {}, {}, nullptr)))
       return nullptr;
   }
   if ((err = init_priority(ctx->priority_))) return nullptr;

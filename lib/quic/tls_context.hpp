@@ -21,9 +21,9 @@ struct TlsServerOptions {
   std::string cert_file, key_file;  // PEM files, or:
   std::string cert_pem, key_pem;    // PEM in memory (used when cert_file is empty)
   std::vector<std::string> alpn = {"h3"};
-  bool keylog = false;           // append secrets to $SSLKEYLOGFILE
-  bool session_tickets = true;   // issue tickets so that clients can resume
-  bool early_data = false;       // accept 0-RTT from resuming clients (replay-checked)
+  bool keylog = false;          // append secrets to $SSLKEYLOGFILE
+  bool session_tickets = true;  // issue tickets so that clients can resume
+  bool early_data = false;      // accept 0-RTT from resuming clients (replay-checked)
 };
 
 struct TlsClientOptions {
@@ -61,9 +61,7 @@ class TlsServerContext : public std::enable_shared_from_this<TlsServerContext> {
   [[nodiscard]] gnutls_anti_replay_t anti_replay() const noexcept { return anti_replay_; }
   [[nodiscard]] bool keylog() const noexcept { return keylog_; }
   // SHA-256 of the leaf certificate served, as clients pin it.
-  [[nodiscard]] const std::array<std::uint8_t, 32> &certificate_sha256() const noexcept {
-    return cert_sha256_;
-  }
+  [[nodiscard]] const std::array<std::uint8_t, 32> &certificate_sha256() const noexcept { return cert_sha256_; }
 
  private:
   struct ReplayCache;
@@ -93,9 +91,7 @@ class TlsClientContext : public std::enable_shared_from_this<TlsClientContext> {
   [[nodiscard]] gnutls_priority_t priority() const noexcept { return priority_; }
   [[nodiscard]] const std::vector<std::string> &alpn() const noexcept { return alpn_; }
   [[nodiscard]] bool verify_peer() const noexcept { return verify_peer_; }
-  [[nodiscard]] const std::vector<std::array<std::uint8_t, 32>> &pinned_sha256() const noexcept {
-    return pinned_;
-  }
+  [[nodiscard]] const std::vector<std::array<std::uint8_t, 32>> &pinned_sha256() const noexcept { return pinned_; }
   [[nodiscard]] bool keylog() const noexcept { return keylog_; }
   [[nodiscard]] bool early_data() const noexcept { return early_data_; }
 

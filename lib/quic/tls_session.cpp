@@ -84,8 +84,7 @@ Error check_validity_period(gnutls_x509_crt_t leaf) {
   if (not_after != static_cast<std::time_t>(-1) && now > not_after)
     return Error(Errc::certificate, "expired: server certificate expired " + format_utc(not_after));
   if (not_before != static_cast<std::time_t>(-1) && now < not_before)
-    return Error(Errc::certificate, "not yet valid: server certificate is valid from " +
-                                        format_utc(not_before));
+    return Error(Errc::certificate, "not yet valid: server certificate is valid from " + format_utc(not_before));
   return {};
 }
 
@@ -123,13 +122,11 @@ Error describe_chain_failure(unsigned status) {
 
 Error check_host(gnutls_x509_crt_t leaf, const std::string &host) {
   if (auto ip = parse_ip_literal(host)) {
-    if (gnutls_x509_crt_check_ip(leaf, ip->bytes.data(), static_cast<unsigned>(ip->size), 0) != 0)
-      return {};
+    if (gnutls_x509_crt_check_ip(leaf, ip->bytes.data(), static_cast<unsigned>(ip->size), 0) != 0) return {};
   } else if (gnutls_x509_crt_check_hostname2(leaf, host.c_str(), 0) != 0) {
     return {};
   }
-  return Error(Errc::certificate,
-               "host name mismatch: server certificate is not valid for " + host);
+  return Error(Errc::certificate, "host name mismatch: server certificate is not valid for " + host);
 }
 
 }  // namespace
@@ -139,8 +136,7 @@ Error verify_peer_certificate(gnutls_session_t session, const VerifyPolicy &poli
 
   unsigned count = 0;
   const gnutls_datum_t *certs = gnutls_certificate_get_peers(session, &count);
-  if (certs == nullptr || count == 0)
-    return Error(Errc::certificate, "no certificate: the server presented none");
+  if (certs == nullptr || count == 0) return Error(Errc::certificate, "no certificate: the server presented none");
   X509Cert leaf;
   if (int rv = gnutls_x509_crt_init(leaf.out()); rv < 0)
     return Error(Errc::certificate, gnutls_error_text("gnutls_x509_crt_init", rv));
@@ -149,10 +145,9 @@ Error verify_peer_certificate(gnutls_session_t session, const VerifyPolicy &poli
 
   if (!policy.pinned_sha256.empty()) {
     const auto digest = sha256_digest({certs[0].data, certs[0].size});
-    if (std::find(policy.pinned_sha256.begin(), policy.pinned_sha256.end(), digest) ==
-        policy.pinned_sha256.end()) {
-      return Error(Errc::certificate, "pinned hash mismatch: server certificate sha256 " +
-                                          hex_encode(digest) + " is not pinned");
+    if (std::find(policy.pinned_sha256.begin(), policy.pinned_sha256.end(), digest) == policy.pinned_sha256.end()) {
+      return Error(Errc::certificate,
+                   "pinned hash mismatch: server certificate sha256 " + hex_encode(digest) + " is not pinned");
     }
     return check_validity_period(leaf.get());
   }
@@ -170,16 +165,14 @@ Error verify_peer_certificate(gnutls_session_t session, const VerifyPolicy &poli
   return check_host(leaf.get(), policy.host);
 }
 
-TlsSession::TlsSession(bool server, std::shared_ptr<const void> ctx)
-    : ctx_(std::move(ctx)), server_(server) {}
+TlsSession::TlsSession(bool server, std::shared_ptr<const void> ctx) : ctx_(std::move(ctx)), server_(server) {}
 
 TlsSession::~TlsSession() {
   if (session_ != nullptr) gnutls_deinit(session_);
 }
 
 Error TlsSession::init_common(gnutls_priority_t priority, gnutls_certificate_credentials_t cred,
-                              const std::vector<std::string> &alpn,
-                              ngtcp2_crypto_conn_ref *conn_ref, bool keylog) {
+                              const std::vector<std::string> &alpn, ngtcp2_crypto_conn_ref *conn_ref, bool keylog) {
   if (int rv = gnutls_priority_set(session_, priority); rv < 0)
     return Error(Errc::handshake, gnutls_error_text("gnutls_priority_set", rv));
   if (int rv = gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, cred); rv < 0)
@@ -189,10 +182,9 @@ Error TlsSession::init_common(gnutls_priority_t priority, gnutls_certificate_cre
   protocols.reserve(alpn.size());
   for (const auto &p : alpn) protocols.push_back(as_datum(p));
   // The peer must agree on a protocol: QUIC requires ALPN (RFC 9001, 8.1).
-  const unsigned alpn_flags =
-      server_ ? (GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE) : GNUTLS_ALPN_MANDATORY;
-  if (int rv = gnutls_alpn_set_protocols(session_, protocols.data(),
-                                         static_cast<unsigned>(protocols.size()), alpn_flags);
+  const unsigned alpn_flags = server_ ? (GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE) : GNUTLS_ALPN_MANDATORY;
+  if (int rv =
+          gnutls_alpn_set_protocols(session_, protocols.data(), static_cast<unsigned>(protocols.size()), alpn_flags);
       rv < 0)
     return Error(Errc::configuration, gnutls_error_text("gnutls_alpn_set_protocols", rv));
 
@@ -210,8 +202,8 @@ Error TlsSession::init_common(gnutls_priority_t priority, gnutls_certificate_cre
   return {};
 }
 
-std::unique_ptr<TlsSession> TlsSession::create_server(TlsServerContext &ctx,
-                                                      ngtcp2_crypto_conn_ref *conn_ref, Error &err) {
+std::unique_ptr<TlsSession> TlsSession::create_server(TlsServerContext &ctx, ngtcp2_crypto_conn_ref *conn_ref,
+                                                      Error &err) {
   err = {};
   std::unique_ptr<TlsSession> self(new TlsSession(true, ctx.shared_from_this()));
   unsigned flags = GNUTLS_SERVER;
@@ -223,8 +215,7 @@ std::unique_ptr<TlsSession> TlsSession::create_server(TlsServerContext &ctx,
     err = Error(Errc::handshake, gnutls_error_text("gnutls_init", rv));
     return nullptr;
   }
-  if ((err = self->init_common(ctx.priority(), ctx.credentials(), ctx.alpn(), conn_ref, ctx.keylog())))
-    return nullptr;
+  if ((err = self->init_common(ctx.priority(), ctx.credentials(), ctx.alpn(), conn_ref, ctx.keylog()))) return nullptr;
   if (const gnutls_datum_t *key = ctx.ticket_key()) {
     if (int rv = gnutls_session_ticket_enable_server(self->session_, key); rv < 0) {
       err = Error(Errc::handshake, gnutls_error_text("gnutls_session_ticket_enable_server", rv));
@@ -239,8 +230,7 @@ std::unique_ptr<TlsSession> TlsSession::create_server(TlsServerContext &ctx,
   return self;
 }
 
-std::unique_ptr<TlsSession> TlsSession::create_client(TlsClientContext &ctx,
-                                                      ngtcp2_crypto_conn_ref *conn_ref,
+std::unique_ptr<TlsSession> TlsSession::create_client(TlsClientContext &ctx, ngtcp2_crypto_conn_ref *conn_ref,
                                                       std::string_view server_name, Error &err) {
   err = {};
   if (server_name.size() >= 2 && server_name.front() == '[' && server_name.back() == ']') {
@@ -268,13 +258,11 @@ std::unique_ptr<TlsSession> TlsSession::create_client(TlsClientContext &ctx,
     err = Error(Errc::handshake, gnutls_error_text("gnutls_init", rv));
     return nullptr;
   }
-  if ((err = self->init_common(ctx.priority(), ctx.credentials(), ctx.alpn(), conn_ref, ctx.keylog())))
-    return nullptr;
+  if ((err = self->init_common(ctx.priority(), ctx.credentials(), ctx.alpn(), conn_ref, ctx.keylog()))) return nullptr;
 
   // SNI carries host names only (RFC 6066, 3).
   if (!server_name.empty() && !parse_ip_literal(server_name)) {
-    if (int rv = gnutls_server_name_set(self->session_, GNUTLS_NAME_DNS, server_name.data(),
-                                        server_name.size());
+    if (int rv = gnutls_server_name_set(self->session_, GNUTLS_NAME_DNS, server_name.data(), server_name.size());
         rv < 0) {
       err = Error(Errc::configuration, gnutls_error_text("server name", rv));
       return nullptr;
@@ -315,8 +303,8 @@ int TlsSession::on_verify(gnutls_session_t session) {
   return 0;
 }
 
-int TlsSession::on_handshake_message(gnutls_session_t session, unsigned htype, unsigned when,
-                                     unsigned incoming, const gnutls_datum_t * /*msg*/) {
+int TlsSession::on_handshake_message(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
+                                     const gnutls_datum_t * /*msg*/) {
   if (when != GNUTLS_HOOK_POST || incoming == 0) return 0;
   auto *self = static_cast<TlsSession *>(gnutls_db_get_ptr(session));
   if (self == nullptr) return 0;
@@ -324,8 +312,7 @@ int TlsSession::on_handshake_message(gnutls_session_t session, unsigned htype, u
   // GNUTLS_ALPN_MANDATORY rejects a peer offering only other protocols, but
   // not one that sends no ALPN at all: catch that here. The server judges the
   // ClientHello; the client, by the server's Finished, what EncryptedExtensions said.
-  const bool alpn_due = self->server_ ? htype == GNUTLS_HANDSHAKE_CLIENT_HELLO
-                                      : htype == GNUTLS_HANDSHAKE_FINISHED;
+  const bool alpn_due = self->server_ ? htype == GNUTLS_HANDSHAKE_CLIENT_HELLO : htype == GNUTLS_HANDSHAKE_FINISHED;
   if (alpn_due && self->alpn().empty()) {
     UVWT_INFO("TLS peer did not negotiate an application protocol");
     return GNUTLS_E_NO_APPLICATION_PROTOCOL;

@@ -57,12 +57,10 @@ class TlsSession {
   // server issues a ticket; feed it back through set_resumption_data().
   using TicketHandler = std::function<void(std::vector<std::uint8_t> data)>;
 
-  static std::unique_ptr<TlsSession> create_server(TlsServerContext &ctx,
-                                                   ngtcp2_crypto_conn_ref *conn_ref, Error &err);
+  static std::unique_ptr<TlsSession> create_server(TlsServerContext &ctx, ngtcp2_crypto_conn_ref *conn_ref, Error &err);
   // `server_name` is sent as SNI and checked against the certificate; an IP
   // literal (brackets allowed) sends no SNI and is checked against IP SANs.
-  static std::unique_ptr<TlsSession> create_client(TlsClientContext &ctx,
-                                                   ngtcp2_crypto_conn_ref *conn_ref,
+  static std::unique_ptr<TlsSession> create_client(TlsClientContext &ctx, ngtcp2_crypto_conn_ref *conn_ref,
                                                    std::string_view server_name, Error &err);
   ~TlsSession();
   TlsSession(const TlsSession &) = delete;
@@ -84,12 +82,11 @@ class TlsSession {
  private:
   TlsSession(bool server, std::shared_ptr<const void> ctx);
   Error init_common(gnutls_priority_t priority, gnutls_certificate_credentials_t cred,
-                    const std::vector<std::string> &alpn, ngtcp2_crypto_conn_ref *conn_ref,
-                    bool keylog);
+                    const std::vector<std::string> &alpn, ngtcp2_crypto_conn_ref *conn_ref, bool keylog);
 
   static int on_verify(gnutls_session_t session);
-  static int on_handshake_message(gnutls_session_t session, unsigned htype, unsigned when,
-                                  unsigned incoming, const gnutls_datum_t *msg);
+  static int on_handshake_message(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
+                                  const gnutls_datum_t *msg);
 
   gnutls_session_t session_ = nullptr;
   std::shared_ptr<const void> ctx_;  // keeps credentials and priorities alive

@@ -45,16 +45,14 @@ constexpr std::size_t kMaxGsoSegments = 64;
 // room for IPv4/IPv6 headers).
 constexpr std::size_t kMaxGsoBytes = 65000;
 
-bool set_int(int fd, int level, int name, int value) {
-  return setsockopt(fd, level, name, &value, sizeof value) == 0;
-}
+bool set_int(int fd, int level, int name, int value) { return setsockopt(fd, level, name, &value, sizeof value) == 0; }
 
 // Errors the kernel reports on a later send/recv call after an ICMP message
 // arrived (IP_RECVERR): they concern some earlier packet, possibly to another
 // peer. The error queue tells whom.
 bool is_icmp_errno(int e) {
-  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ENETDOWN ||
-         e == EPROTO || e == ENOPROTOOPT;
+  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ENETDOWN || e == EPROTO ||
+         e == ENOPROTOOPT;
 }
 
 template <typename T>
@@ -68,7 +66,8 @@ std::size_t put_cmsg(unsigned char *buf, std::size_t off, int level, int type, c
 }
 
 Error sys_error(Errc errc, const char *what, const SockAddr &addr, int e) {
-  return Error(errc, std::string(what) + " " + addr.to_string() + ": " + std::strerror(e), static_cast<std::uint64_t>(e));
+  return Error(errc, std::string(what) + " " + addr.to_string() + ": " + std::strerror(e),
+               static_cast<std::uint64_t>(e));
 }
 
 }  // namespace
@@ -366,8 +365,7 @@ void UdpSocket::read_error_queue() {
       sock_extended_err ee;
       std::memcpy(&ee, CMSG_DATA(c), sizeof ee);
       if (ee.ee_errno == 0) continue;
-      if (ee.ee_origin != SO_EE_ORIGIN_ICMP && ee.ee_origin != SO_EE_ORIGIN_ICMP6 &&
-          ee.ee_origin != SO_EE_ORIGIN_LOCAL)
+      if (ee.ee_origin != SO_EE_ORIGIN_ICMP && ee.ee_origin != SO_EE_ORIGIN_ICMP6 && ee.ee_origin != SO_EE_ORIGIN_LOCAL)
         continue;
       ++counters_.icmp_errors;
       UVWT_DEBUG("udp %s: error from %s: %s", local_.to_string().c_str(), remote.to_string().c_str(),
@@ -601,12 +599,13 @@ void UdpSocket::arm_impair_timer() {
   // Round up: the timer runs on the loop's millisecond clock, and releasing
   // early would shorten the configured delay.
   const std::uint64_t ms = due > now ? (due - now + 999'999) / 1'000'000 : 0;
-  uv_timer_start(&handles_->timer,
-                 [](uv_timer_t *t) {
-                   auto *h = static_cast<Handles *>(t->data);
-                   if (h->owner != nullptr) h->owner->on_timer();
-                 },
-                 ms, 0);
+  uv_timer_start(
+      &handles_->timer,
+      [](uv_timer_t *t) {
+        auto *h = static_cast<Handles *>(t->data);
+        if (h->owner != nullptr) h->owner->on_timer();
+      },
+      ms, 0);
 }
 
 void UdpSocket::on_timer() {

@@ -98,13 +98,13 @@ struct UdpCounters {
   std::uint64_t bytes_received = 0;
   std::uint64_t send_syscalls = 0;
   std::uint64_t recv_syscalls = 0;
-  std::uint64_t gso_batches = 0;       // sendmsg calls carrying UDP_SEGMENT
-  std::uint64_t gro_batches = 0;       // received buffers holding more than one datagram
+  std::uint64_t gso_batches = 0;  // sendmsg calls carrying UDP_SEGMENT
+  std::uint64_t gro_batches = 0;  // received buffers holding more than one datagram
   std::uint64_t would_block = 0;
   std::uint64_t send_errors = 0;
   std::uint64_t recv_errors = 0;
-  std::uint64_t recv_truncated = 0;    // datagrams larger than the buffer, dropped
-  std::uint64_t icmp_errors = 0;       // error-queue reports delivered to on_error
+  std::uint64_t recv_truncated = 0;  // datagrams larger than the buffer, dropped
+  std::uint64_t icmp_errors = 0;     // error-queue reports delivered to on_error
 };
 
 // A non-blocking UDP socket owned by uvwt and watched by a uv_poll_t on the
@@ -134,8 +134,8 @@ class UdpSocket {
   // otherwise sendmmsg of the datagrams. `local` picks the source address
   // (IP_PKTINFO) on a wildcard-bound socket; null means the kernel's choice.
   // segment_size 0 means one datagram.
-  SendResult send(const SockAddr &remote, const SockAddr *local, std::uint8_t ecn,
-                  std::span<const std::uint8_t> data, std::size_t segment_size);
+  SendResult send(const SockAddr &remote, const SockAddr *local, std::uint8_t ecn, std::span<const std::uint8_t> data,
+                  std::size_t segment_size);
 
   // Adds/removes UV_WRITABLE interest; see UdpReceiver::on_writable.
   void want_writable(bool on);

@@ -34,8 +34,10 @@ std::optional<Router::Match> Router::match(const std::string &path) const {
     bool ok = true;
     for (std::size_t i = 0; i < segs.size() && ok; ++i) {
       const auto &ps = p.segments[i];
-      if (ps.size() >= 2 && ps.front() == '{' && ps.back() == '}') m.params[ps.substr(1, ps.size() - 2)] = segs[i];
-      else ok = ps == segs[i];
+      if (ps.size() >= 2 && ps.front() == '{' && ps.back() == '}')
+        m.params[ps.substr(1, ps.size() - 2)] = segs[i];
+      else
+        ok = ps == segs[i];
     }
     if (ok) return m;
   }

@@ -28,7 +28,10 @@ class ServerImpl final : public Server,
                          public std::enable_shared_from_this<ServerImpl> {
  public:
   ServerImpl(uv_loop_t *loop, const ServerConfig &cfg, std::shared_ptr<TlsServerContext> tls)
-      : loop_(loop), cfg_(cfg), tls_(std::move(tls)), deferred_(Deferred::for_loop(loop)),
+      : loop_(loop),
+        cfg_(cfg),
+        tls_(std::move(tls)),
+        deferred_(Deferred::for_loop(loop)),
         ep_(std::make_shared<Endpoint>(loop, cfg)) {
     ep_->set_acceptor(this);
   }
@@ -50,7 +53,8 @@ class ServerImpl final : public Server,
     if (!addr) return {Errc::configuration, "listen: not an IP address: " + host};
     if (addr->port() == 0 && port_ != 0) addr->set_port(port_);  // second family on the same port
     UdpSocket *sock = nullptr;
-    if (Error e = ep_->bind(*addr, &sock)) return Error(Errc::server, "listen on " + addr->to_string() + ": " + e.message);
+    if (Error e = ep_->bind(*addr, &sock))
+      return Error(Errc::server, "listen on " + addr->to_string() + ": " + e.message);
     if (port_ == 0) port_ = sock->local_addr().port();
     return {};
   }
@@ -159,9 +163,8 @@ class ServerImpl final : public Server,
     scid.datalen = 18;
     gnutls_rnd(GNUTLS_RND_NONCE, scid.data, scid.datalen);
     std::uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
-    const ngtcp2_ssize tokenlen =
-        ngtcp2_crypto_generate_retry_token(token, secret.data(), secret.size(), hd.version, pkt.remote->sa(),
-                                           pkt.remote->len, &scid, &hd.dcid, now_ns());
+    const ngtcp2_ssize tokenlen = ngtcp2_crypto_generate_retry_token(
+        token, secret.data(), secret.size(), hd.version, pkt.remote->sa(), pkt.remote->len, &scid, &hd.dcid, now_ns());
     if (tokenlen < 0) return;
     std::uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
     const ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, sizeof buf, hd.version, &hd.scid, &scid, &hd.dcid, token,

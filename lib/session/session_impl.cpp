@@ -46,8 +46,7 @@ void SessionImpl::open_stream(bool bidi, StreamCallback cb) {
   auto self = shared_from_this();
   if (info_.state != SessionState::connected) {
     host_.defer([cb = std::move(cb), st = info_.state] {
-      cb(Error(Errc::session, st == SessionState::connecting ? "session is not ready" : "session is closed"),
-         nullptr);
+      cb(Error(Errc::session, st == SessionState::connecting ? "session is not ready" : "session is closed"), nullptr);
     });
     return;
   }
@@ -110,8 +109,8 @@ Error SessionImpl::send_datagram(std::span<const std::uint8_t> data) {
   const std::size_t max = max_datagram_size();
   if (max == 0) return {Errc::datagram, "peer does not accept datagrams"};
   if (data.size() > max)
-    return {Errc::datagram, "datagram of " + std::to_string(data.size()) + " bytes exceeds the maximum of " +
-                                std::to_string(max)};
+    return {Errc::datagram,
+            "datagram of " + std::to_string(data.size()) + " bytes exceeds the maximum of " + std::to_string(max)};
   Error err = host_.send_datagram(*this, data);
   if (err.ok()) {
     ++stats_.datagrams_sent;
@@ -253,10 +252,9 @@ void SessionImpl::handle_capsule(std::uint64_t type, std::span<const std::uint8_
 
 void SessionImpl::on_capsule_data(const std::uint8_t *data, std::size_t len) {
   auto self = shared_from_this();
-  const Error err = parser_.feed(std::span<const std::uint8_t>(data, len),
-                                 [this](std::uint64_t type, std::span<const std::uint8_t> value) {
-                                   handle_capsule(type, value);
-                                 });
+  const Error err =
+      parser_.feed(std::span<const std::uint8_t>(data, len),
+                   [this](std::uint64_t type, std::span<const std::uint8_t> value) { handle_capsule(type, value); });
   if (err) {
     UVWT_WARN("session %llu: bad capsule: %s", static_cast<unsigned long long>(id_), err.message.c_str());
     fail(err);

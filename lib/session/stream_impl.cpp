@@ -10,9 +10,15 @@
 
 namespace uvwt::detail {
 
-StreamImpl::StreamImpl(SessionHost &host, std::weak_ptr<SessionImpl> session, std::int64_t sid,
-                       StreamDirection dir, bool local, std::size_t send_bound)
-    : host_(host), keep_(host.host_connection()), session_(std::move(session)), sid_(sid), dir_(dir), local_(local), send_bound_(send_bound) {
+StreamImpl::StreamImpl(SessionHost &host, std::weak_ptr<SessionImpl> session, std::int64_t sid, StreamDirection dir,
+                       bool local, std::size_t send_bound)
+    : host_(host),
+      keep_(host.host_connection()),
+      session_(std::move(session)),
+      sid_(sid),
+      dir_(dir),
+      local_(local),
+      send_bound_(send_bound) {
   stats_.created_at = wall_seconds();
   // A receive-only stream never sends; a send-only one never receives.
   if (dir_ == StreamDirection::receive_only) send_closed_ = true;
@@ -29,9 +35,7 @@ void StreamImpl::set_preamble(const std::uint8_t *p, std::size_t n) {
   total_ = n;
 }
 
-bool StreamImpl::writable() const noexcept {
-  return !send_closed_ && !fin_queued_ && buffered_amount() < send_bound_;
-}
+bool StreamImpl::writable() const noexcept { return !send_closed_ && !fin_queued_ && buffered_amount() < send_bound_; }
 
 void StreamImpl::write(std::string_view data, DoneCallback cb) {
   write(Bytes(data.begin(), data.end()), std::move(cb));

@@ -22,8 +22,8 @@ class SessionImpl;
 // pause/resume that withholds flow-control credit.
 class StreamImpl final : public Stream, public std::enable_shared_from_this<StreamImpl> {
  public:
-  StreamImpl(SessionHost &host, std::weak_ptr<SessionImpl> session, std::int64_t sid, StreamDirection dir,
-             bool local, std::size_t send_bound);
+  StreamImpl(SessionHost &host, std::weak_ptr<SessionImpl> session, std::int64_t sid, StreamDirection dir, bool local,
+             std::size_t send_bound);
   ~StreamImpl() override;
 
   // Stream
@@ -92,10 +92,10 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
 
   // send side
   std::deque<Chunk> chunks_;
-  std::uint64_t queued_ = 0;    // payload bytes accepted by write()
-  std::uint64_t total_ = 0;     // stream bytes queued incl. preamble
-  std::uint64_t sent_ = 0;      // stream bytes handed to ngtcp2
-  std::uint64_t acked_ = 0;     // stream bytes acked
+  std::uint64_t queued_ = 0;  // payload bytes accepted by write()
+  std::uint64_t total_ = 0;   // stream bytes queued incl. preamble
+  std::uint64_t sent_ = 0;    // stream bytes handed to ngtcp2
+  std::uint64_t acked_ = 0;   // stream bytes acked
   std::uint64_t preamble_len_ = 0;
   bool fin_queued_ = false, fin_sent_ = false, send_closed_ = false, blocked_ = false;
   bool was_full_ = false;

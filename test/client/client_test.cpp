@@ -210,7 +210,8 @@ TEST_CASE("Client statistics: slow connects are measured, low success rate is re
 
   auto client = make_client(tl);
   REQUIRE(connect_client(tl, *client, url_of(server->port(), "/echo")).err.ok());
-  for (int i = 0; i < 10; ++i) CHECK(connect_client(tl, *client, url_of(server->port(), "/missing")).err.http_status == 404);
+  for (int i = 0; i < 10; ++i)
+    CHECK(connect_client(tl, *client, url_of(server->port(), "/missing")).err.http_status == 404);
   auto d = client->diagnostics();
   CHECK(d.stats.connections_attempted == 11);
   CHECK(d.stats.connections_successful == 1);
@@ -239,7 +240,7 @@ TEST_CASE("Closing a client cancels connects in flight and closes every connecti
       CHECK(s == nullptr);
       results.push_back(e);
     });
-  tl.run_for(50);  // DNS done, handshakes under way
+  tl.run_for(50);              // DNS done, handshakes under way
   CHECK(results.size() <= 1);  // at most the unresolvable name failed by now
   CHECK(client->diagnostics().connection_states[ConnectionState::connecting] >= 1);
   bool closed = false;

@@ -57,11 +57,11 @@ TEST_CASE("WebTransport URLs: host, default port, path and query", "[client][url
 }
 
 TEST_CASE("WebTransport URLs: clear errors for anything else", "[client][url]") {
-  for (const char *bad : {"", "example.com/x", "http://example.com/", "wss://example.com/", "https://", "https:///path",
-                          "https://:443/", "https://user@example.com/", "https://example.com/#frag",
-                          "https://exa mple.com/", "https://::1/", "https://[::1/", "https://[nope]/",
-                          "https://[::1]x/", "https://host:0/", "https://host:65536/", "https://host:12ab/",
-                          "https://host:1234567/", "https://ex%61mple.com/"}) {
+  for (const char *bad :
+       {"", "example.com/x", "http://example.com/", "wss://example.com/", "https://", "https:///path", "https://:443/",
+        "https://user@example.com/", "https://example.com/#frag", "https://exa mple.com/", "https://::1/",
+        "https://[::1/", "https://[nope]/", "https://[::1]x/", "https://host:0/", "https://host:65536/",
+        "https://host:12ab/", "https://host:1234567/", "https://ex%61mple.com/"}) {
     const Error e = parse_err(bad);
     INFO(bad);
     CHECK(e.errc == Errc::invalid_url);

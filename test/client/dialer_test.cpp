@@ -69,11 +69,13 @@ DialResult dial(TestLoop &tl, std::vector<SockAddr> addrs, const ClientConfig &c
 
 void close_attempts(TestLoop &tl, const DialResult &r) {
   for (auto &c : r.attempts) c->close(0, "test done", {});
-  REQUIRE(tl.run_until([&] {
-    for (auto &c : r.attempts)
-      if (!c->is_closed()) return false;
-    return true;
-  }, 5'000));
+  REQUIRE(tl.run_until(
+      [&] {
+        for (auto &c : r.attempts)
+          if (!c->is_closed()) return false;
+        return true;
+      },
+      5'000));
 }
 }  // namespace
 

@@ -133,8 +133,7 @@ TEST_CASE("connection: states and events through a whole life, closed with a cod
   CHECK(info.uptime() >= 0.0);
 
   // record_activity() moves the activity clock the stale rule reads.
-  const double before =
-      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double before = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   tl.run_for(20);
   conn->record_activity();
   REQUIRE(conn->info().last_activity);
@@ -376,8 +375,7 @@ TEST_CASE("connection: diagnostics issues follow the reference rules", "[connect
     CHECK(d.issues() == std::vector<std::string>{"High error count: 11"});
   }
   SECTION("stale") {
-    const double now =
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     d.stats.last_activity = now - 299;
     CHECK(d.issues().empty());
     d.stats.last_activity = now - 301;
@@ -401,8 +399,8 @@ TEST_CASE("connection: diagnostics issues follow the reference rules", "[connect
     d.stats.state = ConnectionState::failed;
     d.stats.error_count = 12;
     d.rtt = 2.0;
-    CHECK(d.issues() ==
-          std::vector<std::string>{"Connection not established", "High error count: 12", "High latency (RTT): 2000.0ms"});
+    CHECK(d.issues() == std::vector<std::string>{"Connection not established", "High error count: 12",
+                                                 "High latency (RTT): 2000.0ms"});
   }
 }
 

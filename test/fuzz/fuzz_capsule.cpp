@@ -58,13 +58,26 @@ void check_capsule(std::uint64_t type, const std::vector<std::uint8_t> &value) {
     FUZZ_CHECK(v.has_value());
     std::size_t n = 0;
     switch (type) {
-      case kCapsuleMaxData: n = encode_max_data(*v, buf, sizeof buf); break;
-      case kCapsuleDataBlocked: n = encode_data_blocked(*v, buf, sizeof buf); break;
-      case kCapsuleMaxStreamsBidi: n = encode_max_streams(true, *v, buf, sizeof buf); break;
-      case kCapsuleMaxStreamsUni: n = encode_max_streams(false, *v, buf, sizeof buf); break;
-      case kCapsuleStreamsBlockedBidi: n = encode_streams_blocked(true, *v, buf, sizeof buf); break;
-      case kCapsuleStreamsBlockedUni: n = encode_streams_blocked(false, *v, buf, sizeof buf); break;
-      default: FUZZ_CHECK(false);
+      case kCapsuleMaxData:
+        n = encode_max_data(*v, buf, sizeof buf);
+        break;
+      case kCapsuleDataBlocked:
+        n = encode_data_blocked(*v, buf, sizeof buf);
+        break;
+      case kCapsuleMaxStreamsBidi:
+        n = encode_max_streams(true, *v, buf, sizeof buf);
+        break;
+      case kCapsuleMaxStreamsUni:
+        n = encode_max_streams(false, *v, buf, sizeof buf);
+        break;
+      case kCapsuleStreamsBlockedBidi:
+        n = encode_streams_blocked(true, *v, buf, sizeof buf);
+        break;
+      case kCapsuleStreamsBlockedUni:
+        n = encode_streams_blocked(false, *v, buf, sizeof buf);
+        break;
+      default:
+        FUZZ_CHECK(false);
     }
     FUZZ_CHECK(n > 0);
   }

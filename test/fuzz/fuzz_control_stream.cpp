@@ -22,7 +22,8 @@ bool same(const PeerSettings &a, const PeerSettings &b) {
          a.enable_webtransport_draft02 == b.enable_webtransport_draft02 &&
          a.wt_max_sessions_draft07 == b.wt_max_sessions_draft07 &&
          a.wt_max_sessions_draft13 == b.wt_max_sessions_draft13 && a.wt_enabled == b.wt_enabled &&
-         a.wt_initial_max_data == b.wt_initial_max_data && a.wt_initial_max_streams_uni == b.wt_initial_max_streams_uni &&
+         a.wt_initial_max_data == b.wt_initial_max_data &&
+         a.wt_initial_max_streams_uni == b.wt_initial_max_streams_uni &&
          a.wt_initial_max_streams_bidi == b.wt_initial_max_streams_bidi;
 }
 
@@ -90,8 +91,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
   FUZZ_CHECK(w1.nghttp3_bytes_fed() == size && w1.wire_bytes_produced() == out.size());
   FUZZ_CHECK(w1.settings_done() == w2.settings_done() && w1.settings_rewritten() == w2.settings_rewritten());
   if (!w1.settings_rewritten()) {
-    if (w1.settings_done()) FUZZ_CHECK(out == std::vector<std::uint8_t>(in.begin(), in.end()));
-    else FUZZ_CHECK(out.size() <= size && std::equal(out.begin(), out.end(), in.begin()));
+    if (w1.settings_done())
+      FUZZ_CHECK(out == std::vector<std::uint8_t>(in.begin(), in.end()));
+    else
+      FUZZ_CHECK(out.size() <= size && std::equal(out.begin(), out.end(), in.begin()));
   }
 
   // Ack translation: monotonic, never past what nghttp3 wrote, complete at
@@ -118,8 +121,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     FUZZ_CHECK(r.settings_received() == whole.settings_received());
     FUZZ_CHECK(r.settings().enable_connect_protocol == whole.settings().enable_connect_protocol);
     FUZZ_CHECK(r.settings().h3_datagram_rfc == whole.settings().h3_datagram_rfc);
-    if (w1.settings_rewritten()) FUZZ_CHECK(r.settings().wt_max_sessions_draft13 != 0 ||
-                                            whole.settings().wt_max_sessions_draft13 == 0);
+    if (w1.settings_rewritten())
+      FUZZ_CHECK(r.settings().wt_max_sessions_draft13 != 0 || whole.settings().wt_max_sessions_draft13 == 0);
   }
   return 0;
 }
@@ -128,17 +131,17 @@ namespace uvwt_fuzz {
 std::vector<std::vector<std::uint8_t>> seeds() {
   return {
       // nghttp3 1.8 client control stream, then its GOAWAY.
-      {0x00, 0x04, 0x0f, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00, 0x07, 0x00, 0x33, 0x01,
-       0x07, 0x01, 0x00},
+      {0x00, 0x04, 0x0f, 0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+       0xff, 0x01, 0x00, 0x07, 0x00, 0x33, 0x01, 0x07, 0x01, 0x00},
       // A server's, with connect protocol and a GREASE setting and frame.
       {0x00, 0x04, 0x0b, 0x01, 0x50, 0x00, 0x07, 0x40, 0x64, 0x08, 0x01, 0x33, 0x01, 0x21, 0x00, 0x21, 0x02, 0xaa,
        0xbb},
       // A browser's, already announcing WebTransport.
-      {0x00, 0x04, 0x14, 0x08, 0x01, 0x33, 0x01, 0x80, 0x2b, 0x60, 0x37, 0x42, 0x01, 0xc0, 0x00, 0x00, 0x00,
-       0xc6, 0x71, 0x70, 0x6a, 0x04, 0x07, 0x01, 0x04},
-      {0x00, 0x04, 0x00},  // empty SETTINGS
+      {0x00, 0x04, 0x14, 0x08, 0x01, 0x33, 0x01, 0x80, 0x2b, 0x60, 0x37, 0x42, 0x01,
+       0xc0, 0x00, 0x00, 0x00, 0xc6, 0x71, 0x70, 0x6a, 0x04, 0x07, 0x01, 0x04},
+      {0x00, 0x04, 0x00},        // empty SETTINGS
       {0x00, 0x07, 0x01, 0x00},  // GOAWAY first
-      {0x02, 0x04, 0x00},  // not a control stream
+      {0x02, 0x04, 0x00},        // not a control stream
   };
 }
 }  // namespace uvwt_fuzz

@@ -30,7 +30,9 @@ Routed route(bool bidi, bool wt_only, std::span<const std::uint8_t> in, const st
     r.state = res.state;
     FUZZ_CHECK(p.held().size() <= 16);
     switch (res.state) {
-      case PreambleState::need_more: FUZZ_CHECK(res.consumed == piece.size()); break;
+      case PreambleState::need_more:
+        FUZZ_CHECK(res.consumed == piece.size());
+        break;
       case PreambleState::webtransport:
         FUZZ_CHECK(res.consumed <= piece.size());
         r.session = p.session_id();
@@ -76,7 +78,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     rebuilt.insert(rebuilt.end(), whole.rest.begin(), whole.rest.end());
     FUZZ_CHECK(rebuilt == std::vector<std::uint8_t>(in.begin(), in.end()));
     std::uint8_t buf[kWtPreambleMaxSize];
-    const std::size_t n = bidi ? encode_wt_bidi_preamble(whole.session, buf) : encode_wt_uni_preamble(whole.session, buf);
+    const std::size_t n =
+        bidi ? encode_wt_bidi_preamble(whole.session, buf) : encode_wt_uni_preamble(whole.session, buf);
     StreamPreambleParser p(bidi);
     const auto res = p.feed({buf, n});
     FUZZ_CHECK(res.state == PreambleState::webtransport && res.consumed == n && p.session_id() == whole.session);
@@ -96,17 +99,17 @@ std::vector<std::vector<std::uint8_t>> seeds() {
     for (std::uint64_t session : {0ull, 4ull, 1024ull, 1ull << 40, 6ull}) {
       std::vector<std::uint8_t> b(1 + kWtPreambleMaxSize);
       b[0] = kind;
-      const std::size_t n = (kind & 1) ? encode_wt_bidi_preamble(session, b.data() + 1)
-                                       : encode_wt_uni_preamble(session, b.data() + 1);
+      const std::size_t n =
+          (kind & 1) ? encode_wt_bidi_preamble(session, b.data() + 1) : encode_wt_uni_preamble(session, b.data() + 1);
       b.resize(1 + n);
       b.insert(b.end(), {'d', 'a', 't', 'a'});
       s.push_back(b);
     }
   }
-  s.push_back({0, 0x00, 0x04, 0x00});      // control stream
-  s.push_back({0, 0x02});                  // QPACK encoder
-  s.push_back({1, 0x01, 0x03, 1, 2, 3});   // request HEADERS
-  s.push_back({3, 0x01, 0x03, 1, 2, 3});   // HEADERS on a server-initiated bidi stream
+  s.push_back({0, 0x00, 0x04, 0x00});     // control stream
+  s.push_back({0, 0x02});                 // QPACK encoder
+  s.push_back({1, 0x01, 0x03, 1, 2, 3});  // request HEADERS
+  s.push_back({3, 0x01, 0x03, 1, 2, 3});  // HEADERS on a server-initiated bidi stream
   return s;
 }
 }  // namespace uvwt_fuzz

@@ -49,8 +49,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     // Fold into the application range half of the time so that it is hit.
     if (data[0] & 1) v = kWtAppErrorFirst + v % (kWtAppErrorLast - kWtAppErrorFirst + 2);
     const auto app = wt_h3_to_app(v);
-    if (app) FUZZ_CHECK(wt_app_to_h3(*app) == v);
-    else FUZZ_CHECK(v < kWtAppErrorFirst || v > kWtAppErrorLast || is_h3_grease(v));
+    if (app)
+      FUZZ_CHECK(wt_app_to_h3(*app) == v);
+    else
+      FUZZ_CHECK(v < kWtAppErrorFirst || v > kWtAppErrorLast || is_h3_grease(v));
     const auto n = static_cast<std::uint32_t>(v);
     const std::uint64_t h3 = wt_app_to_h3(n);
     FUZZ_CHECK(!is_h3_grease(h3) && wt_h3_to_app(h3) == n);

@@ -112,8 +112,8 @@ int main(int argc, char **argv) {
       // Mostly short buffers, some long ones.
       const std::size_t len = rng.below(8) == 0 ? rng.below(4096) : rng.below(64);
       b.resize(len);
-      for (auto &x : b) x = rng.below(3) == 0 ? kInteresting[rng.below(sizeof kInteresting)]
-                                               : static_cast<std::uint8_t>(rng.next());
+      for (auto &x : b)
+        x = rng.below(3) == 0 ? kInteresting[rng.below(sizeof kInteresting)] : static_cast<std::uint8_t>(rng.next());
     }
     run(b);
     ++runs;

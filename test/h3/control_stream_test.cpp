@@ -115,9 +115,9 @@ Bytes rewrite_pieces(const Bytes &in, const std::vector<std::size_t> &cuts, cons
   return out;
 }
 
-const Pairs kPeerPairs = {{0x06, 16384}, {0x08, 1}, {0x33, 1}, {0x2b603742, 1}, {0xc671706a, 8},
-                          {0x14e9cd29, 8}, {0x2c7cf000, 1}, {0x1f * 3 + 0x21, 77}, {0x777777, 5},
-                          {0x2b61, 65536}, {0x2b64, 10}, {0x2b65, 11}};
+const Pairs kPeerPairs = {{0x06, 16384},   {0x08, 1},       {0x33, 1},       {0x2b603742, 1},
+                          {0xc671706a, 8}, {0x14e9cd29, 8}, {0x2c7cf000, 1}, {0x1f * 3 + 0x21, 77},
+                          {0x777777, 5},   {0x2b61, 65536}, {0x2b64, 10},    {0x2b65, 11}};
 
 void check_peer_settings(const ControlStreamReader &r) {
   REQUIRE(r.settings_received());
@@ -221,7 +221,8 @@ TEST_CASE("ControlStreamReader errors", "[h3][control]") {
   }
   SECTION("request frames on the control stream") {
     REQUIRE(r.feed(frame(kFrameSettings, {})) == 0);
-    for (std::uint64_t t : std::initializer_list<std::uint64_t>{kFrameData, kFrameHeaders, kFramePushPromise, 0x02ull, 0x06ull, 0x08ull, 0x09ull}) {
+    for (std::uint64_t t : std::initializer_list<std::uint64_t>{kFrameData, kFrameHeaders, kFramePushPromise, 0x02ull,
+                                                                0x06ull, 0x08ull, 0x09ull}) {
       ControlStreamReader r2;
       REQUIRE(r2.feed(frame(kFrameSettings, {})) == 0);
       CHECK(r2.feed(frame(t, {1, 2})) == kH3FrameUnexpected);
@@ -299,8 +300,8 @@ Bytes nghttp3_like_stream(Bytes *goaway_frame = nullptr) {
   put(goaway_payload, 0x1234);
   const Bytes goaway = frame(kFrameGoaway, goaway_payload);
   if (goaway_frame != nullptr) *goaway_frame = goaway;
-  return cat({{0x00}, frame(kFrameSettings, settings_payload({{0x06, 65536}, {0x01, 4096}, {0x07, 100}, {0x08, 1},
-                                                              {0x33, 1}})),
+  return cat({{0x00},
+              frame(kFrameSettings, settings_payload({{0x06, 65536}, {0x01, 4096}, {0x07, 100}, {0x08, 1}, {0x33, 1}})),
               goaway});
 }
 
@@ -444,9 +445,12 @@ TEST_CASE("ControlStreamRewriter ack offset translation", "[h3][control]") {
     for (std::uint64_t W = 0; W <= out.size(); ++W) {
       const std::uint64_t h = w.nghttp3_offset_for_wire_acked(W);
       std::uint64_t expect;
-      if (W <= P) expect = W;
-      else if (W < P + M) expect = P;
-      else expect = W - M + N;
+      if (W <= P)
+        expect = W;
+      else if (W < P + M)
+        expect = P;
+      else
+        expect = W - M + N;
       REQUIRE(h == expect);
       REQUIRE(h >= prev);  // monotonic
       prev = h;

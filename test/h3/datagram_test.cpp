@@ -8,7 +8,8 @@
 using namespace uvwt::detail;
 
 TEST_CASE("datagram prefix is the quarter stream id", "[h3][datagram]") {
-  for (std::uint64_t session : std::initializer_list<std::uint64_t>{0, 4ull, 252ull, 256ull, 65532ull, 65536ull, (kMaxQuarterStreamId) * 4}) {
+  for (std::uint64_t session :
+       std::initializer_list<std::uint64_t>{0, 4ull, 252ull, 256ull, 65532ull, 65536ull, (kMaxQuarterStreamId)*4}) {
     std::uint8_t buf[16] = {};
     const std::size_t n = encode_datagram_prefix(session, buf);
     REQUIRE(n == datagram_prefix_size(session));

@@ -44,7 +44,7 @@ TEST_CASE("best_dialect follows the PROTOCOL.md table", "[h3][dialect]") {
   // Stock Chromium / Firefox: draft-02 (0x08 not required).
   CHECK(settings({{0x2b603742, 1}, {0x33, 1}}).best_dialect() == Dialect::draft02);
   CHECK(settings({{0x2b603742, 1}, {0xffd277, 1}}).best_dialect() == Dialect::draft02);
-  CHECK(settings({{0x2b603742, 1}}).best_dialect() == Dialect::none);            // no datagrams
+  CHECK(settings({{0x2b603742, 1}}).best_dialect() == Dialect::none);             // no datagrams
   CHECK(settings({{0x2b603742, 2}, {0x33, 1}}).best_dialect() == Dialect::none);  // must be exactly 1
 
   // Chromium with draft-07.
@@ -81,9 +81,9 @@ TEST_CASE("PeerSettings::apply keeps raw values and ignores the rest", "[h3][dia
   s.apply(0x2b61, 1000);
   s.apply(0x2b64, 7);
   s.apply(0x2b65, 9);
-  s.apply(0x21, 5);          // GREASE
-  s.apply(0x123456, 5);      // unknown
-  s.apply(0x06, 16384);      // nghttp3's business
+  s.apply(0x21, 5);      // GREASE
+  s.apply(0x123456, 5);  // unknown
+  s.apply(0x06, 16384);  // nghttp3's business
   CHECK(s.wt_initial_max_data == 1000);
   CHECK(s.wt_initial_max_streams_uni == 7);
   CHECK(s.wt_initial_max_streams_bidi == 9);

@@ -34,8 +34,7 @@ TEST_CASE("varint encodings match RFC 9000 appendix A examples", "[h3][varint]")
   CHECK(encode(37) == std::vector<std::uint8_t>{0x25});
   CHECK(encode(15293) == std::vector<std::uint8_t>{0x7b, 0xbd});
   CHECK(encode(494878333) == std::vector<std::uint8_t>{0x9d, 0x7f, 0x3e, 0x7d});
-  CHECK(encode(151288809941952652ull) ==
-        std::vector<std::uint8_t>{0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c});
+  CHECK(encode(151288809941952652ull) == std::vector<std::uint8_t>{0xc2, 0x19, 0x7c, 0x5e, 0xff, 0x14, 0xe8, 0x8c});
   CHECK(encode(0x41) == std::vector<std::uint8_t>{0x40, 0x41});
   CHECK(encode(0x54) == std::vector<std::uint8_t>{0x40, 0x54});
 

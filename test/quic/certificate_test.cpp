@@ -95,8 +95,7 @@ TEST_CASE("self-signed certificate has the shape browsers pin", "[quic][certific
   SECTION("names: CN is the first, SANs carry DNS and IP entries") {
     char cn[128];
     size_t cn_size = sizeof cn;
-    REQUIRE(gnutls_x509_crt_get_dn_by_oid(crt.get(), GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn,
-                                          &cn_size) == 0);
+    REQUIRE(gnutls_x509_crt_get_dn_by_oid(crt.get(), GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cn_size) == 0);
     CHECK(std::string(cn, cn_size) == "localhost");
     const auto sans = subject_alt_names(crt.get());
     REQUIRE(sans.size() == 3);
@@ -148,8 +147,7 @@ TEST_CASE("certificate generation rejects bad arguments", "[quic][certificate]")
   CertificatePair pair;
   CHECK(generate_self_signed_certificate({}, pair).errc == Errc::configuration);
   CHECK(generate_self_signed_certificate({""}, pair).errc == Errc::configuration);
-  CHECK(generate_self_signed_certificate({"localhost"}, std::chrono::hours{1}, pair).errc ==
-        Errc::configuration);
+  CHECK(generate_self_signed_certificate({"localhost"}, std::chrono::hours{1}, pair).errc == Errc::configuration);
   REQUIRE_FALSE(generate_self_signed_certificate({"[::1]"}, std::chrono::hours{48}, pair));
   auto crt = parse(pair);
   const auto sans = subject_alt_names(crt.get());
@@ -180,8 +178,7 @@ TEST_CASE("hex and base64 encoders follow RFC 4648", "[quic][certificate]") {
 
 TEST_CASE("pinned hashes parse from hex, colon hex and base64", "[quic][certificate]") {
   CertificatePair pair;
-  for (std::size_t i = 0; i < pair.sha256.size(); ++i)
-    pair.sha256[i] = static_cast<std::uint8_t>(i * 7 + 0xf0);
+  for (std::size_t i = 0; i < pair.sha256.size(); ++i) pair.sha256[i] = static_cast<std::uint8_t>(i * 7 + 0xf0);
   const std::string hex = pair.sha256_hex();
   const std::string b64 = pair.sha256_base64();
   REQUIRE(hex.size() == 64);
@@ -201,8 +198,8 @@ TEST_CASE("pinned hashes parse from hex, colon hex and base64", "[quic][certific
     if (c == '/') c = '_';
   }
 
-  for (const std::string &text : {hex, upper, colons, b64, b64.substr(0, 43), url_safe,
-                                  "  " + hex + "\n", "\t" + b64 + " "}) {
+  for (const std::string &text :
+       {hex, upper, colons, b64, b64.substr(0, 43), url_safe, "  " + hex + "\n", "\t" + b64 + " "}) {
     INFO(text);
     auto parsed = parse_certificate_hash(text);
     REQUIRE(parsed.has_value());

@@ -62,8 +62,7 @@ TEST_CASE("SockAddr equality and hash ignore padding and port changes are seen",
   auto a = *SockAddr::parse("10.0.0.1", 1000);
   SockAddr b = a;
   // Bytes beyond the address must not matter (the kernel leaves them as is).
-  std::memset(reinterpret_cast<unsigned char *>(&b.ss) + sizeof(sockaddr_in), 0xab,
-              sizeof b.ss - sizeof(sockaddr_in));
+  std::memset(reinterpret_cast<unsigned char *>(&b.ss) + sizeof(sockaddr_in), 0xab, sizeof b.ss - sizeof(sockaddr_in));
   CHECK(a == b);
   CHECK(std::hash<SockAddr>{}(a) == std::hash<SockAddr>{}(b));
 

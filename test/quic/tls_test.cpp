@@ -101,8 +101,7 @@ HandshakeResult handshake(gnutls_session_t client, gnutls_session_t server, Pipe
     if (pending(r.client)) r.client = gnutls_handshake(client);
     if (pending(r.server)) r.server = gnutls_handshake(server);
     if (!pending(r.client) && !pending(r.server)) break;
-    if ((!pending(r.client) || !pending(r.server)) && pipe.to_client.empty() && pipe.to_server.empty())
-      break;
+    if ((!pending(r.client) || !pending(r.server)) && pipe.to_client.empty() && pipe.to_server.empty()) break;
   }
   return r;
 }
@@ -147,8 +146,7 @@ const Pki &pki() {
   return instance;
 }
 
-std::shared_ptr<TlsServerContext> server_ctx(const CertificatePair &pair,
-                                             std::vector<std::string> alpn = {"h3"}) {
+std::shared_ptr<TlsServerContext> server_ctx(const CertificatePair &pair, std::vector<std::string> alpn = {"h3"}) {
   TlsServerOptions o;
   o.cert_pem = pair.cert_pem;
   o.key_pem = pair.key_pem;
@@ -181,8 +179,7 @@ struct Connection {
   HandshakeResult result;
 };
 
-std::unique_ptr<Connection> connect(TlsClientContext &cctx, TlsServerContext &sctx,
-                                    std::string_view name) {
+std::unique_ptr<Connection> connect(TlsClientContext &cctx, TlsServerContext &sctx, std::string_view name) {
   auto c = std::make_unique<Connection>();
   Error err;
   c->server = TlsSession::create_server(sctx, nullptr, err);
@@ -319,8 +316,7 @@ TEST_CASE("client sessions verify inside the handshake", "[quic][tls]") {
     char name[64];
     size_t size = sizeof name;
     unsigned type = 0;
-    CHECK(gnutls_server_name_get(c->server->native(), name, &size, &type, 0) ==
-          GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE);
+    CHECK(gnutls_server_name_get(c->server->native(), name, &size, &type, 0) == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE);
   }
   SECTION("host name is sent as SNI") {
     auto cctx = client_ctx(trusting_ca(dir));

@@ -19,8 +19,8 @@ constexpr const char *kFamilies[] = {"127.0.0.1", "::1"};
 // Sends `total` numbered packets in chunks sized to fit any receive buffer,
 // letting the receiver drain between chunks (loopback never blocks a sender:
 // it drops at the receiver instead).
-void send_paced(UdpTestLoop &L, UdpSocket &from, UdpSocket &to, Collector &got, std::uint32_t total,
-                std::size_t chunk, std::size_t size) {
+void send_paced(UdpTestLoop &L, UdpSocket &from, UdpSocket &to, Collector &got, std::uint32_t total, std::size_t chunk,
+                std::size_t size) {
   std::uint32_t seq = 0;
   std::size_t n = 0;
   while (seq < total) {

@@ -87,7 +87,8 @@ struct UdpTestLoop {
   bool run_until(const std::function<bool()> &pred, std::uint64_t timeout_ms = 3000) {
     uv_timer_t tick;
     uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t *) {}, 1, 1);
+    uv_timer_start(
+        &tick, [](uv_timer_t *) {}, 1, 1);
     const std::uint64_t deadline = uv_hrtime() + timeout_ms * 1'000'000;
     bool ok = false;
     while (!(ok = pred()) && uv_hrtime() < deadline) uv_run(&loop, UV_RUN_ONCE);

@@ -92,9 +92,9 @@ TEST_CASE("200 concurrent bidi streams each echo their own bytes", "[session][lo
   REQUIRE(c.session);
   std::vector<std::shared_ptr<EchoResult>> results;
   for (std::uint32_t i = 0; i < 200; ++i) results.push_back(echo_over_stream(c.session, pattern(1000 + i, i + 7)));
-  REQUIRE(tl.run_until([&] {
-    return std::all_of(results.begin(), results.end(), [](const auto &r) { return r->fin || !r->err.ok(); });
-  }, 30'000));
+  REQUIRE(tl.run_until(
+      [&] { return std::all_of(results.begin(), results.end(), [](const auto &r) { return r->fin || !r->err.ok(); }); },
+      30'000));
   for (std::uint32_t i = 0; i < 200; ++i) {
     INFO("stream " << i);
     REQUIRE(results[i]->err.ok());
@@ -175,14 +175,16 @@ TEST_CASE("1000 datagrams echo and a too-large one is refused", "[session][loop]
   });
   std::size_t sent = 0;
   // Send in windows of 64 so the queue bound is never hit.
-  REQUIRE(tl.run_until([&] {
-    while (sent < 1000 && sent - echoed < 64) {
-      Bytes d(100, static_cast<std::uint8_t>(sent));
-      REQUIRE(c.session->send_datagram(d).ok());
-      ++sent;
-    }
-    return echoed >= 1000;
-  }, 20'000));
+  REQUIRE(tl.run_until(
+      [&] {
+        while (sent < 1000 && sent - echoed < 64) {
+          Bytes d(100, static_cast<std::uint8_t>(sent));
+          REQUIRE(c.session->send_datagram(d).ok());
+          ++sent;
+        }
+        return echoed >= 1000;
+      },
+      20'000));
   CHECK(bytes == 100 * echoed);
   CHECK(c.session->stats().datagrams_sent == 1000);
   CHECK(c.session->stats().datagrams_received == echoed);

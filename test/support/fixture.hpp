@@ -47,7 +47,8 @@ struct TestLoop {
     // A ticking timer keeps UV_RUN_ONCE from blocking forever when nothing happens.
     uv_timer_t tick;
     uv_timer_init(&loop, &tick);
-    uv_timer_start(&tick, [](uv_timer_t *) {}, 20, 20);
+    uv_timer_start(
+        &tick, [](uv_timer_t *) {}, 20, 20);
     bool ok = true;
     while (!pred()) {
       if (std::chrono::steady_clock::now() > deadline) {
@@ -66,7 +67,8 @@ struct TestLoop {
     uv_timer_t t;
     uv_timer_init(&loop, &t);
     t.data = &done;
-    uv_timer_start(&t, [](uv_timer_t *h) { *static_cast<bool *>(h->data) = true; }, static_cast<std::uint64_t>(ms), 0);
+    uv_timer_start(
+        &t, [](uv_timer_t *h) { *static_cast<bool *>(h->data) = true; }, static_cast<std::uint64_t>(ms), 0);
     while (!done) uv_run(&loop, UV_RUN_ONCE);
     uv_close(reinterpret_cast<uv_handle_t *>(&t), nullptr);
     uv_run(&loop, UV_RUN_NOWAIT);
