@@ -15,20 +15,6 @@ namespace uvwt {
 
 namespace detail {
 
-namespace {
-TlsClientOptions tls_options_of(const ClientConfig &cfg) {
-  TlsClientOptions o;
-  o.verify_peer = cfg.verify_peer;
-  o.ca_file = cfg.ca_file;
-  o.use_system_trust = cfg.use_system_trust;
-  o.pinned_sha256 = cfg.server_certificate_hashes;
-  o.client_cert_file = cfg.certfile;
-  o.client_key_file = cfg.keyfile;
-  o.alpn = cfg.alpn;
-  o.keylog = cfg.keylog;
-  return o;
-}
-}  // namespace
 
 // One Client::connect from URL to ready session.
 struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
@@ -246,7 +232,7 @@ CancelConnect connect_cancellable(const std::shared_ptr<Client> &client, const s
 std::shared_ptr<Client> Client::create(uv_loop_t *loop, const ClientConfig &config, Error &err) {
   err = config.validate();
   if (err) return nullptr;
-  auto tls = detail::TlsClientContext::create(detail::tls_options_of(config), err);
+  auto tls = detail::TlsClientContext::create(detail::tls_options(config), err);
   if (!tls) {
     if (!err) err = Error(Errc::configuration, "cannot set up TLS");
     return nullptr;

@@ -24,6 +24,10 @@ namespace uvwt::detail {
 
 class TlsClientContext;
 class TlsServerContext;
+struct TlsClientOptions;
+
+// The TLS side of a ClientConfig (verification, pins, CA file, client certificate).
+TlsClientOptions tls_options(const ClientConfig &cfg);
 
 // Server-side hooks a connection calls into (implemented by the server).
 class ConnectionServerHooks {

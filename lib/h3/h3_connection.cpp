@@ -496,24 +496,7 @@ void H3Connection::handle_response_headers(std::int64_t sid, RequestState &rs) {
   if (!s) return;
   if (rs.status >= 200 && rs.status < 300) {
     s->set_ready(rs.wt_protocol);
-    // Streams and datagrams that beat the response here.
-    for (auto it = early_streams_.begin(); it != early_streams_.end();) {
-      if (it->session == s->id()) {
-        auto e = std::move(*it);
-        it = early_streams_.erase(it);
-        attach_wt_stream(e.sid, e.session, e.bidi, e.data.data(), e.data.size(), e.fin);
-      } else {
-        ++it;
-      }
-    }
-    for (auto it = early_dgrams_.begin(); it != early_dgrams_.end();) {
-      if (it->first == s->id()) {
-        s->on_datagram_payload(it->second);
-        it = early_dgrams_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    release_early(s->id());  // streams and datagrams that beat the response here
     return;
   }
   if (rs.status >= 100 && rs.status < 200) return;  // interim
@@ -591,8 +574,14 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   s->set_response_submitted();
   s->set_ready(decision.protocol);
   owner_.on_session_accepted(s, std::move(handler), req);
+  release_early(s->id());
+}
+
+void H3Connection::release_early(SessionId id) {
+  auto s = session(id);
+  if (!s) return;
   for (auto it = early_streams_.begin(); it != early_streams_.end();) {
-    if (it->session == s->id()) {
+    if (it->session == id) {
       auto e = std::move(*it);
       it = early_streams_.erase(it);
       attach_wt_stream(e.sid, e.session, e.bidi, e.data.data(), e.data.size(), e.fin);
@@ -601,7 +590,7 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
     }
   }
   for (auto it = early_dgrams_.begin(); it != early_dgrams_.end();) {
-    if (it->first == s->id()) {
+    if (it->first == id) {
       s->on_datagram_payload(it->second);
       it = early_dgrams_.erase(it);
     } else {

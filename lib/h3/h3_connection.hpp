@@ -142,6 +142,8 @@ class H3Connection final : public QuicApp, public SessionHost {
   void handle_response_headers(std::int64_t sid, RequestState &rs);
   void submit_simple_response(std::int64_t sid, int status, const AcceptDecision *decision);
   void process_open_queue();
+  // Hands a session the streams and datagrams that arrived before it was ready.
+  void release_early(SessionId id);
   bool fatal(std::uint64_t h3_code, const std::string &why);
   [[nodiscard]] bool is_local_stream(std::int64_t sid) const noexcept { return ((sid & 1) != 0) == server_; }
 
