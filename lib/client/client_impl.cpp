@@ -15,7 +15,6 @@ namespace uvwt {
 
 namespace detail {
 
-
 // One Client::connect from URL to ready session.
 struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   std::shared_ptr<ClientImpl> client;
