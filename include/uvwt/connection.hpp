@@ -16,6 +16,7 @@
 namespace uvwt {
 
 class ProtocolHandler;
+class Server;
 
 // pywebtransport's ConnectionInfo: statistics and state of one connection.
 struct ConnectionInfo {
@@ -70,6 +71,15 @@ class Connection {
   static void create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host, std::uint16_t port,
                             const std::string &path, const std::optional<Address> &proxy_addr, ConnectCallback cb);
 
+  // Server side: listens on host:port and hands every accepted QUIC
+  // connection to `on_accept` (after its handshake); sessions on it are
+  // accepted on any path and reported by that connection's on_session().
+  // Returns the listening Server (the connections' transport: close it to
+  // stop), or null with `err` set. Server::create + route() is the richer form.
+  static std::shared_ptr<Server> create_server(uv_loop_t *loop, const ServerConfig &config, const std::string &host,
+                                               std::uint16_t port,
+                                               std::function<void(std::shared_ptr<Connection>)> on_accept, Error &err);
+
   [[nodiscard]] virtual bool is_client() const noexcept = 0;
   [[nodiscard]] virtual const TransportConfig &config() const noexcept = 0;
   [[nodiscard]] virtual const std::string &connection_id() const noexcept = 0;
@@ -119,6 +129,8 @@ class Connection {
   virtual void on_established(std::function<void()> cb) = 0;
   // Closed cleanly (either side) or lost (idle timeout, peer gone): Error tells.
   virtual void on_closed(std::function<void(const Error &)> cb) = 0;
+  // Server side: a session request on this connection was accepted.
+  virtual void on_session(std::function<void(std::shared_ptr<Session>)> cb) = 0;
 };
 
 }  // namespace uvwt

@@ -158,10 +158,10 @@ void ConnectionImpl::on_session_accepted(const std::shared_ptr<SessionImpl> &s, 
                                          const SessionRequest &req) {
   auto self = shared_from_this();
   resolve_waiters(session_waiters_, Error());
-  if (hooks_ == nullptr) return;
-  // The handler runs on a later turn, never from inside nghttp3.
+  // The handler and the event run on a later turn, never from inside nghttp3.
   deferred_->post([self, s, handler = std::move(handler), req] {
     if (self->hooks_ != nullptr) self->hooks_->session_accepted(s, handler, req);
+    if (self->on_session_) self->on_session_(s);
   });
 }
 
@@ -266,6 +266,7 @@ void ConnectionImpl::finish_close() {
     self->resolve_waiters(self->closed_waiters_, Error());
     if (self->hooks_ != nullptr) self->hooks_->connection_finished(self);
     self->on_established_ = nullptr;
+    self->on_session_ = nullptr;
     self->self_.reset();
   };
   quic_->close_handles([self, finalize] {

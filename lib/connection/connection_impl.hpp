@@ -91,6 +91,7 @@ class ConnectionImpl final : public Connection,
   void wait_closed(CloseCallback cb) override;
   void on_established(std::function<void()> cb) override { on_established_ = std::move(cb); }
   void on_closed(std::function<void(const Error &)> cb) override { on_closed_ = std::move(cb); }
+  void on_session(std::function<void(std::shared_ptr<Session>)> cb) override { on_session_ = std::move(cb); }
 
   // ProtocolHandler
   [[nodiscard]] std::vector<std::shared_ptr<Session>> sessions() const override;
@@ -161,6 +162,7 @@ class ConnectionImpl final : public Connection,
   std::vector<CloseCallback> close_cbs_;
   std::function<void()> on_established_;
   std::function<void(const Error &)> on_closed_;
+  std::function<void(std::shared_ptr<Session>)> on_session_;
   std::deque<std::shared_ptr<Waiter>> ready_waiters_, session_waiters_, closed_waiters_;
   std::unique_ptr<Timer> connect_timer_;
   std::unique_ptr<Timer> health_timer_;

@@ -267,6 +267,28 @@ class ServerImpl final : public Server,
 
 }  // namespace detail
 
+std::shared_ptr<Server> Connection::create_server(uv_loop_t *loop, const ServerConfig &config, const std::string &host,
+                                                  std::uint16_t port,
+                                                  std::function<void(std::shared_ptr<Connection>)> on_accept,
+                                                  Error &err) {
+  auto server = Server::create(loop, config, err);
+  if (!server) return nullptr;
+  if ((err = server->listen(host, port))) {
+    server->close({});
+    return nullptr;
+  }
+  // Every path is accepted: the connection's on_session() is where sessions go.
+  server->set_default_handler([](std::shared_ptr<Session>, const SessionRequest &) {});
+  server->on_connection([on_accept = std::move(on_accept)](std::shared_ptr<Connection> c) {
+    // Hand the connection over once it is established (or let the user see
+    // its failure through wait_ready / on_closed if it never gets there).
+    c->wait_ready(Duration(0), [c, on_accept](const Error &) {
+      if (on_accept) on_accept(c);
+    });
+  });
+  return server;
+}
+
 std::shared_ptr<Server> Server::create(uv_loop_t *loop, const ServerConfig &config, Error &err) {
   if ((err = config.validate())) return nullptr;
   detail::TlsServerOptions o;

@@ -519,3 +519,34 @@ TEST_CASE("connection: session info for several sessions on one connection", "[c
   CHECK(*c.conn->get_ready_session_id() != sessions[0]->id());
   close_all(tl, c.conn, server);
 }
+
+TEST_CASE("connection: create_server accepts connections and reports their sessions", "[connection][loop]") {
+  TestLoop tl;
+  Error err;
+  std::vector<std::shared_ptr<Connection>> accepted;
+  std::vector<std::shared_ptr<Session>> sessions;
+  auto server = Connection::create_server(
+      &tl.loop, server_config(), "127.0.0.1", 0,
+      [&](std::shared_ptr<Connection> c) {
+        CHECK_FALSE(c->is_client());
+        c->on_session([&](std::shared_ptr<Session> s) { sessions.push_back(s); });
+        accepted.push_back(c);
+      },
+      err);
+  REQUIRE(err.ok());
+  REQUIRE(server);
+  auto c = connect(tl, server->port(), "/any/path?x=1");
+  REQUIRE(c.err.ok());
+  REQUIRE(tl.run_until([&] { return accepted.size() == 1 && sessions.size() == 1; }));
+  CHECK(accepted[0]->state() == ConnectionState::connected);
+  CHECK(sessions[0]->info().path == "/any/path?x=1");
+  CHECK(accepted[0]->get_all_sessions().size() == 1);
+  // A bad listen address fails with an error and leaves nothing behind.
+  Error bad;
+  auto none = Connection::create_server(&tl.loop, server_config(), "not-an-ip", 0, {}, bad);
+  CHECK_FALSE(none);
+  CHECK(bad.errc == Errc::configuration);
+  sessions.clear();
+  accepted.clear();
+  close_all(tl, c.conn, server);
+}
