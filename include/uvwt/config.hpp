@@ -49,7 +49,7 @@ struct TransportConfig {
 };
 
 // Proxy settings (pywebtransport's ProxyConfig). Proxying (MASQUE CONNECT-UDP)
-// is not implemented yet: a configured proxy makes connect() fail with
+// is a later feature: until it lands a configured proxy makes connect() fail with
 // Errc::unsupported rather than silently connecting directly.
 struct ProxyConfig {
   std::string url;

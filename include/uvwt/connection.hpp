@@ -67,7 +67,7 @@ class Connection {
 
   // Connects (QUIC + TLS + HTTP/3 SETTINGS exchange) and, when `path` is not
   // empty, opens a WebTransport session on it; cb runs once with the result.
-  // proxy_addr must be empty: proxying is not implemented (Errc::unsupported).
+  // proxy_addr must be empty: proxying is a later feature (Errc::unsupported).
   static void create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host, std::uint16_t port,
                             const std::string &path, const std::optional<Address> &proxy_addr, ConnectCallback cb);
 

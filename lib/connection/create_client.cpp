@@ -83,7 +83,7 @@ void Connection::create_client(uv_loop_t *loop, const ClientConfig &config, cons
   auto deferred = detail::Deferred::for_loop(loop);
   auto fail = [deferred, &cb](Error e) { deferred->post([cb = std::move(cb), e = std::move(e)] { cb(e, nullptr); }); };
   if (proxy_addr || config.proxy.enabled())
-    return fail(Error(Errc::unsupported, "proxy not supported yet (MASQUE CONNECT-UDP is not implemented)"));
+    return fail(Error(Errc::unsupported, "proxy not supported yet (MASQUE CONNECT-UDP proxying is a later feature)"));
   if (Error e = config.validate()) return fail(e);
   if (host.empty()) return fail(Error(Errc::invalid_url, "no host given"));
   Error err;

@@ -21,7 +21,7 @@ namespace {
 struct TempDir {
   std::filesystem::path path;
   TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "uvwt-cert-XXXXXX").string();
+    std::string tmpl = (std::filesystem::temp_directory_path() / ("uvwt-cert-" + std::string(6, 'X'))).string();
     REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     path = tmpl;
   }

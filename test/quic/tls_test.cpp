@@ -29,7 +29,7 @@ namespace {
 struct TempDir {
   std::filesystem::path path;
   TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "uvwt-tls-XXXXXX").string();
+    std::string tmpl = (std::filesystem::temp_directory_path() / ("uvwt-tls-" + std::string(6, 'X'))).string();
     REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
     path = tmpl;
   }
