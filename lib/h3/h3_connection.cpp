@@ -284,7 +284,7 @@ void H3Connection::check_ready() {
 
 bool H3Connection::feed_nghttp3(std::int64_t sid, const std::uint8_t *data, std::size_t len, bool fin) {
   if (h3_ == nullptr) return fatal(kH3InternalError, "stream data before HTTP/3 was set up");
-  const nghttp3_ssize n = nghttp3_conn_read_stream(h3_, sid, data, len, fin ? 1 : 0);
+  const nghttp3_ssize n = nghttp3_conn_read_stream(h3w(), sid, data, len, fin ? 1 : 0);
   if (n < 0) {
     const std::uint64_t code = nghttp3_err_infer_quic_app_error_code(static_cast<int>(n));
     return fatal(code, std::string("HTTP/3: ") + nghttp3_strerror(static_cast<int>(n)));
@@ -484,7 +484,7 @@ void H3Connection::send_connect(const std::string &authority, const std::string 
   if (!offered.empty()) nva.push_back(make_nv("wt-available-protocols", offered));
   for (const auto &[k, v] : headers) nva.push_back(make_nv(k, v));
   static const nghttp3_data_reader reader{H3Callbacks::read_data};
-  const int rv = nghttp3_conn_submit_request(h3_, sid, nva.data(), nva.size(), &reader, nullptr);
+  const int rv = nghttp3_conn_submit_request(h3w(), sid, nva.data(), nva.size(), &reader, nullptr);
   if (rv != 0) {
     s->fail(Error(Errc::protocol, std::string("cannot submit CONNECT: ") + nghttp3_strerror(rv)));
     sessions_.erase(static_cast<SessionId>(sid));
@@ -514,7 +514,7 @@ void H3Connection::submit_simple_response(std::int64_t sid, int status, const Ac
   nva.push_back(make_nv(":status", st));
   if (decision != nullptr)
     for (const auto &[k, v] : decision->headers) nva.push_back(make_nv(k, v));
-  nghttp3_conn_submit_response(h3_, sid, nva.data(), nva.size(), nullptr);
+  nghttp3_conn_submit_response(h3w(), sid, nva.data(), nva.size(), nullptr);
 }
 
 void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
@@ -567,7 +567,7 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   if (!proto.empty()) nva.push_back(make_nv("wt-protocol", proto));
   for (const auto &[k, v] : decision.headers) nva.push_back(make_nv(k, v));
   static const nghttp3_data_reader reader{H3Callbacks::read_data};
-  if (const int rv = nghttp3_conn_submit_response(h3_, sid, nva.data(), nva.size(), &reader); rv != 0) {
+  if (const int rv = nghttp3_conn_submit_response(h3w(), sid, nva.data(), nva.size(), &reader); rv != 0) {
     s->fail(Error(Errc::protocol, std::string("cannot submit response: ") + nghttp3_strerror(rv)));
     return;
   }
@@ -600,7 +600,7 @@ void H3Connection::release_early(SessionId id) {
 }
 
 void H3Connection::capsules_queued(SessionImpl &s) {
-  if (h3_ != nullptr) nghttp3_conn_resume_stream(h3_, static_cast<std::int64_t>(s.id()));
+  if (h3_ != nullptr) nghttp3_conn_resume_stream(h3w(), static_cast<std::int64_t>(s.id()));
   if (quic_ != nullptr) quic_->schedule_write();
 }
 
@@ -625,8 +625,8 @@ std::shared_ptr<SessionImpl> H3Connection::session(SessionId id) const {
 void H3Connection::shutdown_notice() {
   if (h3_ == nullptr || goaway_sent_) return;
   goaway_sent_ = true;
-  nghttp3_conn_submit_shutdown_notice(h3_);
-  nghttp3_conn_shutdown(h3_);
+  nghttp3_conn_submit_shutdown_notice(h3w());
+  nghttp3_conn_shutdown(h3w());
   for (auto &[id, s] : sessions_) s->drain();
   quic_->schedule_write();
 }
@@ -702,7 +702,9 @@ void H3Connection::stream_finished(StreamImpl &) {}
 
 void H3Connection::next_stream_write(StreamWrite &w) {
   last_write_was_h3_ = false;
-  if (h3_ != nullptr) {
+  // Asking nghttp3 costs a walk over its streams for every packet; when it
+  // last had nothing and nothing was fed to it since, it still has nothing.
+  if (h3_ != nullptr && !h3_idle_) {
     nghttp3_vec vec[StreamWrite::kMaxVecs];
     int fin = 0;
     std::int64_t sid = -1;
@@ -711,6 +713,7 @@ void H3Connection::next_stream_write(StreamWrite &w) {
       fatal(kH3InternalError, std::string("nghttp3 write: ") + nghttp3_strerror(static_cast<int>(n)));
       return;
     }
+    if (sid < 0) h3_idle_ = true;
     if (sid >= 0 && sid == ctrl_sid_) {
       // Our control stream: extend the SETTINGS frame on its way out.
       std::size_t total = 0;
@@ -718,7 +721,7 @@ void H3Connection::next_stream_write(StreamWrite &w) {
         ctrl_out_.feed(std::span<const std::uint8_t>(vec[i].base, vec[i].len));
         total += vec[i].len;
       }
-      nghttp3_conn_add_write_offset(h3_, sid, total);
+      nghttp3_conn_add_write_offset(h3w(), sid, total);
       auto out = ctrl_out_.take();
       if (!out.empty()) {
         ctrl_total_ += out.size();
@@ -765,7 +768,7 @@ void H3Connection::next_stream_write(StreamWrite &w) {
 
 void H3Connection::on_stream_written(std::int64_t sid, std::size_t n, bool fin_sent) {
   if (last_write_was_h3_) {
-    nghttp3_conn_add_write_offset(h3_, sid, n);
+    nghttp3_conn_add_write_offset(h3w(), sid, n);
     return;
   }
   if (sid == ctrl_sid_) {
@@ -788,9 +791,9 @@ void H3Connection::on_stream_written(std::int64_t sid, std::size_t n, bool fin_s
 void H3Connection::on_stream_blocked(std::int64_t sid, bool shut) {
   if (last_write_was_h3_) {
     if (shut)
-      nghttp3_conn_shutdown_stream_write(h3_, sid);
+      nghttp3_conn_shutdown_stream_write(h3w(), sid);
     else
-      nghttp3_conn_block_stream(h3_, sid);
+      nghttp3_conn_block_stream(h3w(), sid);
     return;
   }
   if (auto it = wt_streams_.find(sid); it != wt_streams_.end()) {
@@ -810,7 +813,7 @@ void H3Connection::on_extend_max_stream_data(std::int64_t sid) {
     stream_ready_to_send(*it->second);
     return;
   }
-  if (h3_ != nullptr) nghttp3_conn_unblock_stream(h3_, sid);
+  if (h3_ != nullptr) nghttp3_conn_unblock_stream(h3w(), sid);
 }
 
 void H3Connection::on_acked_stream_data(std::int64_t sid, std::uint64_t len) {
@@ -819,7 +822,7 @@ void H3Connection::on_acked_stream_data(std::int64_t sid, std::uint64_t len) {
     while (!ctrl_chunks_.empty() && ctrl_chunks_.front().end <= ctrl_acked_) ctrl_chunks_.pop_front();
     const std::uint64_t h3_acked = ctrl_out_.nghttp3_offset_for_wire_acked(ctrl_acked_);
     if (h3_acked > ctrl_h3_acked_) {
-      nghttp3_conn_add_ack_offset(h3_, sid, h3_acked - ctrl_h3_acked_);
+      nghttp3_conn_add_ack_offset(h3w(), sid, h3_acked - ctrl_h3_acked_);
       ctrl_h3_acked_ = h3_acked;
     }
     return;
@@ -829,7 +832,7 @@ void H3Connection::on_acked_stream_data(std::int64_t sid, std::uint64_t len) {
     keep->on_acked(len);
     return;
   }
-  if (h3_ != nullptr) nghttp3_conn_add_ack_offset(h3_, sid, len);
+  if (h3_ != nullptr) nghttp3_conn_add_ack_offset(h3w(), sid, len);
 }
 
 void H3Connection::on_stream_close(std::int64_t sid, bool has_code, std::uint64_t code) {
@@ -844,7 +847,7 @@ void H3Connection::on_stream_close(std::int64_t sid, bool has_code, std::uint64_
     st->on_quic_closed(has_code, code);
   } else if (route == Route::http3 || route == Route::pending) {
     if (h3_ != nullptr) {
-      const int rv = nghttp3_conn_close_stream(h3_, sid, has_code ? code : kH3NoError);
+      const int rv = nghttp3_conn_close_stream(h3w(), sid, has_code ? code : kH3NoError);
       if (rv != 0 && rv != NGHTTP3_ERR_STREAM_NOT_FOUND && nghttp3_err_is_fatal(rv)) {
         fatal(nghttp3_err_infer_quic_app_error_code(rv), "HTTP/3 stream close failed");
       }
@@ -872,7 +875,7 @@ void H3Connection::on_stream_reset(std::int64_t sid, std::uint64_t code) {
     auto s = it->second.session;
     s->on_connect_stream_reset(code);
   }
-  if (h3_ != nullptr) nghttp3_conn_shutdown_stream_read(h3_, sid);
+  if (h3_ != nullptr) nghttp3_conn_shutdown_stream_read(h3w(), sid);
 }
 
 void H3Connection::on_stop_sending(std::int64_t sid, std::uint64_t code) {
@@ -881,7 +884,7 @@ void H3Connection::on_stop_sending(std::int64_t sid, std::uint64_t code) {
     st->on_peer_stop_sending(code);
     return;
   }
-  if (h3_ != nullptr) nghttp3_conn_shutdown_stream_write(h3_, sid);
+  if (h3_ != nullptr) nghttp3_conn_shutdown_stream_write(h3w(), sid);
   quic_->shutdown_stream_write(sid, code);
 }
 

@@ -184,6 +184,12 @@ class H3Connection final : public QuicApp, public SessionHost {
   std::deque<std::pair<SessionId, std::vector<std::uint8_t>>> early_dgrams_;
   std::deque<std::int64_t> send_queue_;  // WT streams with data, round robin
   bool last_write_was_h3_ = false;
+  // nghttp3 had nothing to write at its last poll; cleared by every call that feeds it.
+  bool h3_idle_ = false;
+  nghttp3_conn *h3w() noexcept {
+    h3_idle_ = false;
+    return h3_;
+  }
   std::int64_t last_write_sid_ = -1;
   std::deque<OpenRequest> open_queue_;
   struct PendingConnect {  // sent once the peer's SETTINGS arrived

@@ -83,10 +83,11 @@ bool StreamImpl::has_data_to_send() const noexcept {
 void StreamImpl::fill_write(StreamWrite &w) const {
   w.stream_id = sid_;
   w.vec_count = 0;
-  std::uint64_t start = 0;
-  for (const auto &c : chunks_) {
+  // Start at the first chunk not yet sent in full: a long queue of small
+  // writes must not cost a walk over every sent chunk for each packet.
+  for (std::size_t i = first_unsent_; i < chunks_.size(); ++i) {
+    const auto &c = chunks_[i];
     const std::uint64_t begin = c.end - c.data.size();
-    start = begin;
     if (c.end <= sent_) continue;
     const std::uint64_t skip = sent_ > begin ? sent_ - begin : 0;
     if (c.data.size() > skip) {
@@ -95,7 +96,6 @@ void StreamImpl::fill_write(StreamWrite &w) const {
       if (++w.vec_count == StreamWrite::kMaxVecs) break;
     }
   }
-  (void)start;
   // FIN rides along only when every queued byte is in this write.
   std::uint64_t offered = 0;
   for (std::size_t i = 0; i < w.vec_count; ++i) offered += w.vec[i].len;
@@ -104,6 +104,7 @@ void StreamImpl::fill_write(StreamWrite &w) const {
 
 void StreamImpl::on_written(std::size_t n, bool fin_sent) {
   sent_ += n;
+  while (first_unsent_ < chunks_.size() && chunks_[first_unsent_].end <= sent_) ++first_unsent_;
   if (fin_sent) fin_sent_ = true;
 }
 
@@ -113,6 +114,7 @@ void StreamImpl::on_acked(std::uint64_t n) {
   while (!chunks_.empty() && chunks_.front().end <= acked_) {
     auto c = std::move(chunks_.front());
     chunks_.pop_front();
+    if (first_unsent_ > 0) --first_unsent_;
     if (c.cb) c.cb(Error());
   }
   const std::uint64_t before = stats_.bytes_sent;
@@ -131,6 +133,7 @@ void StreamImpl::on_acked(std::uint64_t n) {
 void StreamImpl::fail_sends(const Error &err) {
   auto chunks = std::move(chunks_);
   chunks_.clear();
+  first_unsent_ = 0;
   for (auto &c : chunks)
     if (c.cb) c.cb(err);
   if (fin_cb_) {

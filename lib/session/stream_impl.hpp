@@ -92,10 +92,11 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
 
   // send side
   std::deque<Chunk> chunks_;
-  std::uint64_t queued_ = 0;  // payload bytes accepted by write()
-  std::uint64_t total_ = 0;   // stream bytes queued incl. preamble
-  std::uint64_t sent_ = 0;    // stream bytes handed to ngtcp2
-  std::uint64_t acked_ = 0;   // stream bytes acked
+  std::size_t first_unsent_ = 0;  // chunks_[0, first_unsent_) are sent in full
+  std::uint64_t queued_ = 0;      // payload bytes accepted by write()
+  std::uint64_t total_ = 0;       // stream bytes queued incl. preamble
+  std::uint64_t sent_ = 0;        // stream bytes handed to ngtcp2
+  std::uint64_t acked_ = 0;       // stream bytes acked
   std::uint64_t preamble_len_ = 0;
   bool fin_queued_ = false, fin_sent_ = false, send_closed_ = false, blocked_ = false;
   bool was_full_ = false;
