@@ -277,7 +277,7 @@ void ConnectionImpl::finish_close() {
   });
 }
 
-void ConnectionImpl::add_waiter(std::deque<std::shared_ptr<Waiter>> &list, Duration timeout,
+void ConnectionImpl::add_waiter(LazyDeque<std::shared_ptr<Waiter>> &list, Duration timeout,
                                 std::function<void(const Error &)> cb, const char *what) {
   auto w = std::make_shared<Waiter>();
   w->cb = std::move(cb);
@@ -290,14 +290,14 @@ void ConnectionImpl::add_waiter(std::deque<std::shared_ptr<Waiter>> &list, Durat
       if (!sp || !sp->cb) return;
       auto cb = std::move(sp->cb);
       sp->cb = nullptr;
-      std::erase(list, sp);
+      erase(list, sp);
       cb(Error(Errc::timeout, msg));
     });
   }
   list.push_back(std::move(w));
 }
 
-void ConnectionImpl::resolve_waiters(std::deque<std::shared_ptr<Waiter>> &list, const Error &err) {
+void ConnectionImpl::resolve_waiters(LazyDeque<std::shared_ptr<Waiter>> &list, const Error &err) {
   auto all = std::move(list);
   list.clear();
   for (auto &w : all) {

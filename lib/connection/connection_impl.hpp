@@ -14,6 +14,7 @@
 #include <uvwt/protocol_handler.hpp>
 #include <uvwt/server.hpp>
 
+#include "common/lazy_deque.hpp"
 #include "common/deferred.hpp"
 #include "common/timer.hpp"
 #include "h3/h3_connection.hpp"
@@ -134,9 +135,9 @@ class ConnectionImpl final : public Connection,
     std::unique_ptr<Timer> timer;
     std::function<void(const Error &)> cb;
   };
-  void add_waiter(std::deque<std::shared_ptr<Waiter>> &list, Duration timeout, std::function<void(const Error &)> cb,
+  void add_waiter(LazyDeque<std::shared_ptr<Waiter>> &list, Duration timeout, std::function<void(const Error &)> cb,
                   const char *what);
-  void resolve_waiters(std::deque<std::shared_ptr<Waiter>> &list, const Error &err);
+  void resolve_waiters(LazyDeque<std::shared_ptr<Waiter>> &list, const Error &err);
 
   uv_loop_t *loop_;
   bool client_;
@@ -163,7 +164,7 @@ class ConnectionImpl final : public Connection,
   std::function<void()> on_established_;
   std::function<void(const Error &)> on_closed_;
   std::function<void(std::shared_ptr<Session>)> on_session_;
-  std::deque<std::shared_ptr<Waiter>> ready_waiters_, session_waiters_, closed_waiters_;
+  LazyDeque<std::shared_ptr<Waiter>> ready_waiters_, session_waiters_, closed_waiters_;
   std::unique_ptr<Timer> connect_timer_;
   std::unique_ptr<Timer> health_timer_;
   std::unique_ptr<Timer> probe_timer_;

@@ -858,7 +858,7 @@ void H3Connection::on_stream_close(std::int64_t sid, bool has_code, std::uint64_
       if (s) s->on_connect_stream_closed();
     }
   }
-  std::erase_if(early_streams_, [sid](const EarlyStream &e) { return e.sid == sid; });
+  erase_if(early_streams_, [sid](const EarlyStream &e) { return e.sid == sid; });
   if (rit != routes_.end()) routes_.erase(rit);
   // Give the peer its stream credit back: nghttp3 does so only for streams it saw.
   if (remote) quic_->extend_max_streams(bidi, 1);

@@ -15,6 +15,7 @@
 #include <uvwt/config.hpp>
 #include <uvwt/server.hpp>
 
+#include "common/lazy_deque.hpp"
 #include "common/deferred.hpp"
 #include "h3/control_stream.hpp"
 #include "h3/dialect.hpp"
@@ -154,7 +155,7 @@ class H3Connection final : public QuicApp, public SessionHost {
     std::vector<std::uint8_t> data;
     std::uint64_t end;
   };
-  std::deque<CtrlChunk> ctrl_chunks_;  // rewritten control stream bytes until acked
+  LazyDeque<CtrlChunk> ctrl_chunks_;  // rewritten control stream bytes until acked
   std::uint64_t ctrl_total_ = 0;
   bool server_;
   TransportConfig cfg_;
@@ -180,9 +181,9 @@ class H3Connection final : public QuicApp, public SessionHost {
     std::vector<std::uint8_t> data;
     bool fin;
   };
-  std::deque<EarlyStream> early_streams_;
-  std::deque<std::pair<SessionId, std::vector<std::uint8_t>>> early_dgrams_;
-  std::deque<std::int64_t> send_queue_;  // WT streams with data, round robin
+  LazyDeque<EarlyStream> early_streams_;
+  LazyDeque<std::pair<SessionId, std::vector<std::uint8_t>>> early_dgrams_;
+  LazyDeque<std::int64_t> send_queue_;  // WT streams with data, round robin
   bool last_write_was_h3_ = false;
   // nghttp3 had nothing to write at its last poll; cleared by every call that feeds it.
   bool h3_idle_ = false;
@@ -191,14 +192,14 @@ class H3Connection final : public QuicApp, public SessionHost {
     return h3_;
   }
   std::int64_t last_write_sid_ = -1;
-  std::deque<OpenRequest> open_queue_;
+  LazyDeque<OpenRequest> open_queue_;
   struct PendingConnect {  // sent once the peer's SETTINGS arrived
     std::string authority, path;
     Headers headers;
     std::vector<std::string> protocols;
     std::function<void(const Error &, std::shared_ptr<Session>)> cb;
   };
-  std::deque<PendingConnect> pending_connects_;
+  LazyDeque<PendingConnect> pending_connects_;
   // Datagram send queue: fixed slots, allocated on first use.
   std::vector<std::uint8_t> dgram_buf_;
   std::vector<std::size_t> dgram_len_;

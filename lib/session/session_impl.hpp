@@ -10,6 +10,7 @@
 #include <uvwt/config.hpp>
 #include <uvwt/session.hpp>
 
+#include "common/lazy_deque.hpp"
 #include "h3/capsule.hpp"
 
 namespace uvwt::detail {
@@ -81,8 +82,8 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   TransportConfig cfg_;
   SessionStats stats_;
   std::map<std::int64_t, std::shared_ptr<StreamImpl>> streams_;
-  std::deque<std::shared_ptr<StreamImpl>> pending_bidi_, pending_uni_;  // no callback yet
-  std::deque<std::vector<std::uint8_t>> pending_dgrams_;
+  LazyDeque<std::shared_ptr<StreamImpl>> pending_bidi_, pending_uni_;  // no callback yet
+  LazyDeque<std::vector<std::uint8_t>> pending_dgrams_;
   IncomingStreamCallback on_bidi_, on_uni_;
   DatagramCallback on_datagram_;
   std::function<void()> on_draining_;
@@ -96,7 +97,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   std::uint32_t local_code_ = 0;
   std::string local_reason_;
 
-  std::deque<std::vector<std::uint8_t>> out_;
+  LazyDeque<std::vector<std::uint8_t>> out_;
   std::size_t out_handed_ = 0;  // chunks of out_ handed to nghttp3
   std::uint64_t out_acked_partial_ = 0;
   bool fin_queued_ = false, fin_handed_ = false, response_submitted_ = false;

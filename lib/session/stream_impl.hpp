@@ -10,6 +10,7 @@
 #include <uvwt/connection.hpp>
 #include <uvwt/stream.hpp>
 
+#include "common/lazy_deque.hpp"
 #include "quic/quic_app.hpp"
 
 namespace uvwt::detail {
@@ -91,7 +92,7 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   std::size_t send_bound_;
 
   // send side
-  std::deque<Chunk> chunks_;
+  LazyDeque<Chunk> chunks_;
   std::size_t first_unsent_ = 0;  // chunks_[0, first_unsent_) are sent in full
   std::uint64_t queued_ = 0;      // payload bytes accepted by write()
   std::uint64_t total_ = 0;       // stream bytes queued incl. preamble
