@@ -38,9 +38,14 @@ struct TransportConfig {
   std::size_t max_datagram_frame_size = 65535;  // transport parameter; > 0 enables datagrams
   CongestionControl congestion_control = CongestionControl::cubic;
   std::size_t stream_send_buffer = 1u << 20;  // per-stream bound before writes fail / writable notifications
-  std::size_t datagram_send_queue = 256;      // datagrams queued before send_datagram fails
-  std::size_t max_pending_streams = 24;       // early streams buffered per not-yet-ready session
-  std::size_t max_pending_datagrams = 64;     // early datagrams buffered per not-yet-ready session
+  // Connection-wide bound on unacknowledged stream bytes: above it writable()
+  // answers false on every stream (writes within a stream's own bound are still
+  // taken), and waiting streams get on_writable in turn as acks free room. It
+  // keeps many parallel streams from each holding a full stream_send_buffer.
+  std::size_t connection_send_buffer = 4u << 20;
+  std::size_t datagram_send_queue = 256;   // datagrams queued before send_datagram fails
+  std::size_t max_pending_streams = 24;    // early streams buffered per not-yet-ready session
+  std::size_t max_pending_datagrams = 64;  // early datagrams buffered per not-yet-ready session
   std::size_t max_sessions_per_connection = 16;
   std::string qlog_dir;   // write one qlog file per connection when set
   bool keylog = false;    // append TLS secrets to $SSLKEYLOGFILE

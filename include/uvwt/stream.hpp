@@ -50,8 +50,13 @@ class Stream {
   // Abandons the send side with an application error code (RESET_STREAM).
   virtual void reset(std::uint32_t code) = 0;
   [[nodiscard]] virtual std::size_t buffered_amount() const noexcept = 0;  // queued, not yet acked
-  [[nodiscard]] virtual bool writable() const noexcept = 0;                // below the buffer bound, send side open
-  // After the buffer reached its bound: called once it falls below half of it.
+  // Send side open, this stream below its bound, and the connection below its
+  // send budget (TransportConfig::connection_send_buffer).
+  [[nodiscard]] virtual bool writable() const noexcept = 0;
+  // Called once the stream may write again: after its buffer reached its bound,
+  // once it falls below half of it; after writable() answered false because
+  // the connection's budget was used up, when this stream's turn comes (turns
+  // go in the order streams asked, once half the budget is free).
   virtual void on_writable(std::function<void()> cb) = 0;
 
   // ---- receiving (bidirectional and receive_only streams)

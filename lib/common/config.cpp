@@ -19,6 +19,7 @@ Error validate_transport(const TransportConfig &c) {
   if (c.max_streams_uni == 0 || c.max_streams_uni > (1ull << 60)) return bad("max_streams_uni", "out of range");
   if (c.max_datagram_frame_size > 65535) return bad("max_datagram_frame_size", "must be at most 65535");
   if (c.stream_send_buffer < 1024) return bad("stream_send_buffer", "must be at least 1024");
+  if (c.connection_send_buffer < 1024) return bad("connection_send_buffer", "must be at least 1024");
   if (c.datagram_send_queue == 0) return bad("datagram_send_queue", "must be positive");
   if (c.max_sessions_per_connection == 0) return bad("max_sessions_per_connection", "must be positive");
   const auto &im = c.impairment;

@@ -218,6 +218,24 @@ void H3Connection::add_bytes(bool sent, std::uint64_t n) {
     wt_bytes_received += n;
 }
 
+void H3Connection::adjust_send_buffered(std::int64_t delta) {
+  send_buffered_ = static_cast<std::uint64_t>(static_cast<std::int64_t>(send_buffered_) + delta);
+  // Hand out turns once half the budget is free, so each waiter gets room for
+  // a real write instead of a trickle; a granted stream that writes re-enters
+  // here, hence the guard.
+  if (delta >= 0 || granting_budget_ || budget_waiters_.empty() || send_buffered_ > cfg_.connection_send_buffer / 2)
+    return;
+  granting_budget_ = true;
+  for (std::size_t n = budget_waiters_.size(); n > 0 && !budget_waiters_.empty() && send_budget_available(); --n) {
+    auto st = std::const_pointer_cast<StreamImpl>(budget_waiters_.front().lock());
+    budget_waiters_.pop_front();
+    if (st) st->budget_granted();
+  }
+  granting_budget_ = false;
+}
+
+void H3Connection::wait_send_budget(std::weak_ptr<const StreamImpl> st) { budget_waiters_.push_back(std::move(st)); }
+
 bool H3Connection::fatal(std::uint64_t h3_code, const std::string &why) {
   UVWT_WARN("HTTP/3 error 0x%llx: %s", static_cast<unsigned long long>(h3_code), why.c_str());
   owner_.on_error_counted();

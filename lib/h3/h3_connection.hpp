@@ -105,6 +105,9 @@ class H3Connection final : public QuicApp, public SessionHost {
   void stream_finished(StreamImpl &st) override;
   void defer(std::function<void()> fn) override;
   void add_bytes(bool sent, std::uint64_t n) override;
+  void adjust_send_buffered(std::int64_t delta) override;
+  [[nodiscard]] bool send_budget_available() const override { return send_buffered_ < cfg_.connection_send_buffer; }
+  void wait_send_budget(std::weak_ptr<const StreamImpl> st) override;
 
   std::uint64_t wt_bytes_sent = 0, wt_bytes_received = 0;
 
@@ -159,6 +162,9 @@ class H3Connection final : public QuicApp, public SessionHost {
   std::uint64_t ctrl_total_ = 0;
   bool server_;
   TransportConfig cfg_;
+  std::uint64_t send_buffered_ = 0;  // unacknowledged WT stream bytes, all streams
+  LazyDeque<std::weak_ptr<const StreamImpl>> budget_waiters_;
+  bool granting_budget_ = false;
   const ServerConfig *server_cfg_;
   QuicConnection *quic_ = nullptr;
   nghttp3_conn *h3_ = nullptr;

@@ -37,6 +37,12 @@ class SessionHost {
   virtual void stream_finished(StreamImpl &st) = 0;
   virtual void defer(std::function<void()> fn) = 0;
   virtual void add_bytes(bool sent, std::uint64_t n) = 0;  // connection-level WT byte counters
+  // The connection-wide send budget (TransportConfig::connection_send_buffer):
+  // streams report what they hold unacknowledged, ask whether the budget has
+  // room, and queue for a turn once it has.
+  virtual void adjust_send_buffered(std::int64_t delta) = 0;
+  [[nodiscard]] virtual bool send_budget_available() const = 0;
+  virtual void wait_send_budget(std::weak_ptr<const StreamImpl> st) = 0;
 };
 
 }  // namespace uvwt::detail

@@ -25,7 +25,9 @@ StreamImpl::StreamImpl(SessionHost &host, std::weak_ptr<SessionImpl> session, st
   if (dir_ == StreamDirection::send_only) recv_closed_ = true;
 }
 
-StreamImpl::~StreamImpl() = default;
+StreamImpl::~StreamImpl() {
+  if (budget_held_ > 0) host_.adjust_send_buffered(-static_cast<std::int64_t>(budget_held_));
+}
 
 std::shared_ptr<Session> StreamImpl::session() const { return session_.lock(); }
 
@@ -35,7 +37,33 @@ void StreamImpl::set_preamble(const std::uint8_t *p, std::size_t n) {
   total_ = n;
 }
 
-bool StreamImpl::writable() const noexcept { return !send_closed_ && !fin_queued_ && buffered_amount() < send_bound_; }
+bool StreamImpl::writable() const noexcept {
+  if (send_closed_ || fin_queued_ || buffered_amount() >= send_bound_) return false;
+  if (host_.send_budget_available()) return true;
+  // Whoever asked will want to hear when the answer changes.
+  if (!waiting_budget_) {
+    waiting_budget_ = true;
+    host_.wait_send_budget(weak_from_this());
+  }
+  return false;
+}
+
+void StreamImpl::budget_granted() {
+  waiting_budget_ = false;
+  if (on_writable_ && writable()) {
+    auto cb = on_writable_;
+    cb();
+  }
+}
+
+void StreamImpl::sync_budget() {
+  // Failed or fully acknowledged chunks are gone; nothing is held then.
+  const std::uint64_t held = chunks_.empty() ? 0 : buffered_amount();
+  if (held == budget_held_) return;
+  const auto delta = static_cast<std::int64_t>(held) - static_cast<std::int64_t>(budget_held_);
+  budget_held_ = held;
+  host_.adjust_send_buffered(delta);
+}
 
 void StreamImpl::write(std::string_view data, DoneCallback cb) {
   write(Bytes(data.begin(), data.end()), std::move(cb));
@@ -73,6 +101,7 @@ void StreamImpl::enqueue(Bytes data, DoneCallback cb, bool fin) {
     chunks_.push_back({{}, std::move(cb), total_});
   }
   if (buffered_amount() >= send_bound_) was_full_ = true;
+  sync_budget();
   host_.stream_ready_to_send(*this);
 }
 
@@ -124,6 +153,7 @@ void StreamImpl::on_acked(std::uint64_t n) {
     auto cb = std::move(fin_cb_);
     cb(Error());
   }
+  sync_budget();
   if (was_full_ && buffered_amount() < send_bound_ / 2 && !send_closed_ && !fin_queued_) {
     was_full_ = false;
     if (on_writable_) on_writable_();
@@ -134,6 +164,7 @@ void StreamImpl::fail_sends(const Error &err) {
   auto chunks = std::move(chunks_);
   chunks_.clear();
   first_unsent_ = 0;
+  sync_budget();
   for (auto &c : chunks)
     if (c.cb) c.cb(err);
   if (fin_cb_) {

@@ -55,6 +55,8 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   void fill_write(StreamWrite &w) const;
   void on_written(std::size_t n, bool fin_sent);
   void on_acked(std::uint64_t n);
+  // The connection's send budget has room again: our turn to be told.
+  void budget_granted();
   void on_blocked() noexcept { blocked_ = true; }
   void on_unblocked() noexcept { blocked_ = false; }
   [[nodiscard]] bool blocked() const noexcept { return blocked_; }
@@ -82,6 +84,8 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   void fail_sends(const Error &err);
   void deliver(const std::uint8_t *data, std::size_t len, bool fin);
   void emit_error(const Error &err);
+  // Reports to the host what this stream now holds against the send budget.
+  void sync_budget();
 
   SessionHost &host_;
   std::shared_ptr<Connection> keep_;  // the host lives inside it
@@ -101,6 +105,8 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   std::uint64_t preamble_len_ = 0;
   bool fin_queued_ = false, fin_sent_ = false, send_closed_ = false, blocked_ = false;
   bool was_full_ = false;
+  std::uint64_t budget_held_ = 0;        // counted in the host's send budget
+  mutable bool waiting_budget_ = false;  // queued with the host for a turn
   bool error_emitted_ = false;
   DoneCallback fin_cb_;
   std::function<void()> on_writable_;

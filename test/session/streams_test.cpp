@@ -384,3 +384,52 @@ TEST_CASE("a paused reader stops the sender at the flow-control window", "[sessi
   CHECK(st->buffered_amount() == 0);
   close_all(tl, c.conn, server);
 }
+
+TEST_CASE("the connection-wide send budget gates writable() on every stream and hands out turns", "[session][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  auto cfg = client_config();
+  cfg.connection_send_buffer = 64 * 1024;
+  auto c = connect(tl, server->port(), "/echo", cfg);
+  REQUIRE(c.session);
+  std::shared_ptr<Stream> a, b;
+  c.session->open_bidi_stream([&](const Error &, std::shared_ptr<Stream> st) { a = std::move(st); });
+  c.session->open_bidi_stream([&](const Error &, std::shared_ptr<Stream> st) { b = std::move(st); });
+  REQUIRE(tl.run_until([&] { return a && b; }, 5'000));
+  std::size_t echoed = 0;
+  a->on_data([&](std::span<const std::uint8_t> d, bool) { echoed += d.size(); });
+  b->on_data([&](std::span<const std::uint8_t> d, bool) { echoed += d.size(); });
+  CHECK(a->writable());
+  CHECK(b->writable());
+
+  // Within its own bound a stream takes the write whole, budget or not ...
+  a->write(Bytes(200 * 1024, 1));
+  CHECK(a->buffered_amount() == 200 * 1024);
+  // ... but then no stream of the connection reports itself writable.
+  CHECK_FALSE(a->writable());
+  CHECK_FALSE(b->writable());
+  bool b_write_done = false;
+  Error b_write_err(Errc::closed, "not called");
+  b->write(Bytes(1000, 2), [&](const Error &e) {
+    b_write_done = true;
+    b_write_err = e;
+  });
+
+  int b_turns = 0;
+  bool b_writable_in_turn = false;
+  std::size_t a_buffered_at_turn = 0;
+  b->on_writable([&] {
+    ++b_turns;
+    b_writable_in_turn = b->writable();
+    a_buffered_at_turn = a->buffered_amount();
+  });
+  REQUIRE(tl.run_until([&] { return b_turns > 0 && b_write_done; }, 10'000));
+  CHECK(b_write_err.ok());
+  CHECK(b_writable_in_turn);
+  // Turns are handed out once half the budget is free again.
+  CHECK(a_buffered_at_turn <= 32 * 1024);
+  REQUIRE(tl.run_until([&] { return echoed == 200 * 1024 + 1000; }, 10'000));
+  CHECK(b_turns == 1);
+  close_all(tl, c.conn, server);
+}
