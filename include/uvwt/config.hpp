@@ -102,6 +102,13 @@ struct ServerConfig : TransportConfig {
   std::size_t max_connections = 10'000;
   std::size_t max_sessions = 100'000;
   bool validate_address = false;  // send Retry before accepting a connection
+  // Keys stateless reset tokens (and Retry tokens); at least 16 bytes, kept
+  // secret. Empty: a random key per Server, so after a restart the server
+  // can no longer reset its previous run's connections and their clients
+  // wait for their idle timeout. With the same key across restarts (and on
+  // every server behind one address) a client of a lost connection learns
+  // at its next packet that the connection is gone.
+  Bytes stateless_reset_secret;
   Duration shutdown_timeout{5'000};
   Duration drain_timeout{2'000};
   std::vector<std::string> protocols;  // subprotocols the server accepts, preference order

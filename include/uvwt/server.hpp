@@ -40,6 +40,8 @@ struct ServerStats {
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_rejected = 0;
   std::uint64_t retries_sent = 0;  // Retry packets (address validation)
+  // Stateless resets: answers to packets of connections the server does not know.
+  std::uint64_t stateless_resets_sent = 0;
   std::uint64_t connections_active = 0;
   std::uint64_t sessions_accepted = 0;
   std::uint64_t sessions_rejected = 0;

@@ -86,6 +86,8 @@ Error ServerConfig::validate() const {
   if (alpn.empty()) return bad("alpn", "must not be empty");
   if (max_connections == 0) return bad("max_connections", "must be positive");
   if (max_sessions == 0) return bad("max_sessions", "must be positive");
+  if (!stateless_reset_secret.empty() && stateless_reset_secret.size() < 16)
+    return bad("stateless_reset_secret", "needs at least 16 bytes (or none for a random key)");
   if (shutdown_timeout.count() < 0) return bad("shutdown_timeout", "must not be negative");
   return {};
 }

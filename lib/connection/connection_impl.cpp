@@ -422,8 +422,7 @@ ConnectionDiagnostics ConnectionImpl::diagnostics() const {
     d.min_rtt = qs.min_rtt;
     d.cwnd = qs.cwnd;
     d.bytes_in_flight = qs.bytes_in_flight;
-    const std::size_t mtu = 1200;
-    d.packets_in_flight = (qs.bytes_in_flight + mtu - 1) / mtu;
+    d.packets_in_flight = qs.packets_in_flight;
     d.packet_loss_rate =
         qs.packets_sent > 0 ? static_cast<double>(qs.packets_lost) / static_cast<double>(qs.packets_sent) : 0.0;
   }

@@ -24,6 +24,12 @@ Endpoint::Endpoint(uv_loop_t *loop, const TransportConfig &cfg)
 
 Endpoint::~Endpoint() = default;
 
+void Endpoint::set_static_secret(std::span<const std::uint8_t> key) {
+  if (key.empty()) return;
+  // Any length the configuration allows becomes a uniform 32-byte key.
+  gnutls_hash_fast(GNUTLS_DIG_SHA256, key.data(), key.size(), secret_.data());
+}
+
 Error Endpoint::bind(const SockAddr &addr, UdpSocket **out) {
   UdpOptions opts;
   opts.allow_gso = cfg_.allow_gso;
@@ -60,6 +66,16 @@ void Endpoint::register_cid(const ngtcp2_cid &cid, QuicConnection *c) { cids_[Ci
 
 void Endpoint::unregister_cid(const ngtcp2_cid &cid) { cids_.erase(CidKey(cid)); }
 
+void Endpoint::register_reset_token(const std::uint8_t *token, QuicConnection *c) {
+  reset_tokens_[ResetTokenKey(token)] = c;
+}
+
+void Endpoint::unregister_reset_token(const std::uint8_t *token, const QuicConnection *c) {
+  // Only the owner's entry: two peers could (in theory) hand out equal tokens.
+  if (auto it = reset_tokens_.find(ResetTokenKey(token)); it != reset_tokens_.end() && it->second == c)
+    reset_tokens_.erase(it);
+}
+
 std::uint8_t *Endpoint::tx_buffer(std::size_t size) {
   if (tx_.size() < size) tx_.resize(size);
   return tx_.data();
@@ -77,6 +93,7 @@ SendStatus Endpoint::send(UdpSocket &sock, const SockAddr &local, const SockAddr
              remote.to_string().c_str(), static_cast<int>(r.status));
   if (r.status == SendResult::Status::would_block) {
     pending_.push_back({&sock, local, remote, ecn, gso, std::vector<std::uint8_t>(data + r.bytes_sent, data + len)});
+    ++counters_.sends_blocked;
     sock.want_writable(true);
     return SendStatus::would_block;
   }
@@ -110,12 +127,13 @@ void Endpoint::on_writable(UdpSocket &sock) {
   sock.want_writable(false);
   auto waiting = std::move(waiting_);
   waiting_.clear();
+  counters_.writable_wakeups += waiting.size();
   for (auto *c : waiting) c->schedule_write();
 }
 
 void Endpoint::on_packets(UdpSocket &sock, std::span<const RecvPacket> pkts) {
   UVWT_TRACE("%zu packets on %s", pkts.size(), sock.local_addr().to_string().c_str());
-  resets_this_tick_ = 0;
+  stateless_this_tick_ = 0;
   for (const auto &pkt : pkts) handle_packet(sock, pkt);
   // Connections are destroyed only on a later loop turn, so every pointer
   // collected during this batch is still valid here.
@@ -145,6 +163,16 @@ void Endpoint::handle_packet(UdpSocket &sock, const RecvPacket &pkt) {
     it->second->on_packet(pkt);
     return;
   }
+  // A stateless reset carries random bytes where the connection id would be:
+  // its last 16 bytes (a token the peer gave us) say which connection it ends,
+  // and ngtcp2 then verifies it. Never answer a reset with a reset.
+  if (vc.version == 0 && pkt.data.size() >= 1 + NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN) {
+    const std::uint8_t *tail = pkt.data.data() + pkt.data.size() - NGTCP2_STATELESS_RESET_TOKENLEN;
+    if (auto it = reset_tokens_.find(ResetTokenKey(tail)); it != reset_tokens_.end()) {
+      it->second->on_packet(pkt);
+      return;
+    }
+  }
   if (acceptor_ == nullptr) {
     UVWT_TRACE("packet for unknown connection id from %s dropped", pkt.remote->to_string().c_str());
     return;
@@ -173,19 +201,39 @@ void Endpoint::send_version_negotiation(UdpSocket &sock, const RecvPacket &pkt, 
 void Endpoint::send_stateless_reset(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc) {
   // Never answer with something as large as the trigger (RFC 9000 10.3.3),
   // and bound the work a flood of garbage can cause.
-  if (pkt.data.size() < 41 || ++resets_this_tick_ > kMaxResetsPerTick) return;
+  if (pkt.data.size() < 41 || ++stateless_this_tick_ > kMaxResetsPerTick) return;
+  // The token is the keyed hash of the id the peer addressed us with: the
+  // same hash that made the token we gave it for that id (handshake SCID or
+  // NEW_CONNECTION_ID), so the peer recognises the reset.
   ngtcp2_cid cid;
   ngtcp2_cid_init(&cid, vc.dcid, vc.dcidlen);
   std::uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
   if (ngtcp2_crypto_generate_stateless_reset_token(token, secret_.data(), secret_.size(), &cid) != 0) return;
   std::uint8_t rand_bytes[64];
-  const std::size_t randlen = std::min<std::size_t>(pkt.data.size() - 1 - NGTCP2_STATELESS_RESET_TOKENLEN, 40);
+  // One byte shorter than the trigger at most, so two endpoints that both
+  // lost state cannot keep resetting each other.
+  const std::size_t randlen = std::min<std::size_t>(pkt.data.size() - 2 - NGTCP2_STATELESS_RESET_TOKENLEN, 40);
   gnutls_rnd(GNUTLS_RND_NONCE, rand_bytes, randlen);
   std::uint8_t buf[128];
   const ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(buf, sizeof buf, token, rand_bytes, randlen);
-  if (n > 0)
-    sock.send(*pkt.remote, pkt.local, 0, std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)),
-              static_cast<std::size_t>(n));
+  if (n <= 0) return;
+  const auto r = sock.send(*pkt.remote, pkt.local, 0, std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)),
+                           static_cast<std::size_t>(n));
+  if (r.ok()) ++counters_.stateless_resets_sent;
+}
+
+void Endpoint::refuse_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd, const char *reason) {
+  // Only an Initial carries the keys the client can read the close with.
+  if (hd.type != NGTCP2_PKT_INITIAL || ++stateless_this_tick_ > kMaxResetsPerTick) return;
+  std::uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
+  const std::size_t reasonlen = reason != nullptr ? std::strlen(reason) : 0;
+  const ngtcp2_ssize n =
+      ngtcp2_crypto_write_connection_close(buf, sizeof buf, hd.version, &hd.scid, &hd.dcid, NGTCP2_CONNECTION_REFUSED,
+                                           reinterpret_cast<const std::uint8_t *>(reason), reasonlen);
+  if (n <= 0) return;
+  const auto r = sock.send(*pkt.remote, pkt.local, 0, std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)),
+                           static_cast<std::size_t>(n));
+  if (r.ok()) ++counters_.connections_refused;
 }
 
 void Endpoint::on_error(UdpSocket &, const SockAddr &remote, int errno_value) {

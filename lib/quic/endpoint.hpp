@@ -3,11 +3,13 @@
 #include <ngtcp2/ngtcp2.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -43,6 +45,29 @@ struct CidHash {
   }
 };
 
+// A peer's stateless reset token as a map key.
+struct ResetTokenKey {
+  std::array<std::uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN> data{};
+  explicit ResetTokenKey(const std::uint8_t *p) { std::memcpy(data.data(), p, data.size()); }
+  bool operator==(const ResetTokenKey &o) const noexcept { return data == o.data; }
+};
+struct ResetTokenHash {
+  std::size_t operator()(const ResetTokenKey &k) const noexcept {
+    std::size_t h;  // tokens are keyed hashes already: any 8 bytes will do
+    std::memcpy(&h, k.data.data(), sizeof h);
+    return h;
+  }
+};
+
+// What the endpoint answered on its own, and how often socket backpressure
+// parked and woke connections.
+struct EndpointCounters {
+  std::uint64_t stateless_resets_sent = 0;
+  std::uint64_t connections_refused = 0;  // Initials answered with CONNECTION_REFUSED
+  std::uint64_t sends_blocked = 0;        // sends that met a full socket (EAGAIN)
+  std::uint64_t writable_wakeups = 0;     // connections resumed because the socket drained
+};
+
 // Decides what to do with an Initial packet for an unknown connection.
 class Acceptor {
  public:
@@ -67,11 +92,23 @@ class Endpoint : public UdpReceiver {
   [[nodiscard]] UdpSocket *first_socket() const noexcept { return sockets_.empty() ? nullptr : sockets_.front().get(); }
   [[nodiscard]] uv_loop_t *loop() const noexcept { return loop_; }
   [[nodiscard]] const std::array<std::uint8_t, 32> &static_secret() const noexcept { return secret_; }
+  // Replaces the random per-endpoint secret that keys stateless reset and
+  // Retry tokens, so that a restarted server can still reset the connections
+  // of its previous run. Call before any connection exists.
+  void set_static_secret(std::span<const std::uint8_t> key);
   void defer(std::function<void()> fn) { deferred_->post(std::move(fn)); }
 
   void register_cid(const ngtcp2_cid &cid, QuicConnection *c);
   void unregister_cid(const ngtcp2_cid &cid);
   [[nodiscard]] std::size_t connection_ids() const noexcept { return cids_.size(); }
+  // Stateless reset tokens the peers gave us, so that a reset (which carries
+  // no connection id we know) still reaches the connection it ends.
+  void register_reset_token(const std::uint8_t *token, QuicConnection *c);
+  void unregister_reset_token(const std::uint8_t *token, const QuicConnection *c);
+
+  // Answers an Initial the server will not accept with CONNECTION_CLOSE
+  // (CONNECTION_REFUSED), so the client fails at once instead of timing out.
+  void refuse_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd, const char *reason);
 
   // Transmit path shared by all connections of this endpoint.
   std::uint8_t *tx_buffer(std::size_t size);
@@ -79,6 +116,10 @@ class Endpoint : public UdpReceiver {
                   const std::uint8_t *data, std::size_t len, std::size_t gso);
   [[nodiscard]] bool blocked() const noexcept { return !pending_.empty(); }
   void wait_writable(QuicConnection *c);
+  [[nodiscard]] bool is_waiting(const QuicConnection *c) const noexcept {
+    return std::find(waiting_.begin(), waiting_.end(), c) != waiting_.end();
+  }
+  [[nodiscard]] const EndpointCounters &counters() const noexcept { return counters_; }
   void forget(QuicConnection *c);  // connection is going away
   // A connection read packets in the current batch: it writes once at the end.
   void touched(QuicConnection *c);
@@ -108,6 +149,7 @@ class Endpoint : public UdpReceiver {
   std::shared_ptr<Deferred> deferred_;
   std::vector<std::unique_ptr<UdpSocket>> sockets_;
   std::unordered_map<CidKey, QuicConnection *, CidHash> cids_;
+  std::unordered_map<ResetTokenKey, QuicConnection *, ResetTokenHash> reset_tokens_;
   Acceptor *acceptor_ = nullptr;
   std::array<std::uint8_t, 32> secret_{};
   std::vector<std::uint8_t> tx_;
@@ -122,7 +164,8 @@ class Endpoint : public UdpReceiver {
   std::vector<Pending> pending_;
   std::vector<QuicConnection *> waiting_;
   std::vector<QuicConnection *> touched_;  // capacity kept across batches
-  std::size_t resets_this_tick_ = 0;
+  std::size_t stateless_this_tick_ = 0;    // resets and refusals sent in this receive batch
+  EndpointCounters counters_;
 };
 
 }  // namespace uvwt::detail

@@ -87,9 +87,15 @@ struct QuicCallbacks {
     return 0;
   }
 
+  static int stream_open(ngtcp2_conn *, std::int64_t sid, void *ud) {
+    self(ud)->open_streams_.insert(sid);
+    return 0;
+  }
+
   static int stream_close(ngtcp2_conn *, std::uint32_t flags, std::int64_t sid, std::uint64_t code, void *ud, void *) {
     auto *c = self(ud);
     c->count_stream_losses(sid);
+    c->open_streams_.erase(sid);
     c->app_.on_stream_close(sid, (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) != 0, code);
     return 0;
   }
@@ -146,6 +152,36 @@ struct QuicCallbacks {
     return 0;
   }
 
+  // The peer's ids in use and their reset tokens: the endpoint routes a
+  // stateless reset by its token.
+  static int dcid_status(ngtcp2_conn *, ngtcp2_connection_id_status_type type, std::uint64_t, const ngtcp2_cid *,
+                         const std::uint8_t *token, void *ud) {
+    if (token == nullptr) return 0;
+    auto *c = self(ud);
+    std::array<std::uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN> t;
+    std::memcpy(t.data(), token, t.size());
+    if (type == NGTCP2_CONNECTION_ID_STATUS_TYPE_ACTIVATE) {
+      c->ep_.register_reset_token(token, c);
+      c->reset_tokens_.push_back(t);
+    } else {
+      c->ep_.unregister_reset_token(token, c);
+      std::erase(c->reset_tokens_, t);
+    }
+    return 0;
+  }
+
+  static int recv_stateless_reset(ngtcp2_conn *, const ngtcp2_pkt_stateless_reset *, void *ud) {
+    auto *c = self(ud);
+    UVWT_DEBUG("%s: stateless reset from %s", c->server_ ? "server" : "client", c->remote_.to_string().c_str());
+    c->set_close_error(Error(Errc::connection, "stateless reset: the peer no longer knows this connection"));
+    return 0;
+  }
+
+  static int lost_datagram(ngtcp2_conn *, std::uint64_t, void *ud) {
+    ++self(ud)->counters_.datagrams_lost;
+    return 0;
+  }
+
   static void qlog_write(void *ud, std::uint32_t, const void *data, std::size_t len) {
     auto *c = self(ud);
     if (c->qlog_ != nullptr) std::fwrite(data, 1, len, c->qlog_);
@@ -170,6 +206,7 @@ struct QuicCallbacks {
     cb.rand = rand_cb;
     cb.handshake_completed = handshake_completed;
     cb.recv_stream_data = recv_stream_data;
+    cb.stream_open = stream_open;
     cb.stream_close = stream_close;
     cb.stream_reset = stream_reset;
     cb.stream_stop_sending = stream_stop_sending;
@@ -180,6 +217,9 @@ struct QuicCallbacks {
     cb.recv_datagram = recv_datagram;
     cb.get_new_connection_id = get_new_connection_id;
     cb.remove_connection_id = remove_connection_id;
+    cb.dcid_status = dcid_status;
+    cb.recv_stateless_reset = recv_stateless_reset;
+    cb.lost_datagram = lost_datagram;
   }
 };
 
@@ -213,6 +253,7 @@ QuicConnection::~QuicConnection() {
     ngtcp2_conn_del(conn_);
   }
   if (has_original_dcid_) ep_.unregister_cid(original_dcid_);
+  forget_reset_tokens();
   ep_.forget(this);
   if (qlog_ != nullptr) std::fclose(qlog_);
   *alive_ = false;
@@ -307,12 +348,15 @@ std::unique_ptr<QuicConnection> QuicConnection::create_server(Endpoint &ep, UdpS
     params.original_dcid = hd.dcid;
   }
   params.original_dcid_present = 1;
-  if (ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, ep.static_secret().data(),
-                                                   ep.static_secret().size(), &hd.dcid) == 0)
-    params.stateless_reset_token_present = 1;
   ngtcp2_cid scid;
   scid.datalen = kCidLen;
   fill_random(scid.data, scid.datalen);
+  // The token belongs to the id the client will address us with once the
+  // handshake is done (our SCID), and is the hash the endpoint recomputes
+  // from a packet's DCID when it has to reset the connection.
+  if (ngtcp2_crypto_generate_stateless_reset_token(params.stateless_reset_token, ep.static_secret().data(),
+                                                   ep.static_secret().size(), &scid) == 0)
+    params.stateless_reset_token_present = 1;
   ngtcp2_callbacks cbs{};
   QuicCallbacks::fill(cbs, true);
   const ngtcp2_path path = make_path(c->local_, c->remote_);
@@ -359,6 +403,11 @@ void QuicConnection::count_stream_losses(std::int64_t sid) {
   if (conn_ != nullptr) lost_closed_streams_ += ngtcp2_conn_get_stream_loss_count(conn_, sid);
 }
 
+void QuicConnection::forget_reset_tokens() {
+  for (const auto &t : reset_tokens_) ep_.unregister_reset_token(t.data(), this);
+  reset_tokens_.clear();
+}
+
 QuicStats QuicConnection::stats() const {
   QuicStats s = counters_;
   if (conn_ != nullptr) {
@@ -369,8 +418,18 @@ QuicStats QuicConnection::stats() const {
     s.latest_rtt = static_cast<double>(ci.latest_rtt) / 1e9;
     s.cwnd = ci.cwnd;
     s.bytes_in_flight = ci.bytes_in_flight;
+    const std::uint64_t mtu = std::max<std::uint64_t>(1, ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_));
+    s.packets_in_flight = (ci.bytes_in_flight + mtu - 1) / mtu;
+#if NGTCP2_VERSION_NUM >= 0x011000
+    s.packets_lost = ci.pkt_lost;
+#else
+    std::uint64_t lost = lost_closed_streams_ + counters_.datagrams_lost;
+    for (const std::int64_t sid : open_streams_) lost += ngtcp2_conn_get_stream_loss_count(conn_, sid);
+    s.packets_lost = lost;
+#endif
+  } else {
+    s.packets_lost = lost_closed_streams_ + counters_.datagrams_lost;
   }
-  s.packets_lost = counters_.packets_lost + lost_closed_streams_;
   return s;
 }
 
@@ -404,10 +463,22 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
           Error e(Errc::connection, "connection closed by peer");
           // H3_NO_ERROR is HTTP/3's "no error": report it as code 0.
           e.code = ce->error_code == kH3NoErrorCode ? 0 : ce->error_code;
-          if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code != 0) e.errc = Errc::protocol;
+          if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code == NGTCP2_CONNECTION_REFUSED) {
+            e.errc = Errc::refused;
+            e.message = "connection refused by the server";
+          } else if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code != 0) {
+            e.errc = Errc::protocol;
+          }
           if (ce->reasonlen > 0)
             e.message += ": " + std::string(reinterpret_cast<const char *>(ce->reason), ce->reasonlen);
           set_close_error(std::move(e));
+        }
+        if (!server_ && !handshake_completed()) {
+          // Nothing to drain for a client whose handshake never finished: its
+          // endpoint drops whatever else the server sends, so fail at once
+          // instead of after 3 PTO of the initial RTT guess (about 3 s).
+          enter_closed(close_err_);
+          return;
         }
         start_period_timer();  // the draining period lasts 3 PTO (RFC 9000 10.2.2)
         return;
@@ -489,7 +560,13 @@ bool QuicConnection::flush_batch(const std::uint8_t *data, std::size_t len, std:
     // Unreachable peers are reported through the socket error queue.
     return true;
   }
-  return r == SendStatus::ok;  // would_block: the endpoint kept the bytes and will wake us
+  if (r == SendStatus::would_block) {
+    // The endpoint kept the bytes; park now so the socket draining wakes us,
+    // rather than whichever timer or packet happens to come next.
+    ep_.wait_writable(this);
+    return false;
+  }
+  return true;
 }
 
 bool QuicConnection::write_packets() {
@@ -575,7 +652,12 @@ bool QuicConnection::write_packets() {
       batch_ecn = pi.ecn;
     } else if (static_cast<std::size_t>(nwrite) > gso || pi.ecn != batch_ecn) {
       // A larger (or differently marked) packet cannot join this batch.
-      if (!flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn)) return true;
+      if (!flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn)) {
+        // ngtcp2 counts this packet as sent: queue it behind the batch.
+        flush_batch(p, static_cast<std::size_t>(nwrite), static_cast<std::size_t>(nwrite), pi.ecn);
+        ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+        return true;
+      }
       std::memmove(buf, p, static_cast<std::size_t>(nwrite));
       p = buf;
       npkts = 0;
@@ -586,7 +668,11 @@ bool QuicConnection::write_packets() {
     ++npkts;
     if (static_cast<std::size_t>(nwrite) < gso || npkts >= max_pkts) {
       // A short packet ends a GSO batch; a full batch ends this turn (pacing).
-      if (!flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn)) return true;
+      if (!flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn)) {
+        // Parked: what was written counts for pacing all the same.
+        ngtcp2_conn_update_pkt_tx_time(conn_, ts);
+        return true;
+      }
       p = buf;
       if (npkts >= max_pkts) break;
       npkts = 0;
@@ -726,8 +812,16 @@ void QuicConnection::close_handles(std::function<void()> cb) {
   timer_ = nullptr;
 }
 
-int QuicConnection::open_bidi_stream(std::int64_t &sid) { return ngtcp2_conn_open_bidi_stream(conn_, &sid, nullptr); }
-int QuicConnection::open_uni_stream(std::int64_t &sid) { return ngtcp2_conn_open_uni_stream(conn_, &sid, nullptr); }
+int QuicConnection::open_bidi_stream(std::int64_t &sid) {
+  const int rv = ngtcp2_conn_open_bidi_stream(conn_, &sid, nullptr);
+  if (rv == 0) open_streams_.insert(sid);
+  return rv;
+}
+int QuicConnection::open_uni_stream(std::int64_t &sid) {
+  const int rv = ngtcp2_conn_open_uni_stream(conn_, &sid, nullptr);
+  if (rv == 0) open_streams_.insert(sid);
+  return rv;
+}
 
 void QuicConnection::shutdown_stream_read(std::int64_t sid, std::uint64_t code) {
   if (conn_ != nullptr && !closed_) ngtcp2_conn_shutdown_stream_read(conn_, 0, sid, code);

@@ -4,10 +4,13 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include <uvwt/config.hpp>
 #include <uvwt/error.hpp>
@@ -28,11 +31,21 @@ struct RecvPacket;
 struct QuicStats {
   std::uint64_t packets_sent = 0;
   std::uint64_t packets_received = 0;
-  std::uint64_t packets_lost = 0;  // stream packets declared lost (ngtcp2 < 1.16 has no total)
+  // Packets declared lost. ngtcp2 >= 1.16 counts every lost packet; older
+  // versions only say which packets carried STREAM frames (per stream) or
+  // DATAGRAM frames, so there this is the sum of those: ACK-only, PING-only
+  // and handshake packets are not seen, and a packet that carried frames of
+  // several streams (or streams and a datagram) counts once for each.
+  std::uint64_t packets_lost = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
   double smoothed_rtt = 0, min_rtt = 0, latest_rtt = 0;  // seconds
   std::uint64_t cwnd = 0, bytes_in_flight = 0;
+  // ngtcp2 has no count of packets in flight: bytes in flight over the
+  // path's largest packet, rounded up, which is a lower bound on the count
+  // (zero exactly when nothing is in flight).
+  std::uint64_t packets_in_flight = 0;
+  std::uint64_t datagrams_lost = 0;  // packets with DATAGRAM frames declared lost
   std::uint64_t pings_sent = 0;
 };
 
@@ -107,6 +120,7 @@ class QuicConnection {
   void enter_closed(Error err);
   void send_connection_close();
   void count_stream_losses(std::int64_t sid);
+  void forget_reset_tokens();
 
   friend struct QuicCallbacks;
 
@@ -123,6 +137,10 @@ class QuicConnection {
   Error close_err_;
   QuicStats counters_;
   std::uint64_t lost_closed_streams_ = 0;
+  // Open streams, for the per-stream loss counts of ngtcp2 < 1.16.
+  std::unordered_set<std::int64_t> open_streams_;
+  // Stateless reset tokens of the peer registered with the endpoint.
+  std::vector<std::array<std::uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN>> reset_tokens_;
   int in_callback_ = 0;  // depth of ngtcp2_conn_read_pkt / write on the stack
   bool write_scheduled_ = false;
 

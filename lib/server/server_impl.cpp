@@ -34,6 +34,7 @@ class ServerImpl final : public Server,
         deferred_(Deferred::for_loop(loop)),
         ep_(std::make_shared<Endpoint>(loop, cfg)) {
     ep_->set_acceptor(this);
+    ep_->set_static_secret(cfg.stateless_reset_secret);
   }
 
   // Dropped without close(): nothing may call back into this object any
@@ -109,6 +110,7 @@ class ServerImpl final : public Server,
   [[nodiscard]] ServerStats stats() const override {
     ServerStats s = stats_;
     s.connections_active = conns_.size();
+    s.stateless_resets_sent = ep_->counters().stateless_resets_sent;
     return s;
   }
   [[nodiscard]] std::vector<std::shared_ptr<Connection>> connections() const override {
@@ -119,6 +121,7 @@ class ServerImpl final : public Server,
   bool accept_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd) override {
     if (closing_ || draining_ || conns_.size() >= cfg_.max_connections) {
       ++stats_.connections_rejected;
+      ep_->refuse_initial(sock, pkt, hd, closing_ || draining_ ? "server shutting down" : "too many connections");
       return false;
     }
     ngtcp2_cid odcid;

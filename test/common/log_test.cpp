@@ -54,6 +54,12 @@ TEST_CASE("configurations are validated field by field", "[common]") {
   CHECK(s.validate().message.find("certificate") != std::string::npos);
   s.cert_pem = "x";
   CHECK(s.validate().message.find("cert_pem/key_pem") != std::string::npos);
+  s.key_pem = "y";
+  CHECK(s.validate().ok());
+  s.stateless_reset_secret = uvwt::Bytes(15, 1);
+  CHECK(s.validate().message.find("stateless_reset_secret") != std::string::npos);
+  s.stateless_reset_secret = uvwt::Bytes(16, 1);
+  CHECK(s.validate().ok());
   CHECK_FALSE(uvwt::ClientConfig::development().verify_peer);
   CHECK(uvwt::ClientConfig::production().verify_peer);
 }

@@ -264,12 +264,21 @@ TEST_CASE("server limits: connections and sessions per connection", "[server][lo
   });
   REQUIRE(tl.run_until([&] { return third_done; }));
   CHECK(third.http_status == 429);
-  // A second connection is not accepted while the first is open.
-  ClientConfig quick = client_config();
-  quick.connect_timeout = std::chrono::milliseconds(600);
-  auto c2 = connect(tl, server->port(), "/echo", quick);
-  CHECK(c2.err.errc == Errc::timeout);
+  // A second connection is refused while the first is open, at once
+  // (CONNECTION_REFUSED in reply to its Initial), not by its connect timeout.
+  ClientConfig patient = client_config();
+  patient.connect_timeout = std::chrono::milliseconds(10'000);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto c2 = connect(tl, server->port(), "/echo", patient);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  INFO(c2.err.to_string() << " after " << took << " ms");
+  CHECK(c2.err.errc == Errc::refused);
+  CHECK(c2.err.message.find("too many connections") != std::string::npos);
+  CHECK(took < 3'000);
+  CHECK_FALSE(c2.conn);
   CHECK(server->stats().connections_rejected >= 1);
+  CHECK(server->stats().connections_active == 1);
   close_all(tl, c.conn, server);
 }
 
