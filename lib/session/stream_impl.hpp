@@ -81,6 +81,10 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   void fail_sends(const Error &err);
   void deliver(const std::uint8_t *data, std::size_t len, bool fin);
   void emit_error(const Error &err);
+  void flush_held();
+  void schedule_flush();
+  void notify_abort(const Error &err, bool emit);
+  void run_closed_callbacks(bool keep_reader = false);
 
   SessionHost &host_;
   std::shared_ptr<Connection> keep_;  // the host lives inside it
@@ -100,6 +104,9 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   bool fin_queued_ = false, fin_sent_ = false, send_closed_ = false, blocked_ = false;
   bool was_full_ = false;
   bool error_emitted_ = false;
+  // A session abort's callbacks are queued for a later turn; a QUIC close in
+  // between waits for them so that on_error still comes before on_closed.
+  bool abort_pending_ = false, closed_pending_ = false;
   DoneCallback fin_cb_;
   std::function<void()> on_writable_;
 
@@ -109,6 +116,7 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   bool recv_fin_ = false, recv_closed_ = false;
   std::vector<std::uint8_t> held_;  // received while paused / before on_data
   bool held_fin_ = false;
+  bool flush_scheduled_ = false;
   ErrorCallback on_error_;
   std::function<void()> on_closed_;
   StreamStats stats_;
