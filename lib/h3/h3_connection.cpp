@@ -652,14 +652,17 @@ std::size_t H3Connection::early_datagram_count(SessionId id) const noexcept {
 
 void H3Connection::release_held_ready_for_test() {
   hold_ready_ = false;
-  auto held = std::move(held_ready_);
-  held_ready_.clear();
-  for (auto &h : held) {
-    auto s = session(h.id);
-    if (!s || s->state() != SessionState::connecting) continue;
-    s->set_ready(std::move(h.protocol));
-    release_early(h.id);
-  }
+  defer([this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    auto held = std::move(held_ready_);
+    held_ready_.clear();
+    for (auto &h : held) {
+      auto s = session(h.id);
+      if (!s || s->state() != SessionState::connecting) continue;
+      s->set_ready(std::move(h.protocol));
+      release_early(h.id);
+    }
+  });
 }
 
 void H3Connection::open_wt_stream_for_test(const std::shared_ptr<SessionImpl> &s, SessionId preamble_session, bool bidi,
