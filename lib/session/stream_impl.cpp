@@ -240,6 +240,16 @@ void StreamImpl::on_peer_stop_sending(std::uint64_t h3_code) {
 
 void StreamImpl::abort_for_session(const Error &err) {
   auto keep = shared_from_this();
+  held_.clear();
+  held_fin_ = false;
+  // The session close is the first cause unless one was reported already;
+  // it is told on a later turn, as close() may be the caller. Marked before
+  // the resets: should ngtcp2 close the stream inside them, on_quic_closed
+  // leaves the callbacks to notify_abort too.
+  const bool first = !abort_pending_;
+  const bool emit = !error_emitted_;
+  error_emitted_ = true;
+  abort_pending_ = true;
   if (!send_closed_) {
     send_closed_ = true;
     host_.reset_stream(sid_, kWtSessionGone);
@@ -248,15 +258,7 @@ void StreamImpl::abort_for_session(const Error &err) {
     recv_closed_ = true;
     host_.stop_stream(sid_, kWtSessionGone);
   }
-  held_.clear();
-  held_fin_ = false;
-  if (abort_pending_) return;
-  // The session close is the first cause unless one was reported already;
-  // it is told on a later turn, as close() may be the caller.
-  const bool emit = !error_emitted_;
-  error_emitted_ = true;
-  abort_pending_ = true;
-  host_.defer([keep, err, emit] { keep->notify_abort(err, emit); });
+  if (first) host_.defer([keep, err, emit] { keep->notify_abort(err, emit); });
 }
 
 void StreamImpl::notify_abort(const Error &err, bool emit) {
