@@ -47,6 +47,10 @@ struct TransportConfig {
   std::size_t max_pending_streams = 24;    // early streams buffered per not-yet-ready session
   std::size_t max_pending_datagrams = 64;  // early datagrams buffered per not-yet-ready session
   std::size_t max_sessions_per_connection = 16;
+  // After close() sent WT_CLOSE_SESSION and FIN: how long to wait for the
+  // peer's FIN before giving up on it (STOP_SENDING WT_SESSION_GONE on the
+  // CONNECT stream) and completing the close anyway.
+  Duration session_close_timeout{2'000};
   std::string qlog_dir;   // write one qlog file per connection when set
   bool keylog = false;    // append TLS secrets to $SSLKEYLOGFILE
   bool allow_gso = true;  // use UDP GSO/GRO where the kernel has it

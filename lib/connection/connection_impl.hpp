@@ -122,6 +122,7 @@ class ConnectionImpl final : public Connection,
   void abandon(const Error &err);
   [[nodiscard]] Endpoint *endpoint() noexcept { return ep_; }
   [[nodiscard]] QuicConnection *quic() noexcept { return quic_.get(); }
+  [[nodiscard]] H3Connection *h3() noexcept { return h3_.get(); }
   [[nodiscard]] bool gso() const noexcept { return ep_ != nullptr && ep_->gso(); }
   // Client connect with the connect timeout; cb once established (or failed).
   void start_connect_timer(Duration timeout);

@@ -92,7 +92,7 @@ struct H3Callbacks {
 
   static int recv_data(nghttp3_conn *, std::int64_t sid, const std::uint8_t *data, std::size_t len, void *ud, void *) {
     auto *c = self(ud);
-    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session) {
+    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
       auto s = it->second.session;
       s->on_capsule_data(data, len);
     }
@@ -155,7 +155,7 @@ struct H3Callbacks {
 
   static int end_stream(nghttp3_conn *, std::int64_t sid, void *ud, void *) {
     auto *c = self(ud);
-    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session) {
+    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
       auto s = it->second.session;
       s->on_connect_stream_fin();
     }
@@ -405,22 +405,16 @@ bool H3Connection::route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, 
 void H3Connection::attach_wt_stream(std::int64_t sid, SessionId session_id, bool bidi, const std::uint8_t *payload,
                                     std::size_t len, bool fin) {
   auto sit = sessions_.find(session_id);
-  const bool known_ready = sit != sessions_.end() && sit->second->state() != SessionState::connecting;
-  if (sit != sessions_.end() && sit->second->is_closed()) {
-    reset_stream(sid, kWtSessionGone);
-    stop_stream(sid, kWtSessionGone);
-    routes_[sid].route = Route::ignored;
-    quic_->extend_stream_offset(sid, len);
+  if (sit != sessions_.end() ? sit->second->is_closed() : session_gone(session_id)) {
+    reject_stream(sid, bidi, kWtSessionGone, len);
     return;
   }
+  const bool known_ready = sit != sessions_.end() && sit->second->state() != SessionState::connecting;
   if (!known_ready) {
     std::size_t for_session = 0;
     for (const auto &e : early_streams_) for_session += e.session == session_id ? 1 : 0;
     if (for_session >= cfg_.max_pending_streams || early_streams_.size() >= 4 * cfg_.max_pending_streams) {
-      reset_stream(sid, kWtBufferedStreamRejected);
-      stop_stream(sid, kWtBufferedStreamRejected);
-      routes_[sid].route = Route::ignored;
-      quic_->extend_stream_offset(sid, len);
+      reject_stream(sid, bidi, kWtBufferedStreamRejected, len);
       owner_.on_error_counted();
       return;
     }
@@ -513,6 +507,10 @@ void H3Connection::handle_response_headers(std::int64_t sid, RequestState &rs) {
   auto s = rs.session;
   if (!s) return;
   if (rs.status >= 200 && rs.status < 300) {
+    if (hold_ready_) {
+      held_ready_.push_back({s->id(), rs.wt_protocol});
+      return;
+    }
     s->set_ready(rs.wt_protocol);
     release_early(s->id());  // streams and datagrams that beat the response here
     return;
@@ -540,6 +538,8 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   if (rs.method != "CONNECT" || (rs.protocol != "webtransport" && rs.protocol != "webtransport-h3")) {
     // Not a WebTransport request: this endpoint serves nothing else.
     submit_simple_response(sid, rs.method == "CONNECT" ? 400 : 404, nullptr);
+    remember_gone(static_cast<SessionId>(sid));
+    drop_early(static_cast<SessionId>(sid), kWtSessionGone);
     return;
   }
   SessionRequest req;
@@ -566,6 +566,9 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
 
   if (decision.status < 200 || decision.status >= 300) {
     submit_simple_response(sid, decision.status, &decision);
+    // Streams and datagrams that raced ahead of the CONNECT have no session to wait for.
+    remember_gone(static_cast<SessionId>(sid));
+    drop_early(static_cast<SessionId>(sid), kWtSessionGone);
     return;
   }
   SessionInfo info;
@@ -607,19 +610,109 @@ void H3Connection::release_early(SessionId id) {
       ++it;
     }
   }
-  for (auto it = early_dgrams_.begin(); it != early_dgrams_.end();) {
-    if (it->first == id) {
-      s->on_datagram_payload(it->second);
-      it = early_dgrams_.erase(it);
+  if (auto it = early_dgrams_.find(id); it != early_dgrams_.end()) {
+    auto early = std::move(it->second);
+    early_dgrams_.erase(it);
+    s->count_dropped_datagrams(early.dropped);
+    for (const auto &d : early.queue) s->on_datagram_payload(d);
+  }
+}
+
+void H3Connection::drop_early(SessionId id, std::uint64_t h3_code) {
+  for (auto it = early_streams_.begin(); it != early_streams_.end();) {
+    if (it->session == id) {
+      const auto e = std::move(*it);
+      it = early_streams_.erase(it);
+      reject_stream(e.sid, e.bidi, h3_code, e.data.size());
     } else {
       ++it;
     }
   }
+  if (auto it = early_dgrams_.find(id); it != early_dgrams_.end()) {
+    dgram_dropped_ += it->second.queue.size();
+    early_dgrams_.erase(it);
+  }
+}
+
+void H3Connection::reject_stream(std::int64_t sid, bool bidi, std::uint64_t h3_code, std::size_t credit) {
+  // A peer uni stream has no send side of ours to reset.
+  if (bidi) reset_stream(sid, h3_code);
+  stop_stream(sid, h3_code);
+  routes_[sid].route = Route::ignored;
+  quic_->extend_stream_offset(sid, credit);
+}
+
+void H3Connection::remember_gone(SessionId id) {
+  if (std::find(gone_.begin(), gone_.end(), id) != gone_.end()) return;
+  const std::size_t bound = std::max<std::size_t>(64, 4 * cfg_.max_sessions_per_connection);
+  if (gone_.size() >= bound) gone_.pop_front();
+  gone_.push_back(id);
+}
+
+bool H3Connection::session_gone(SessionId id) const {
+  // Session ids are client-initiated bidi stream ids: anything else never was one.
+  if ((id & 3) != 0) return true;
+  // A client makes its sessions itself: one it does not have is over (or never was).
+  if (!server_) return sessions_.find(id) == sessions_.end();
+  return std::find(gone_.begin(), gone_.end(), id) != gone_.end();
+}
+
+std::size_t H3Connection::early_stream_count(SessionId id) const noexcept {
+  std::size_t n = 0;
+  for (const auto &e : early_streams_) n += e.session == id ? 1 : 0;
+  return n;
+}
+
+std::size_t H3Connection::early_datagram_count(SessionId id) const noexcept {
+  auto it = early_dgrams_.find(id);
+  return it == early_dgrams_.end() ? 0 : it->second.queue.size();
+}
+
+void H3Connection::release_held_ready_for_test() {
+  hold_ready_ = false;
+  defer([this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    auto held = std::move(held_ready_);
+    held_ready_.clear();
+    for (auto &h : held) {
+      auto s = session(h.id);
+      if (!s || s->state() != SessionState::connecting) continue;
+      s->set_ready(std::move(h.protocol));
+      release_early(h.id);
+    }
+  });
+}
+
+void H3Connection::open_wt_stream_for_test(const std::shared_ptr<SessionImpl> &s, SessionId preamble_session, bool bidi,
+                                           std::function<void(const Error &, std::int64_t)> cb) {
+  open_queue_.push_back({s, bidi, std::move(cb), preamble_session});
+  process_open_queue();
+}
+
+std::shared_ptr<StreamImpl> H3Connection::wt_stream(std::int64_t sid) const {
+  auto it = wt_streams_.find(sid);
+  return it == wt_streams_.end() ? nullptr : it->second;
 }
 
 void H3Connection::capsules_queued(SessionImpl &s) {
   if (h3_ != nullptr) nghttp3_conn_resume_stream(h3w(), static_cast<std::int64_t>(s.id()));
   if (quic_ != nullptr) quic_->schedule_write();
+}
+
+void H3Connection::session_closed(SessionImpl &s) {
+  remember_gone(s.id());
+  drop_early(s.id(), kWtSessionGone);
+}
+
+void H3Connection::abandon_connect_stream(SessionImpl &s, bool reset_send) {
+  const auto sid = static_cast<std::int64_t>(s.id());
+  if (quic_ == nullptr || closed_) return;
+  if (h3_ != nullptr) nghttp3_conn_shutdown_stream_read(h3_, sid);
+  quic_->shutdown_stream_read(sid, kWtSessionGone);
+  if (reset_send) {
+    if (h3_ != nullptr) nghttp3_conn_shutdown_stream_write(h3_, sid);
+    quic_->shutdown_stream_write(sid, kWtSessionGone);
+  }
 }
 
 void H3Connection::session_finished(SessionImpl &s) {
@@ -677,6 +770,7 @@ void H3Connection::process_open_queue() {
     if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED) return;  // resumes on extend_max_local_streams
     auto cb = std::move(req.cb);
     const bool bidi = req.bidi;
+    const SessionId named = req.preamble_session.value_or(s->id());
     open_queue_.pop_front();
     if (rv != 0) {
       defer([cb = std::move(cb), rv] {
@@ -688,7 +782,7 @@ void H3Connection::process_open_queue() {
         std::make_shared<StreamImpl>(*this, s, sid, bidi ? StreamDirection::bidirectional : StreamDirection::send_only,
                                      true, s->config().stream_send_buffer);
     std::uint8_t pre[16];
-    const std::size_t n = bidi ? encode_wt_bidi_preamble(s->id(), pre) : encode_wt_uni_preamble(s->id(), pre);
+    const std::size_t n = bidi ? encode_wt_bidi_preamble(named, pre) : encode_wt_uni_preamble(named, pre);
     st->set_preamble(pre, n);
     wt_streams_[sid] = st;
     routes_.emplace(sid, StreamRoute(bidi)).first->second.route = Route::webtransport;
@@ -870,10 +964,17 @@ void H3Connection::on_stream_close(std::int64_t sid, bool has_code, std::uint64_
         fatal(nghttp3_err_infer_quic_app_error_code(rv), "HTTP/3 stream close failed");
       }
     }
+    std::shared_ptr<SessionImpl> s;
     if (auto it = requests_.find(sid); it != requests_.end()) {
-      auto s = it->second.session;
+      s = it->second.session;
       requests_.erase(it);
       if (s) s->on_connect_stream_closed();
+    }
+    if (!s && server_ && remote && bidi) {
+      // A request stream that ended without becoming a session: whatever
+      // named it as its session waits in vain.
+      remember_gone(static_cast<SessionId>(sid));
+      drop_early(static_cast<SessionId>(sid), kWtSessionGone);
     }
   }
   erase_if(early_streams_, [sid](const EarlyStream &e) { return e.sid == sid; });
@@ -918,20 +1019,35 @@ void H3Connection::on_datagram(const std::uint8_t *data, std::size_t len) {
   const auto [session_id, prefix] = *d;
   const std::span<const std::uint8_t> payload(data + prefix, len - prefix);
   auto it = sessions_.find(session_id);
-  if (it != sessions_.end() && it->second->state() != SessionState::connecting) {
+  if (it != sessions_.end()) {
     auto s = it->second;
-    s->on_datagram_payload(payload);
-    return;
-  }
-  if (it == sessions_.end() && server_ && (session_id & 3) != 0) {
+    if (s->is_closed()) {
+      ++dgram_dropped_;
+      return;
+    }
+    if (s->state() != SessionState::connecting) {
+      s->on_datagram_payload(payload);
+      return;
+    }
+  } else if (session_gone(session_id)) {
     ++dgram_dropped_;
     return;
   }
-  if (early_dgrams_.size() >= cfg_.max_pending_datagrams) {
+  auto eit = early_dgrams_.find(session_id);
+  if (eit == early_dgrams_.end()) {
+    // Bounded twice: datagrams per pending session and pending sessions.
+    if (early_dgrams_.size() >= cfg_.max_sessions_per_connection) {
+      ++dgram_dropped_;
+      return;
+    }
+    eit = early_dgrams_.emplace(session_id, EarlyDatagrams{}).first;
+  }
+  if (eit->second.queue.size() >= cfg_.max_pending_datagrams) {
+    ++eit->second.dropped;
     ++dgram_dropped_;
     return;
   }
-  early_dgrams_.emplace_back(session_id, std::vector<std::uint8_t>(payload.begin(), payload.end()));
+  eit->second.queue.emplace_back(payload.begin(), payload.end());
 }
 
 std::size_t H3Connection::max_datagram_payload(const SessionImpl &s) const {

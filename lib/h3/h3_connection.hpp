@@ -72,6 +72,21 @@ class H3Connection final : public QuicApp, public SessionHost {
   [[nodiscard]] std::shared_ptr<SessionImpl> session(SessionId id) const;
   [[nodiscard]] std::uint64_t goaway_received() const noexcept { return goaway_; }
   [[nodiscard]] std::size_t datagrams_dropped() const noexcept { return dgram_dropped_; }
+  // Streams and datagrams waiting for session `id` to become ready.
+  [[nodiscard]] std::size_t early_stream_count(SessionId id) const noexcept;
+  [[nodiscard]] std::size_t early_datagram_count(SessionId id) const noexcept;
+
+  // Test hooks (white-box loopback tests only).
+  // Client: a 2xx to CONNECT is held back until release_held_ready_for_test(),
+  // so that the peer's streams and datagrams arrive before the session is ready.
+  void hold_ready_for_test(bool on) noexcept { hold_ready_ = on; }
+  void release_held_ready_for_test();
+  // Never answer a peer's WT_CLOSE_SESSION / FIN: a peer that went silent.
+  void ignore_session_close_for_test(bool on) noexcept { ignore_session_close_ = on; }
+  // Opens a stream owned by `s` whose preamble names `preamble_session`.
+  void open_wt_stream_for_test(const std::shared_ptr<SessionImpl> &s, SessionId preamble_session, bool bidi,
+                               std::function<void(const Error &, std::int64_t)> cb);
+  [[nodiscard]] std::shared_ptr<StreamImpl> wt_stream(std::int64_t sid) const;
 
   // QuicApp
   void on_handshake_completed() override;
@@ -102,6 +117,9 @@ class H3Connection final : public QuicApp, public SessionHost {
   void stop_stream(std::int64_t sid, std::uint64_t h3_code) override;
   void consumed(std::int64_t sid, std::size_t n) override;
   void session_finished(SessionImpl &s) override;
+  void session_closed(SessionImpl &s) override;
+  void abandon_connect_stream(SessionImpl &s, bool reset_send) override;
+  [[nodiscard]] uv_loop_t *host_loop() override { return deferred_->loop(); }
   void stream_finished(StreamImpl &st) override;
   void defer(std::function<void()> fn) override;
   void add_bytes(bool sent, std::uint64_t n) override;
@@ -131,6 +149,7 @@ class H3Connection final : public QuicApp, public SessionHost {
     std::weak_ptr<SessionImpl> session;
     bool bidi;
     std::function<void(const Error &, std::int64_t)> cb;
+    std::optional<SessionId> preamble_session;  // test hook: lie about the session
   };
 
   bool setup_nghttp3();
@@ -148,6 +167,12 @@ class H3Connection final : public QuicApp, public SessionHost {
   void process_open_queue();
   // Hands a session the streams and datagrams that arrived before it was ready.
   void release_early(SessionId id);
+  // Session `id` will never be (or is no longer) ready: refuse what waits for it.
+  void drop_early(SessionId id, std::uint64_t h3_code);
+  void reject_stream(std::int64_t sid, bool bidi, std::uint64_t h3_code, std::size_t credit);
+  void remember_gone(SessionId id);
+  // A stream or datagram naming `id` can never find a session any more.
+  [[nodiscard]] bool session_gone(SessionId id) const;
   bool fatal(std::uint64_t h3_code, const std::string &why);
   [[nodiscard]] bool is_local_stream(std::int64_t sid) const noexcept { return ((sid & 1) != 0) == server_; }
 
@@ -188,7 +213,21 @@ class H3Connection final : public QuicApp, public SessionHost {
     bool fin;
   };
   LazyDeque<EarlyStream> early_streams_;
-  LazyDeque<std::pair<SessionId, std::vector<std::uint8_t>>> early_dgrams_;
+  struct EarlyDatagrams {
+    LazyDeque<std::vector<std::uint8_t>> queue;  // at most max_pending_datagrams
+    std::size_t dropped = 0;
+  };
+  std::map<SessionId, EarlyDatagrams> early_dgrams_;  // per not-yet-ready session
+  // Sessions that ended (closed, rejected, failed) and left sessions_: late
+  // streams for them get WT_SESSION_GONE instead of waiting as "early".
+  // Bounded: the oldest are forgotten first.
+  LazyDeque<SessionId> gone_;
+  struct HeldReady {
+    SessionId id;
+    std::string protocol;
+  };
+  std::vector<HeldReady> held_ready_;
+  bool hold_ready_ = false, ignore_session_close_ = false;
   LazyDeque<std::int64_t> send_queue_;  // WT streams with data, round robin
   bool last_write_was_h3_ = false;
   // nghttp3 had nothing to write at its last poll; cleared by every call that feeds it.

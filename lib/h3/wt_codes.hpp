@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
 
 namespace uvwt::detail {
 
@@ -94,5 +96,11 @@ constexpr std::uint64_t wt_app_to_h3(std::uint32_t n) noexcept { return kWtAppEr
 // HTTP/3 code -> application code; nullopt outside the range and on GREASE
 // points (a reset with such a code carries no application code).
 std::optional<std::uint32_t> wt_h3_to_app(std::uint64_t h3) noexcept;
+
+// Spec name of an HTTP/3 or WebTransport error code; empty when unknown.
+std::string_view h3_code_name(std::uint64_t h3) noexcept;
+// For error messages of resets/stops that carry no application code: the
+// code the peer used, e.g. " (WT_SESSION_GONE)"; empty for application codes.
+std::string wt_code_suffix(std::uint64_t h3);
 
 }  // namespace uvwt::detail

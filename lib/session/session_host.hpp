@@ -5,6 +5,8 @@
 #include <memory>
 #include <span>
 
+#include <uv.h>
+
 #include <uvwt/error.hpp>
 
 namespace uvwt {
@@ -34,6 +36,13 @@ class SessionHost {
   virtual void stop_stream(std::int64_t sid, std::uint64_t h3_code) = 0;
   virtual void consumed(std::int64_t sid, std::size_t n) = 0;  // grant flow-control credit
   virtual void session_finished(SessionImpl &s) = 0;
+  // The session reached its closed state: whatever still waits for it (early
+  // streams, datagrams) is refused from now on.
+  virtual void session_closed(SessionImpl &s) = 0;
+  // The peer did not answer our close in time: stop reading the CONNECT
+  // stream, and reset its send side too when our capsules never got through.
+  virtual void abandon_connect_stream(SessionImpl &s, bool reset_send) = 0;
+  [[nodiscard]] virtual uv_loop_t *host_loop() = 0;
   virtual void stream_finished(StreamImpl &st) = 0;
   virtual void defer(std::function<void()> fn) = 0;
   virtual void add_bytes(bool sent, std::uint64_t n) = 0;  // connection-level WT byte counters

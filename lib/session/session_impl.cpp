@@ -199,15 +199,40 @@ void SessionImpl::close(std::uint32_t code, std::string reason, CloseCallback cb
     ci.code = code;
     ci.reason = local_reason_;
     ci.error = Error(Errc::cancelled, "session closed before it was ready");
-    finish(ci);
+    finish(ci, true);
     return;
   }
   info_.state = SessionState::closing;
   std::vector<std::uint8_t> cap(capsule_max_size);
   cap.resize(encode_close_session(code, local_reason_, cap.data(), cap.size()));
-  // Capsule then FIN; the peer's FIN (or the stream closing) completes the close.
+  // Capsule then FIN; the peer's FIN (or the stream closing) completes the
+  // close, or the backstop does when the peer stays silent.
   queue_capsule(std::move(cap), true);
   abort_streams(Error(Errc::session, "session closed", code));
+  start_close_backstop();
+}
+
+void SessionImpl::start_close_backstop() {
+  const auto ms = cfg_.session_close_timeout.count();
+  close_timer_ = std::make_unique<Timer>(host_.host_loop());
+  std::weak_ptr<SessionImpl> weak = shared_from_this();
+  close_timer_->start(static_cast<std::uint64_t>(ms > 0 ? ms : 1), [weak] {
+    if (auto self = weak.lock()) self->on_close_backstop();
+  });
+}
+
+void SessionImpl::on_close_backstop() {
+  if (info_.state == SessionState::closed) return;
+  UVWT_DEBUG("session %llu: no FIN from the peer within %lld ms of our close; abandoning the CONNECT stream",
+             static_cast<unsigned long long>(id_), static_cast<long long>(cfg_.session_close_timeout.count()));
+  // Only now stop reading (PROTOCOL.md: never in the same flight as the
+  // capsule). Capsule bytes still unacknowledged mean the peer is not
+  // taking them: reset the send side as well.
+  host_.abandon_connect_stream(*this, !out_.empty());
+  SessionCloseInfo ci;
+  ci.code = local_code_;
+  ci.reason = local_reason_;
+  finish(ci);
 }
 
 void SessionImpl::on_closed(ClosedCallback cb) {
@@ -318,7 +343,7 @@ void SessionImpl::abort_streams(const Error &err) {
   pending_uni_.clear();
 }
 
-void SessionImpl::finish(const SessionCloseInfo &ci) {
+void SessionImpl::finish(const SessionCloseInfo &ci, bool deferred) {
   if (info_.state == SessionState::closed) return;
   auto self = shared_from_this();
   const bool was_ready = info_.state != SessionState::connecting;
@@ -326,13 +351,30 @@ void SessionImpl::finish(const SessionCloseInfo &ci) {
   info_.closed_at = wall_seconds();
   stats_.closed_at = info_.closed_at;
   info_.close_info = ci;
+  close_timer_.reset();
   abort_streams(ci.error ? ci.error : Error(Errc::session, "session closed", ci.code));
   pending_dgrams_.clear();
+  host_.session_closed(*this);
+  if (deferred) {
+    host_.defer([self, was_ready] { self->run_close_callbacks(was_ready); });
+  } else {
+    run_close_callbacks(was_ready);
+  }
+}
+
+void SessionImpl::run_close_callbacks(bool was_ready) {
+  auto self = shared_from_this();
+  const SessionCloseInfo ci = info_.close_info ? *info_.close_info : SessionCloseInfo{};
   if (ready_cb) {
     auto cb = std::move(ready_cb);
+    ready_cb = nullptr;
     cb(ci.error ? ci.error : Error(Errc::session, "session closed before it was ready"), nullptr);
   }
-  if (was_ready && on_closed_) on_closed_(ci);
+  if (was_ready && on_closed_) {
+    auto cb = std::move(on_closed_);
+    on_closed_ = nullptr;
+    cb(ci);
+  }
   auto cbs = std::move(close_cbs_);
   close_cbs_.clear();
   for (const auto &c : cbs) c();

@@ -11,6 +11,7 @@
 #include <uvwt/session.hpp>
 
 #include "common/lazy_deque.hpp"
+#include "common/timer.hpp"
 #include "h3/capsule.hpp"
 
 namespace uvwt::detail {
@@ -57,6 +58,8 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void on_datagram_payload(std::span<const std::uint8_t> payload);
   void on_goaway();
   [[nodiscard]] std::size_t pending_incoming() const noexcept { return pending_bidi_.size() + pending_uni_.size(); }
+  // Early datagrams the connection had to drop before this session was ready.
+  void count_dropped_datagrams(std::size_t n) noexcept { stats_.datagrams_dropped += n; }
 
   // CONNECT stream output (capsules), read through nghttp3's data reader.
   // Chunks stay until nghttp3 reports them acknowledged.
@@ -70,7 +73,12 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
  private:
   void open_stream(bool bidi, StreamCallback cb);
   void queue_capsule(std::vector<std::uint8_t> bytes, bool fin);
-  void finish(const SessionCloseInfo &info);
+  // `deferred`: the user callbacks run on a later turn (the close was started
+  // by a user call, which must return before any of them runs).
+  void finish(const SessionCloseInfo &info, bool deferred = false);
+  void run_close_callbacks(bool was_ready);
+  void start_close_backstop();
+  void on_close_backstop();
   void abort_streams(const Error &err);
   void handle_capsule(std::uint64_t type, std::span<const std::uint8_t> value);
 
@@ -96,6 +104,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   bool local_close_ = false;
   std::uint32_t local_code_ = 0;
   std::string local_reason_;
+  std::unique_ptr<Timer> close_timer_;  // bounds the wait for the peer's FIN
 
   LazyDeque<std::vector<std::uint8_t>> out_;
   std::size_t out_handed_ = 0;  // chunks of out_ handed to nghttp3

@@ -190,21 +190,36 @@ void StreamImpl::stop_sending(std::uint32_t code) {
 
 void StreamImpl::on_data(DataCallback cb) {
   on_data_ = std::move(cb);
-  if (on_data_ && !paused_ && (!held_.empty() || held_fin_)) {
-    // Deliver what arrived before the callback was set, on a later turn.
-    auto keep = shared_from_this();
-    host_.defer([keep] { keep->resume(); });
-  }
+  // Deliver what arrived before the callback was set, on a later turn.
+  if (on_data_ && !paused_ && (!held_.empty() || held_fin_)) schedule_flush();
 }
 
 void StreamImpl::resume() {
   paused_ = false;
-  if (!on_data_ || (held_.empty() && !held_fin_)) return;
+  // Never from inside resume() itself: the caller may be in the middle of
+  // its own on_data or on_writable callback.
+  if (on_data_ && (!held_.empty() || held_fin_)) schedule_flush();
+}
+
+void StreamImpl::schedule_flush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  auto keep = shared_from_this();
+  host_.defer([keep] {
+    keep->flush_scheduled_ = false;
+    keep->flush_held();
+  });
+}
+
+void StreamImpl::flush_held() {
+  if (paused_ || !on_data_ || (held_.empty() && !held_fin_)) return;
   auto data = std::move(held_);
   held_.clear();
   const bool fin = held_fin_;
   held_fin_ = false;
+  auto keep = shared_from_this();
   deliver(data.data(), data.size(), fin);
+  if (recv_closed_ && held_.empty() && !held_fin_) on_data_ = nullptr;  // nothing more can arrive
 }
 
 void StreamImpl::on_recv(const std::uint8_t *data, std::size_t len, bool fin) {
@@ -242,7 +257,7 @@ void StreamImpl::on_peer_reset(std::uint64_t h3_code) {
   recv_closed_ = true;
   held_.clear();
   const auto app = wt_h3_to_app(h3_code);
-  emit_error(Error(Errc::stream, "stream reset by peer", app ? *app : 0));
+  emit_error(Error(Errc::stream, "stream reset by peer" + wt_code_suffix(h3_code), app ? *app : 0));
 }
 
 void StreamImpl::on_peer_stop_sending(std::uint64_t h3_code) {
@@ -252,13 +267,23 @@ void StreamImpl::on_peer_stop_sending(std::uint64_t h3_code) {
     send_closed_ = true;
     host_.reset_stream(sid_, h3_code);
   }
-  const Error err(Errc::stream, "peer stopped reading (STOP_SENDING)", app ? *app : 0);
+  const Error err(Errc::stream, "peer stopped reading (STOP_SENDING)" + wt_code_suffix(h3_code), app ? *app : 0);
   fail_sends(err);
   emit_error(err);
 }
 
 void StreamImpl::abort_for_session(const Error &err) {
   auto keep = shared_from_this();
+  held_.clear();
+  held_fin_ = false;
+  // The session close is the first cause unless one was reported already;
+  // it is told on a later turn, as close() may be the caller. Marked before
+  // the resets: should ngtcp2 close the stream inside them, on_quic_closed
+  // leaves the callbacks to notify_abort too.
+  const bool first = !abort_pending_;
+  const bool emit = !error_emitted_;
+  error_emitted_ = true;
+  abort_pending_ = true;
   if (!send_closed_) {
     send_closed_ = true;
     host_.reset_stream(sid_, kWtSessionGone);
@@ -267,8 +292,18 @@ void StreamImpl::abort_for_session(const Error &err) {
     recv_closed_ = true;
     host_.stop_stream(sid_, kWtSessionGone);
   }
+  if (first) host_.defer([keep, err, emit] { keep->notify_abort(err, emit); });
+}
+
+void StreamImpl::notify_abort(const Error &err, bool emit) {
+  auto keep = shared_from_this();
+  abort_pending_ = false;
   fail_sends(err);
-  emit_error(err);
+  if (emit && on_error_) on_error_(err);
+  if (closed_pending_) {
+    closed_pending_ = false;
+    run_closed_callbacks();
+  }
 }
 
 void StreamImpl::on_quic_closed(bool has_code, std::uint64_t h3_code) {
@@ -277,17 +312,33 @@ void StreamImpl::on_quic_closed(bool has_code, std::uint64_t h3_code) {
   const bool recv_unfinished = dir_ != StreamDirection::send_only && !recv_fin_;
   send_closed_ = true;
   recv_closed_ = true;
+  if (abort_pending_) {
+    closed_pending_ = true;  // notify_abort reports error, sends and close in order
+    return;
+  }
+  // Bytes the reader asked for (resume / on_data) but that wait for their turn.
+  if (flush_scheduled_) flush_held();
+  const bool held_for_reader = on_data_ && (!held_.empty() || held_fin_);
   if (has_code && !error_emitted_ && (send_unfinished || recv_unfinished)) {
     // ngtcp2 reports a peer's STOP_SENDING only here, as the stream's code.
     const auto app = wt_h3_to_app(h3_code);
-    emit_error(Error(Errc::stream, send_unfinished ? "stream stopped by peer" : "stream reset", app ? *app : 0));
+    emit_error(Error(Errc::stream,
+                     std::string(send_unfinished ? "stream stopped by peer" : "stream reset") + wt_code_suffix(h3_code),
+                     app ? *app : 0));
   }
   if (!chunks_.empty() || fin_cb_) fail_sends(Error(Errc::stream, "stream closed before its data was acknowledged"));
+  run_closed_callbacks(held_for_reader);
+}
+
+void StreamImpl::run_closed_callbacks(bool keep_reader) {
   if (on_closed_) {
     auto cb = std::move(on_closed_);
+    on_closed_ = nullptr;
     cb();
   }
-  on_data_ = nullptr;
+  // A paused reader still gets what arrived before the close once it
+  // resumes; flush_held lets go of the callback after the FIN.
+  if (!keep_reader) on_data_ = nullptr;
   on_error_ = nullptr;
   on_writable_ = nullptr;
 }

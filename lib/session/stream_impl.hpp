@@ -86,6 +86,10 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   void emit_error(const Error &err);
   // Reports to the host what this stream now holds against the send budget.
   void sync_budget();
+  void flush_held();
+  void schedule_flush();
+  void notify_abort(const Error &err, bool emit);
+  void run_closed_callbacks(bool keep_reader = false);
 
   SessionHost &host_;
   std::shared_ptr<Connection> keep_;  // the host lives inside it
@@ -108,6 +112,9 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   std::uint64_t budget_held_ = 0;        // counted in the host's send budget
   mutable bool waiting_budget_ = false;  // queued with the host for a turn
   bool error_emitted_ = false;
+  // A session abort's callbacks are queued for a later turn; a QUIC close in
+  // between waits for them so that on_error still comes before on_closed.
+  bool abort_pending_ = false, closed_pending_ = false;
   DoneCallback fin_cb_;
   std::function<void()> on_writable_;
 
@@ -117,6 +124,7 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   bool recv_fin_ = false, recv_closed_ = false;
   std::vector<std::uint8_t> held_;  // received while paused / before on_data
   bool held_fin_ = false;
+  bool flush_scheduled_ = false;
   ErrorCallback on_error_;
   std::function<void()> on_closed_;
   StreamStats stats_;

@@ -93,3 +93,16 @@ TEST_CASE("codepoints match PROTOCOL.md", "[h3][codes]") {
   STATIC_REQUIRE(kH3VersionFallback == 0x110);
   STATIC_REQUIRE(kH3DatagramError == 0x33);
 }
+
+TEST_CASE("resets without an application code name the peer's code in messages", "[h3][codes]") {
+  CHECK(h3_code_name(kWtSessionGone) == "WT_SESSION_GONE");
+  CHECK(h3_code_name(kWtBufferedStreamRejected) == "WT_BUFFERED_STREAM_REJECTED");
+  CHECK(h3_code_name(kH3NoError) == "H3_NO_ERROR");
+  CHECK(h3_code_name(0x1234).empty());
+  CHECK(wt_code_suffix(kWtSessionGone) == " (WT_SESSION_GONE)");
+  CHECK(wt_code_suffix(0x1234) == " (code 0x1234)");
+  // Application codes travel in Error::code; the message stays plain.
+  CHECK(wt_code_suffix(wt_app_to_h3(7)).empty());
+  // A GREASE point inside the range carries no application code: it is named by value.
+  CHECK(wt_code_suffix(0x52e4a40fa8f9ull) == " (code 0x52e4a40fa8f9)");
+}
