@@ -328,6 +328,12 @@ std::string format(const char *fmt, ...) {
   return buf;
 }
 
+std::string human_bytes(std::uint64_t n) {
+  if (n >= (1u << 20)) return format("%.1f MiB", static_cast<double>(n) / (1u << 20));
+  if (n >= 1024) return format("%.1f KiB", static_cast<double>(n) / 1024);
+  return format("%" PRIu64 " B", n);
+}
+
 // ---------------------------------------------------------------- test data
 
 // Byte i of the generated payload: random looking, yet computable at any
@@ -912,11 +918,48 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
     uv_close(reinterpret_cast<uv_handle_t *>(&timeout_timer_), nullptr);
     if (push_) push_->fail_pending("not finished");
     close_waiter_ = nullptr;
+    if (conn_) report_transport(conn_->diagnostics());
     if (conn_) {
       auto conn = std::move(conn_);
       session_.reset();
       conn->close(0, "bye", [conn] {});
     }
+  }
+
+  // The connection's own view of the path, printed last: what the transfers
+  // above ran over.
+  void report_transport(const uvwt::ConnectionDiagnostics &d) {
+    const auto &st = d.stats;
+    report_.add({"rtt",
+                 true,
+                 format("smoothed %.3f ms, min %.3f ms, cwnd %s, in flight %s", d.rtt * 1000, d.min_rtt * 1000,
+                        human_bytes(d.cwnd).c_str(), human_bytes(d.bytes_in_flight).c_str()),
+                 {{"rtt_ms", json_number(d.rtt * 1000)},
+                  {"min_rtt_ms", json_number(d.min_rtt * 1000)},
+                  {"cwnd", std::to_string(d.cwnd)},
+                  {"bytes_in_flight", std::to_string(d.bytes_in_flight)}}});
+    auto batching = [](bool on, std::uint64_t n) {
+      return on ? format("on, %" PRIu64 " batches", n) : std::string("off");
+    };
+    std::string text = format("packets sent %" PRIu64 ", received %" PRIu64 ", lost %" PRIu64
+                              " (%.2f %%); payload sent %s, received %s; GSO %s; GRO %s",
+                              st.packets_sent, st.packets_received, st.packets_lost, d.packet_loss_rate * 100,
+                              human_bytes(st.bytes_sent).c_str(), human_bytes(st.bytes_received).c_str(),
+                              batching(d.gso, d.gso_batches).c_str(), batching(d.gro, d.gro_batches).c_str());
+    for (const auto &issue : d.issues()) text += "; " + issue;
+    report_.add({"transport",
+                 true,
+                 text,
+                 {{"packets_sent", std::to_string(st.packets_sent)},
+                  {"packets_received", std::to_string(st.packets_received)},
+                  {"packets_lost", std::to_string(st.packets_lost)},
+                  {"loss_rate", json_number(d.packet_loss_rate)},
+                  {"bytes_sent", std::to_string(st.bytes_sent)},
+                  {"bytes_received", std::to_string(st.bytes_received)},
+                  {"gso", d.gso ? "true" : "false"},
+                  {"gro", d.gro ? "true" : "false"},
+                  {"gso_batches", std::to_string(d.gso_batches)},
+                  {"gro_batches", std::to_string(d.gro_batches)}}});
   }
 
   uv_loop_t *loop_;

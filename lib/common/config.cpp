@@ -86,6 +86,10 @@ Error ServerConfig::validate() const {
   if (max_connections == 0) return bad("max_connections", "must be positive");
   if (max_sessions == 0) return bad("max_sessions", "must be positive");
   if (shutdown_timeout.count() < 0) return bad("shutdown_timeout", "must not be negative");
+  if (drain_timeout.count() < 0) return bad("drain_timeout", "must not be negative");
+  for (const auto &d : dialects)
+    if (d != "draft02" && d != "draft07" && d != "draft13" && d != "draft15")
+      return bad("dialects", "unknown dialect \"" + d + "\" (draft02, draft07, draft13, draft15)");
   return {};
 }
 

@@ -257,6 +257,11 @@ bool H3Connection::setup_nghttp3() {
   ctrl_sid_ = ctrl;
   LocalWtSettings wt;
   wt.max_sessions = cfg_.max_sessions_per_connection;
+  if (server_cfg_ != nullptr && !server_cfg_->dialects.empty()) {
+    wt.dialects = 0;
+    for (const auto &name : server_cfg_->dialects)
+      if (const Dialect d = dialect_from_name(name); d != Dialect::none) wt.dialects |= 1u << static_cast<unsigned>(d);
+  }
   ctrl_out_.set_local_settings(wt);
   for (auto sid : {ctrl, qenc, qdec}) routes_.emplace(sid, StreamRoute(false)).first->second.route = Route::http3;
   return true;
@@ -626,8 +631,15 @@ void H3Connection::shutdown_notice() {
   if (h3_ == nullptr || goaway_sent_) return;
   goaway_sent_ = true;
   nghttp3_conn_submit_shutdown_notice(h3_);
-  nghttp3_conn_shutdown(h3_);
   for (auto &[id, s] : sessions_) s->drain();
+  quic_->schedule_write();
+}
+
+void H3Connection::shutdown_final() {
+  if (h3_ == nullptr || final_goaway_sent_) return;
+  if (!goaway_sent_) shutdown_notice();
+  final_goaway_sent_ = true;
+  nghttp3_conn_shutdown(h3_);
   quic_->schedule_write();
 }
 
