@@ -201,7 +201,7 @@ class ServerImpl final : public Server,
   // ConnectionServerHooks
   AcceptDecision decide(SessionRequest &req, SessionHandler &handler) override {
     if (draining_ || closing_) return AcceptDecision::reject(429);
-    if (stats_.sessions_active >= cfg_.max_sessions) {
+    if (stats_.sessions_active + sessions_reserved_ >= cfg_.max_sessions) {
       ++stats_.sessions_rejected;
       return AcceptDecision::reject(429);
     }
@@ -226,6 +226,15 @@ class ServerImpl final : public Server,
       }
     }
     handler = *m->handler;
+    // Counted in sessions_active only once session_accepted runs (a later
+    // turn): until then the slot is held here, so that several CONNECTs read
+    // in one turn cannot all pass the limit. The release is queued before
+    // the connection queues session_accepted, and the queue runs in order.
+    ++sessions_reserved_;
+    std::weak_ptr<ServerImpl> weak = shared_from_this();
+    deferred_->post([weak] {
+      if (auto self = weak.lock()) --self->sessions_reserved_;
+    });
     return d;
   }
 
@@ -346,6 +355,7 @@ class ServerImpl final : public Server,
   bool draining_ = false, closing_ = false, closed_ = false, endpoint_closing_ = false;
   std::vector<CloseCallback> close_cbs_;
   bool final_goaway_sent_ = false;
+  std::uint64_t sessions_reserved_ = 0;
   std::unique_ptr<Timer> shutdown_timer_, drain_timer_, goaway_timer_;
   std::shared_ptr<ServerImpl> self_;
 };

@@ -653,3 +653,24 @@ TEST_CASE("listen(\"localhost\") binds both loopback families on one port", "[se
   v6.conn->close(0, "", {});
   close_all(tl, v4.conn, server);
 }
+
+TEST_CASE("max_sessions holds for CONNECTs that arrive together", "[server][loop][limits]") {
+  TestLoop tl;
+  ServerConfig cfg = server_config();
+  cfg.max_sessions = 1;
+  auto server = start_server(tl, cfg);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "");
+  REQUIRE(c.err.ok());
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 3; ++i)  // sent in one flight, read by the server in one turn
+    c.conn->open_session("/echo", {}, [&](const Error &e, std::shared_ptr<Session>) {
+      if (e.ok()) ++ok;
+      if (e.http_status == 429) ++refused;
+    });
+  REQUIRE(tl.run_until([&] { return ok + refused == 3; }));
+  CHECK(ok == 1);
+  CHECK(refused == 2);
+  CHECK(server->stats().sessions_active == 1);
+  close_all(tl, c.conn, server);
+}
