@@ -560,7 +560,13 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   info.authority = rs.authority;
   info.origin = rs.origin;
   info.headers = rs.headers;
-  info.dialect = rs.protocol == "webtransport-h3" ? "draft15" : (draft02 ? "draft02" : "draft13");
+  // ":protocol webtransport" without the draft-02 header is draft-07 or -13:
+  // the client took the newest of those we announced.
+  const bool announced13 = ctrl_out_.local_settings().announces(Dialect::draft13);
+  info.dialect = rs.protocol == "webtransport-h3" ? "draft15"
+                 : draft02                        ? "draft02"
+                 : announced13                    ? "draft13"
+                                                  : "draft07";
   auto s = std::make_shared<SessionImpl>(*this, static_cast<SessionId>(sid), false, info, cfg_);
   sessions_[static_cast<SessionId>(sid)] = s;
   rs.session = s;

@@ -509,10 +509,16 @@ TEST_CASE("a client uses the older dialect a server announces", "[server][loop][
   }
   SECTION("all (default): the newest") { expect = "draft15"; }
   auto server = start_server(tl, scfg);
-  server->route("/echo", echo_handler());
+  std::string server_dialect;
+  server->route("/echo", [&](std::shared_ptr<Session> s, const SessionRequest &r) {
+    server_dialect = s->info().dialect;
+    echo_handler()(s, r);
+  });
   auto c = connect(tl, server->port(), "/echo");
   REQUIRE(c.err.ok());
   CHECK(c.session->info().dialect == expect);
+  REQUIRE(tl.run_until([&] { return !server_dialect.empty(); }));
+  CHECK(server_dialect == expect);
   CHECK(c.conn->protocol_handler().peer_settings().dialect == expect);
   exchange_everything(tl, c.session);
   close_all(tl, c.conn, server);
