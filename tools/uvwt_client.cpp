@@ -4,8 +4,9 @@
 //
 // Steps run in this order on one session: --expect-push, --send/--file,
 // --bulk, --datagrams, --expect-close (else a clean local close); --sessions
-// then opens N more sessions one after another. Exit status 0 only if every
-// step passed.
+// then opens N more sessions one after another. The connection's transport
+// diagnostics (RTT, cwnd, packets, loss, GSO/GRO) close the report. Exit
+// status 0 only if every step passed.
 #include <uv.h>
 #include <unistd.h>
 
@@ -280,6 +281,7 @@ struct StepResult {
   bool ok = false;
   std::string text;
   std::vector<std::pair<std::string, std::string>> fields;  // key, raw JSON value
+  bool info = false;                                        // a measurement, not a check: printed as "info"
 };
 
 class Report {
@@ -287,7 +289,7 @@ class Report {
   explicit Report(bool json) : json_(json) {}
   void add(StepResult r) {
     if (!json_) {
-      std::printf("%-10s %s  %s\n", r.name.c_str(), r.ok ? "ok  " : "FAIL", r.text.c_str());
+      std::printf("%-10s %s  %s\n", r.name.c_str(), r.info ? "info" : r.ok ? "ok  " : "FAIL", r.text.c_str());
       std::fflush(stdout);
     }
     failed_ = failed_ || !r.ok;
@@ -326,6 +328,12 @@ std::string format(const char *fmt, ...) {
   std::vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   return buf;
+}
+
+std::string human_bytes(std::uint64_t n) {
+  if (n >= (1u << 20)) return format("%.1f MiB", static_cast<double>(n) / (1u << 20));
+  if (n >= 1024) return format("%.1f KiB", static_cast<double>(n) / 1024);
+  return format("%" PRIu64 " B", n);
 }
 
 // ---------------------------------------------------------------- test data
@@ -912,11 +920,50 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
     uv_close(reinterpret_cast<uv_handle_t *>(&timeout_timer_), nullptr);
     if (push_) push_->fail_pending("not finished");
     close_waiter_ = nullptr;
+    if (conn_) report_transport(conn_->diagnostics());
     if (conn_) {
       auto conn = std::move(conn_);
       session_.reset();
       conn->close(0, "bye", [conn] {});
     }
+  }
+
+  // The connection's own view of the path, printed last: what the transfers
+  // above ran over.
+  void report_transport(const uvwt::ConnectionDiagnostics &d) {
+    const auto &st = d.stats;
+    report_.add({"rtt",
+                 true,
+                 format("smoothed %.3f ms, min %.3f ms, cwnd %s, in flight %s", d.rtt * 1000, d.min_rtt * 1000,
+                        human_bytes(d.cwnd).c_str(), human_bytes(d.bytes_in_flight).c_str()),
+                 {{"rtt_ms", json_number(d.rtt * 1000)},
+                  {"min_rtt_ms", json_number(d.min_rtt * 1000)},
+                  {"cwnd", std::to_string(d.cwnd)},
+                  {"bytes_in_flight", std::to_string(d.bytes_in_flight)}},
+                 true});
+    auto batching = [](bool on, std::uint64_t n) {
+      return on ? format("on (%" PRIu64 " batch%s)", n, n == 1 ? "" : "es") : std::string("off");
+    };
+    std::string text = format("packets sent %" PRIu64 ", received %" PRIu64 ", lost %" PRIu64
+                              " (%.2f %%); payload sent %s, received %s; GSO %s; GRO %s",
+                              st.packets_sent, st.packets_received, st.packets_lost, d.packet_loss_rate * 100,
+                              human_bytes(st.bytes_sent).c_str(), human_bytes(st.bytes_received).c_str(),
+                              batching(d.gso, d.gso_batches).c_str(), batching(d.gro, d.gro_batches).c_str());
+    for (const auto &issue : d.issues()) text += "; " + issue;
+    report_.add({"transport",
+                 true,
+                 text,
+                 {{"packets_sent", std::to_string(st.packets_sent)},
+                  {"packets_received", std::to_string(st.packets_received)},
+                  {"packets_lost", std::to_string(st.packets_lost)},
+                  {"loss_rate", json_number(d.packet_loss_rate)},
+                  {"bytes_sent", std::to_string(st.bytes_sent)},
+                  {"bytes_received", std::to_string(st.bytes_received)},
+                  {"gso", d.gso ? "true" : "false"},
+                  {"gro", d.gro ? "true" : "false"},
+                  {"gso_batches", std::to_string(d.gso_batches)},
+                  {"gro_batches", std::to_string(d.gro_batches)}},
+                 true});
   }
 
   uv_loop_t *loop_;

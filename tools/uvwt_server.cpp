@@ -304,7 +304,7 @@ struct App {
     if (exit_timer_used) uv_close(reinterpret_cast<uv_handle_t *>(&exit_timer), nullptr);
     // Keep one signal watcher until the server is gone so a second ^C can hurry it.
     uv_close(reinterpret_cast<uv_handle_t *>(&sigterm), nullptr);
-    server->shutdown(uvwt::Duration(2000), [this] {
+    server->shutdown([this] {
       if (!uv_is_closing(reinterpret_cast<uv_handle_t *>(&sigint)))
         uv_close(reinterpret_cast<uv_handle_t *>(&sigint), nullptr);
     });

@@ -113,9 +113,18 @@ struct ServerConfig : TransportConfig {
   // every server behind one address) a client of a lost connection learns
   // at its next packet that the connection is gone.
   Bytes stateless_reset_secret;
+  // shutdown() without a timeout: GOAWAY, WT_DRAIN_SESSION, and after at most
+  // this long whatever is left is closed.
   Duration shutdown_timeout{5'000};
+  // During a shutdown: how long drained sessions get to wrap up before the
+  // server closes them (WT_CLOSE_SESSION) and their connections. Capped by the
+  // shutdown timeout.
   Duration drain_timeout{2'000};
   std::vector<std::string> protocols;  // subprotocols the server accepts, preference order
+  // WebTransport generations announced in SETTINGS: any of "draft02", "draft07",
+  // "draft13", "draft15". Empty: all of them (what interoperates). Fewer make
+  // the server look like an older one, e.g. for interop tests.
+  std::vector<std::string> dialects;
   [[nodiscard]] Error validate() const;
 };
 

@@ -46,6 +46,13 @@ struct ConnectionDiagnostics {
   std::uint64_t bytes_in_flight = 0;    // bytes
   std::uint64_t packets_in_flight = 0;  // packets sent, not yet acked or lost
   double packet_loss_rate = 0;          // lost / sent packets
+  // UDP batching of the socket this connection uses (shared by every
+  // connection on a server socket): whether the kernel offers it, and how
+  // many batched sends / coalesced receives actually happened.
+  bool gso = false;
+  bool gro = false;
+  std::uint64_t gso_batches = 0;
+  std::uint64_t gro_batches = 0;
   [[nodiscard]] std::vector<std::string> issues() const;
 };
 

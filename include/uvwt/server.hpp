@@ -57,7 +57,8 @@ class Server {
   static std::shared_ptr<Server> create(uv_loop_t *loop, const ServerConfig &config, Error &err);
 
   // Binds a UDP socket; may be called several times (e.g. 127.0.0.1 and ::1).
-  // port 0 picks a free port; port() tells which.
+  // port 0 picks a free port; port() tells which. "localhost" binds
+  // 127.0.0.1 and, where the host has IPv6 loopback, ::1 on the same port.
   virtual Error listen(const std::string &host, std::uint16_t port) = 0;
   [[nodiscard]] virtual std::uint16_t port() const noexcept = 0;
   [[nodiscard]] virtual std::vector<Address> local_addresses() const = 0;
@@ -70,9 +71,15 @@ class Server {
   // A new QUIC connection was accepted (before any session).
   virtual void on_connection(std::function<void(std::shared_ptr<Connection>)> cb) = 0;
 
-  // Stops accepting, sends GOAWAY and WT_DRAIN_SESSION, closes what is left
-  // after `timeout`, then closes the server; cb when all is closed.
+  // Stops accepting new sessions (429), sends the GOAWAY shutdown notice and
+  // WT_DRAIN_SESSION, then (a grace of about one round trip later) the final
+  // GOAWAY. Connections whose sessions have all ended are closed; after
+  // ServerConfig::drain_timeout the remaining sessions are closed (code 0,
+  // "server shutting down") with their connections; after `timeout` whatever
+  // is left is closed at once and the server closes. cb when all is closed.
   virtual void shutdown(Duration timeout, CloseCallback cb = {}) = 0;
+  // The same with ServerConfig::shutdown_timeout.
+  virtual void shutdown(CloseCallback cb = {}) = 0;
   virtual void close(CloseCallback cb = {}) = 0;
   [[nodiscard]] virtual bool is_closed() const noexcept = 0;
   [[nodiscard]] virtual ServerStats stats() const = 0;

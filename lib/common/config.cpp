@@ -90,6 +90,10 @@ Error ServerConfig::validate() const {
   if (!stateless_reset_secret.empty() && stateless_reset_secret.size() < 16)
     return bad("stateless_reset_secret", "needs at least 16 bytes (or none for a random key)");
   if (shutdown_timeout.count() < 0) return bad("shutdown_timeout", "must not be negative");
+  if (drain_timeout.count() < 0) return bad("drain_timeout", "must not be negative");
+  for (const auto &d : dialects)
+    if (d != "draft02" && d != "draft07" && d != "draft13" && d != "draft15")
+      return bad("dialects", "unknown dialect \"" + d + "\" (draft02, draft07, draft13, draft15)");
   return {};
 }
 

@@ -426,6 +426,14 @@ ConnectionDiagnostics ConnectionImpl::diagnostics() const {
     d.packet_loss_rate =
         qs.packets_sent > 0 ? static_cast<double>(qs.packets_lost) / static_cast<double>(qs.packets_sent) : 0.0;
   }
+  if (ep_ != nullptr) {
+    d.gso = ep_->gso();
+    d.gro = ep_->gro();
+    if (const UdpSocket *s = ep_->first_socket()) {
+      d.gso_batches = s->counters().gso_batches;
+      d.gro_batches = s->counters().gro_batches;
+    }
+  }
   return d;
 }
 

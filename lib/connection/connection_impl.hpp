@@ -119,6 +119,9 @@ class ConnectionImpl final : public Connection,
   void shutdown_notice() {
     if (h3_) h3_->shutdown_notice();
   }
+  void shutdown_final() {
+    if (h3_) h3_->shutdown_final();
+  }
   void abandon(const Error &err);
   [[nodiscard]] Endpoint *endpoint() noexcept { return ep_; }
   [[nodiscard]] QuicConnection *quic() noexcept { return quic_.get(); }

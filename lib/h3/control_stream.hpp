@@ -77,6 +77,7 @@ class ControlStreamRewriter {
 
   // Must be called before the SETTINGS frame has been fed.
   void set_local_settings(const LocalWtSettings &s) { local_ = s; }
+  [[nodiscard]] const LocalWtSettings &local_settings() const noexcept { return local_; }
 
   // nghttp3's bytes, in order. They count in nghttp3_bytes_fed() at once:
   // the caller may credit nghttp3 (nghttp3_conn_add_write_offset) right away.

@@ -85,6 +85,12 @@ const char *dialect_name(Dialect d) noexcept {
   return "none";
 }
 
+Dialect dialect_from_name(std::string_view name) noexcept {
+  for (Dialect d : {Dialect::draft02, Dialect::draft07, Dialect::draft13, Dialect::draft15})
+    if (name == dialect_name(d)) return d;
+  return Dialect::none;
+}
+
 namespace {
 
 struct Pair {
@@ -95,10 +101,10 @@ struct Pair {
 std::size_t wt_pairs(const LocalWtSettings &s, Pair (&out)[8]) noexcept {
   if (s.max_sessions == 0) return 0;
   std::size_t n = 0;
-  out[n++] = {kSettingsEnableWebtransport, 1};
-  out[n++] = {kSettingsWebtransportMaxSessionsDraft07, s.max_sessions};
-  out[n++] = {kSettingsWtMaxSessions, s.max_sessions};
-  out[n++] = {kSettingsWtEnabled, 1};
+  if (s.announces(Dialect::draft02)) out[n++] = {kSettingsEnableWebtransport, 1};
+  if (s.announces(Dialect::draft07)) out[n++] = {kSettingsWebtransportMaxSessionsDraft07, s.max_sessions};
+  if (s.announces(Dialect::draft13)) out[n++] = {kSettingsWtMaxSessions, s.max_sessions};
+  if (s.announces(Dialect::draft15)) out[n++] = {kSettingsWtEnabled, 1};
   if (s.h3_datagram_draft04) out[n++] = {kSettingsH3DatagramDraft04, 1};
   if (s.flow_control) {
     out[n++] = {kSettingsWtInitialMaxData, s.initial_max_data};

@@ -54,7 +54,17 @@ struct LocalWtSettings {
   // Also announce the pre-RFC datagram setting 0xffd277 (older Chromium
   // looks for it); clear it when datagrams are off.
   bool h3_datagram_draft04 = true;
+  // Generations to announce, bit (1 << Dialect) each: all by default; fewer
+  // make a server look like an older one (interop testing).
+  std::uint8_t dialects = kAllDialects;
+  static constexpr std::uint8_t kAllDialects =
+      (1u << static_cast<unsigned>(Dialect::draft02)) | (1u << static_cast<unsigned>(Dialect::draft07)) |
+      (1u << static_cast<unsigned>(Dialect::draft13)) | (1u << static_cast<unsigned>(Dialect::draft15));
+  [[nodiscard]] bool announces(Dialect d) const noexcept { return (dialects & (1u << static_cast<unsigned>(d))) != 0; }
 };
+
+// Dialect by its dialect_name(); Dialect::none for anything else.
+Dialect dialect_from_name(std::string_view name) noexcept;
 
 // Largest output of encode_wt_settings: 8 pairs of 8-byte varints at most.
 inline constexpr std::size_t kWtSettingsMaxSize = 8 * 16;

@@ -275,6 +275,11 @@ bool H3Connection::setup_nghttp3() {
   ctrl_sid_ = ctrl;
   LocalWtSettings wt;
   wt.max_sessions = cfg_.max_sessions_per_connection;
+  if (server_cfg_ != nullptr && !server_cfg_->dialects.empty()) {
+    wt.dialects = 0;
+    for (const auto &name : server_cfg_->dialects)
+      if (const Dialect d = dialect_from_name(name); d != Dialect::none) wt.dialects |= 1u << static_cast<unsigned>(d);
+  }
   ctrl_out_.set_local_settings(wt);
   for (auto sid : {ctrl, qenc, qdec}) routes_.emplace(sid, StreamRoute(false)).first->second.route = Route::http3;
   return true;
@@ -576,7 +581,13 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   info.authority = rs.authority;
   info.origin = rs.origin;
   info.headers = rs.headers;
-  info.dialect = rs.protocol == "webtransport-h3" ? "draft15" : (draft02 ? "draft02" : "draft13");
+  // ":protocol webtransport" without the draft-02 header is draft-07 or -13:
+  // the client took the newest of those we announced.
+  const bool announced13 = ctrl_out_.local_settings().announces(Dialect::draft13);
+  info.dialect = rs.protocol == "webtransport-h3" ? "draft15"
+                 : draft02                        ? "draft02"
+                 : announced13                    ? "draft13"
+                                                  : "draft07";
   auto s = std::make_shared<SessionImpl>(*this, static_cast<SessionId>(sid), false, info, cfg_);
   sessions_[static_cast<SessionId>(sid)] = s;
   rs.session = s;
@@ -707,10 +718,10 @@ void H3Connection::session_closed(SessionImpl &s) {
 void H3Connection::abandon_connect_stream(SessionImpl &s, bool reset_send) {
   const auto sid = static_cast<std::int64_t>(s.id());
   if (quic_ == nullptr || closed_) return;
-  if (h3_ != nullptr) nghttp3_conn_shutdown_stream_read(h3_, sid);
+  if (h3_ != nullptr) nghttp3_conn_shutdown_stream_read(h3w(), sid);
   quic_->shutdown_stream_read(sid, kWtSessionGone);
   if (reset_send) {
-    if (h3_ != nullptr) nghttp3_conn_shutdown_stream_write(h3_, sid);
+    if (h3_ != nullptr) nghttp3_conn_shutdown_stream_write(h3w(), sid);
     quic_->shutdown_stream_write(sid, kWtSessionGone);
   }
 }
@@ -737,8 +748,15 @@ void H3Connection::shutdown_notice() {
   if (h3_ == nullptr || goaway_sent_) return;
   goaway_sent_ = true;
   nghttp3_conn_submit_shutdown_notice(h3w());
-  nghttp3_conn_shutdown(h3w());
   for (auto &[id, s] : sessions_) s->drain();
+  quic_->schedule_write();
+}
+
+void H3Connection::shutdown_final() {
+  if (h3_ == nullptr || final_goaway_sent_) return;
+  if (!goaway_sent_) shutdown_notice();
+  final_goaway_sent_ = true;
+  nghttp3_conn_shutdown(h3w());
   quic_->schedule_write();
 }
 

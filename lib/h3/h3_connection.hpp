@@ -64,8 +64,13 @@ class H3Connection final : public QuicApp, public SessionHost {
   void open_session(const std::string &authority, const std::string &path, const Headers &headers,
                     const std::vector<std::string> &protocols,
                     std::function<void(const Error &, std::shared_ptr<Session>)> cb);
-  // Server: GOAWAY + WT_DRAIN_SESSION on every session.
+  // Server: the GOAWAY shutdown notice (largest id: requests in flight still
+  // count) + WT_DRAIN_SESSION on every session; no new sessions from then on.
   void shutdown_notice();
+  // Server: the final GOAWAY naming the last request processed. Sent a grace
+  // period after the notice so requests the peer sent before seeing it are
+  // answered rather than cut.
+  void shutdown_final();
   void close_all_sessions(std::uint32_t code, const std::string &reason);
 
   [[nodiscard]] std::vector<std::shared_ptr<SessionImpl>> sessions() const;
@@ -253,6 +258,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   std::size_t dgram_dropped_ = 0;
   std::uint64_t goaway_ = 0;
   bool goaway_sent_ = false;
+  bool final_goaway_sent_ = false;
   bool peer_ctrl_settings_seen_ = false;
   bool closed_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -15,6 +15,7 @@
 #include "quic/endpoint.hpp"
 #include "quic/tls_context.hpp"
 #include "server/router.hpp"
+#include "session/session_impl.hpp"
 
 namespace uvwt {
 
@@ -50,14 +51,15 @@ class ServerImpl final : public Server,
 
   Error listen(const std::string &host, std::uint16_t port) override {
     if (closed_ || closing_) return {Errc::server, "server is closed"};
-    auto addr = SockAddr::parse(host == "localhost" ? "127.0.0.1" : host, port);
-    if (!addr) return {Errc::configuration, "listen: not an IP address: " + host};
-    if (addr->port() == 0 && port_ != 0) addr->set_port(port_);  // second family on the same port
-    UdpSocket *sock = nullptr;
-    if (Error e = ep_->bind(*addr, &sock))
-      return Error(Errc::server, "listen on " + addr->to_string() + ": " + e.message);
-    if (port_ == 0) port_ = sock->local_addr().port();
-    return {};
+    if (host == "localhost") {
+      // Both loopback families, as browsers may try ::1 first (PROTOCOL.md).
+      // IPv4 must work; IPv6 is skipped where the host has no ::1.
+      if (Error e = listen_one("127.0.0.1", port)) return e;
+      if (Error e = listen_one("::1", port_))
+        UVWT_DEBUG("listen(localhost): no IPv6 loopback on port %u: %s", port_, e.message.c_str());
+      return {};
+    }
+    return listen_one(host, port);
   }
   [[nodiscard]] std::uint16_t port() const noexcept override { return port_; }
   [[nodiscard]] std::vector<Address> local_addresses() const override {
@@ -70,22 +72,40 @@ class ServerImpl final : public Server,
   void set_accept_hook(AcceptHook hook) override { hook_ = std::move(hook); }
   void on_connection(std::function<void(std::shared_ptr<Connection>)> cb) override { on_conn_ = std::move(cb); }
 
+  void shutdown(CloseCallback cb) override { shutdown(cfg_.shutdown_timeout, std::move(cb)); }
+
   void shutdown(Duration timeout, CloseCallback cb) override {
-    if (closed_ || closing_) {
-      close(std::move(cb));
+    if (closed_ || closing_ || draining_) {
+      // Already on its way down: the callback joins the others.
+      if (closed_ || closing_)
+        close(std::move(cb));
+      else if (cb)
+        close_cbs_.push_back(std::move(cb));
       return;
     }
+    if (cb) close_cbs_.push_back(std::move(cb));
     draining_ = true;
     for (auto &c : conns_) c->shutdown_notice();
     if (conns_.empty()) {
-      close(std::move(cb));
+      close({});
       return;
     }
-    shutdown_cb_ = std::move(cb);
-    shutdown_timer_ = std::make_unique<Timer>(loop_);
+    const Duration total = std::max(Duration(0), timeout);
+    const Duration drain = std::min(std::max(Duration(0), cfg_.drain_timeout), total);
     std::weak_ptr<ServerImpl> weak = shared_from_this();
-    shutdown_timer_->start(static_cast<std::uint64_t>(std::max<std::int64_t>(0, timeout.count())), [weak] {
-      if (auto self = weak.lock()) self->close(std::move(self->shutdown_cb_));
+    goaway_timer_ = std::make_unique<Timer>(loop_);
+    goaway_timer_->start(ms(goaway_grace(drain)), [weak] {
+      if (auto self = weak.lock()) self->final_goaway();
+    });
+    if (drain < total) {
+      drain_timer_ = std::make_unique<Timer>(loop_);
+      drain_timer_->start(ms(drain), [weak] {
+        if (auto self = weak.lock()) self->drain_expired();
+      });
+    }
+    shutdown_timer_ = std::make_unique<Timer>(loop_);
+    shutdown_timer_->start(ms(total), [weak] {
+      if (auto self = weak.lock()) self->close({});
     });
   }
 
@@ -98,6 +118,8 @@ class ServerImpl final : public Server,
     if (closing_) return;
     closing_ = true;
     shutdown_timer_.reset();
+    drain_timer_.reset();
+    goaway_timer_.reset();
     self_ = shared_from_this();
     auto conns = conns_;
     for (auto &c : conns) {
@@ -182,7 +204,7 @@ class ServerImpl final : public Server,
   // ConnectionServerHooks
   AcceptDecision decide(SessionRequest &req, SessionHandler &handler) override {
     if (draining_ || closing_) return AcceptDecision::reject(429);
-    if (stats_.sessions_active >= cfg_.max_sessions) {
+    if (stats_.sessions_active + sessions_reserved_ >= cfg_.max_sessions) {
       ++stats_.sessions_rejected;
       return AcceptDecision::reject(429);
     }
@@ -207,6 +229,15 @@ class ServerImpl final : public Server,
       }
     }
     handler = *m->handler;
+    // Counted in sessions_active only once session_accepted runs (a later
+    // turn): until then the slot is held here, so that several CONNECTs read
+    // in one turn cannot all pass the limit. The release is queued before
+    // the connection queues session_accepted, and the queue runs in order.
+    ++sessions_reserved_;
+    std::weak_ptr<ServerImpl> weak = shared_from_this();
+    deferred_->post([weak] {
+      if (auto self = weak.lock()) --self->sessions_reserved_;
+    });
     return d;
   }
 
@@ -214,21 +245,84 @@ class ServerImpl final : public Server,
     ++stats_.sessions_accepted;
     ++stats_.sessions_active;
     std::weak_ptr<ServerImpl> weak = shared_from_this();
-    s->on_closed([weak](const SessionCloseInfo &) {
-      if (auto self = weak.lock())
+    // Not through on_closed(): that slot belongs to the user's handler, which
+    // would replace it and leave the session counted forever.
+    if (auto impl = std::dynamic_pointer_cast<SessionImpl>(s)) {
+      impl->add_close_listener([weak, wconn = std::weak_ptr<Connection>(s->connection())] {
+        auto self = weak.lock();
+        if (!self) return;
         if (self->stats_.sessions_active > 0) --self->stats_.sessions_active;
-    });
+        // A drained connection whose last session has ended has nothing left to wait for.
+        if (self->final_goaway_sent_ && !self->closing_) self->close_if_idle(wconn.lock());
+      });
+    }
     if (handler) handler(s, req);
   }
 
   void connection_finished(const std::shared_ptr<Connection> &c) override {
     auto it = std::find_if(conns_.begin(), conns_.end(), [&](const auto &p) { return p.get() == c.get(); });
     if (it != conns_.end()) conns_.erase(it);
-    if (draining_ && conns_.empty() && !closing_) close(std::move(shutdown_cb_));
+    if (draining_ && conns_.empty() && !closing_) close({});
     maybe_finish();
   }
 
  private:
+  static std::uint64_t ms(Duration d) { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.count())); }
+
+  Error listen_one(const std::string &host, std::uint16_t port) {
+    auto addr = SockAddr::parse(host, port);
+    if (!addr) return {Errc::configuration, "listen: not an IP address or localhost: " + host};
+    if (addr->port() == 0 && port_ != 0) addr->set_port(port_);  // second family on the same port
+    UdpSocket *sock = nullptr;
+    if (Error e = ep_->bind(*addr, &sock))
+      return Error(Errc::server, "listen on " + addr->to_string() + ": " + e.message);
+    if (port_ == 0) port_ = sock->local_addr().port();
+    return {};
+  }
+
+  // Time between the GOAWAY shutdown notice and the final GOAWAY: requests a
+  // client sent before the notice reached it arrive within about one round
+  // trip, and are answered (429) instead of falling beyond the final id.
+  // Two smoothed RTTs of the slowest connection, at least 25 ms, at most half
+  // the drain period.
+  Duration goaway_grace(Duration drain) const {
+    double rtt = 0;
+    for (const auto &c : conns_) rtt = std::max(rtt, c->diagnostics().rtt);
+    const auto two_rtt = Duration(static_cast<std::int64_t>(rtt * 2000.0) + 1);
+    return std::min(std::max(Duration(25), two_rtt), drain / 2);
+  }
+
+  void final_goaway() {
+    if (closing_) return;
+    final_goaway_sent_ = true;
+    auto conns = conns_;
+    for (auto &c : conns) {
+      c->shutdown_final();
+      close_if_idle(c);
+    }
+  }
+
+  // The drain period is over: close what is left gracefully (sessions with
+  // WT_CLOSE_SESSION, then their connections); the shutdown timer remains
+  // the hard limit.
+  void drain_expired() {
+    if (closing_) return;
+    auto conns = conns_;
+    for (auto &c : conns) {
+      c->shutdown_final();
+      for (const auto &info : c->get_all_sessions())
+        if (auto s = c->get_session(info.session_id)) s->close(0, "server shutting down");
+      c->close(0, "server shutting down", {});
+    }
+  }
+
+  void close_if_idle(const std::shared_ptr<Connection> &c) {
+    if (!c || c->is_closed() || c->is_closing()) return;
+    for (const auto &info : c->get_all_sessions())
+      if (info.state != SessionState::closed) return;
+    c->close(0, "server shutting down", {});
+  }
+
   void maybe_finish() {
     if (!closing_ || !conns_.empty() || endpoint_closing_) return;
     endpoint_closing_ = true;
@@ -263,8 +357,9 @@ class ServerImpl final : public Server,
   std::uint16_t port_ = 0;
   bool draining_ = false, closing_ = false, closed_ = false, endpoint_closing_ = false;
   std::vector<CloseCallback> close_cbs_;
-  CloseCallback shutdown_cb_;
-  std::unique_ptr<Timer> shutdown_timer_;
+  bool final_goaway_sent_ = false;
+  std::uint64_t sessions_reserved_ = 0;
+  std::unique_ptr<Timer> shutdown_timer_, drain_timer_, goaway_timer_;
   std::shared_ptr<ServerImpl> self_;
 };
 

@@ -244,6 +244,15 @@ void SessionImpl::on_closed(ClosedCallback cb) {
   on_closed_ = std::move(cb);
 }
 
+void SessionImpl::add_close_listener(std::function<void()> cb) {
+  if (!cb) return;
+  if (info_.state == SessionState::closed) {
+    host_.defer(std::move(cb));
+    return;
+  }
+  close_listeners_.push_back(std::move(cb));
+}
+
 void SessionImpl::drain() {
   if (info_.state != SessionState::connected) return;
   std::vector<std::uint8_t> cap(16);
@@ -378,6 +387,9 @@ void SessionImpl::run_close_callbacks(bool was_ready) {
   auto cbs = std::move(close_cbs_);
   close_cbs_.clear();
   for (const auto &c : cbs) c();
+  auto listeners = std::move(close_listeners_);
+  close_listeners_.clear();
+  for (const auto &l : listeners) l();
   // Drop user callbacks: they often capture this session (cycles).
   on_closed_ = nullptr;
   on_bidi_ = nullptr;

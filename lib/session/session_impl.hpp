@@ -46,6 +46,11 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void on_closed(ClosedCallback cb) override;
   [[nodiscard]] SessionStats stats() const override { return stats_; }
 
+  // Library-internal close observers (server accounting), kept apart from the
+  // user's single on_closed slot so a user handler cannot displace them. They
+  // run whenever the session ends, ready or not; deferred if it already has.
+  void add_close_listener(std::function<void()> cb);
+
   // From the connection.
   void set_ready(std::string protocol);
   void fail(const Error &err);  // before ready (client: non-2xx, timeout) or connection loss
@@ -96,6 +101,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   DatagramCallback on_datagram_;
   std::function<void()> on_draining_;
   ClosedCallback on_closed_;
+  std::vector<std::function<void()>> close_listeners_;
   std::vector<CloseCallback> close_cbs_;
   CapsuleParser parser_;
   std::uint32_t peer_code_ = 0;

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <set>
 
 #include <unistd.h>
 
@@ -312,4 +314,378 @@ TEST_CASE("a server dropped without close() shuts its connections and frees the 
   server.reset();  // no close(): the destructor must still leave nothing behind
   REQUIRE(tl.run_until([&] { return c.conn->is_closed(); }, 5'000));
   c = {};
+}
+
+TEST_CASE("server-wide max_sessions: over the limit is 429, closes make room even with user on_closed",
+          "[server][loop][limits]") {
+  TestLoop tl;
+  ServerConfig cfg = server_config();
+  cfg.max_sessions = 2;
+  cfg.max_sessions_per_connection = 16;  // the server-wide limit is the one that bites
+  auto server = start_server(tl, cfg);
+  int user_closed = 0;
+  server->route("/echo", [&](std::shared_ptr<Session> s, const SessionRequest &) {
+    // A handler that takes the session's on_closed slot for itself.
+    s->on_closed([&](const SessionCloseInfo &) { ++user_closed; });
+  });
+  auto a = connect(tl, server->port(), "/echo");
+  REQUIRE(a.err.ok());
+  auto b = connect(tl, server->port(), "/echo");  // a second connection: the limit spans connections
+  REQUIRE(b.err.ok());
+  REQUIRE(tl.run_until([&] { return server->stats().sessions_active == 2; }));
+  auto open = [&](const std::shared_ptr<Connection> &c) {
+    auto r = std::make_shared<std::pair<bool, Error>>();
+    std::shared_ptr<Session> session;
+    c->open_session("/echo", {}, [r, &session](const Error &e, std::shared_ptr<Session> s) {
+      r->second = e;
+      r->first = true;
+      session = s;
+    });
+    REQUIRE(tl.run_until([&] { return r->first; }));
+    return std::make_pair(r->second, session);
+  };
+  auto [over, none] = open(b.conn);
+  CHECK(over.errc == Errc::http_status);
+  CHECK(over.http_status == 429);
+  CHECK(none == nullptr);
+  CHECK(server->stats().sessions_rejected >= 1);
+
+  // Free one slot from the client side, one from the server side: each must be counted.
+  bool a_closed = false;
+  a.session->close(0, "bye", [&] { a_closed = true; });
+  REQUIRE(tl.run_until([&] { return a_closed && server->stats().sessions_active == 1; }));
+  auto [ok1, s1] = open(b.conn);
+  REQUIRE(ok1.ok());
+  REQUIRE(s1);
+  CHECK(server->stats().sessions_active == 2);
+  auto [over2, none2] = open(a.conn);
+  CHECK(over2.http_status == 429);
+  for (const auto &c : server->connections())
+    for (const auto &info : c->get_all_sessions())
+      if (auto s = c->get_session(info.session_id)) s->close(7, "server side");
+  REQUIRE(tl.run_until([&] { return server->stats().sessions_active == 0; }));
+  CHECK(user_closed == 3);  // the user's callbacks ran too
+  auto [ok2, s2] = open(a.conn);
+  CHECK(ok2.ok());
+  CHECK(s2 != nullptr);
+  CHECK(server->stats().sessions_accepted == 4);
+  b.conn->close(0, "", {});
+  close_all(tl, a.conn, server);
+}
+
+TEST_CASE("wt-available-protocols / wt-protocol negotiation", "[server][loop][negotiation]") {
+  TestLoop tl;
+  ServerConfig scfg = server_config();
+  scfg.protocols = {"chat-v2", "chat-v1"};  // server preference order
+  auto server = start_server(tl, scfg);
+  std::vector<std::string> offered;
+  std::string server_side_protocol;
+  server->route("/chat", [&](std::shared_ptr<Session> s, const SessionRequest &req) {
+    offered = req.offered_protocols;
+    server_side_protocol = s->info().protocol;
+  });
+  server->set_accept_hook([](const SessionRequest &r) {
+    AcceptDecision d;
+    if (r.query == "hook") d.protocol = "chat-v1";  // the hook's choice wins over the config
+    if (r.query == "require" && r.offered_protocols.empty()) d = AcceptDecision::reject(400);
+    return d;
+  });
+  ClientConfig ccfg = client_config();
+  SECTION("the server picks its most preferred protocol the client offers") {
+    ccfg.protocols = {"chat-v1", "chat-v2", "other"};
+    auto c = connect(tl, server->port(), "/chat", ccfg);
+    REQUIRE(c.err.ok());
+    CHECK(c.session->info().protocol == "chat-v2");
+    REQUIRE(tl.run_until([&] { return !server_side_protocol.empty(); }));
+    CHECK(server_side_protocol == "chat-v2");
+    CHECK(offered == std::vector<std::string>{"chat-v1", "chat-v2", "other"});
+    close_all(tl, c.conn, server);
+  }
+  SECTION("the accept hook can choose") {
+    ccfg.protocols = {"chat-v1", "chat-v2"};
+    auto c = connect(tl, server->port(), "/chat?hook", ccfg);
+    REQUIRE(c.err.ok());
+    CHECK(c.session->info().protocol == "chat-v1");
+    close_all(tl, c.conn, server);
+  }
+  SECTION("no overlap: accepted without a protocol, no wt-protocol sent") {
+    ccfg.protocols = {"mqtt"};
+    auto c = connect(tl, server->port(), "/chat", ccfg);
+    REQUIRE(c.err.ok());
+    CHECK(c.session->info().protocol.empty());
+    for (const auto &[k, v] : c.session->info().headers) CHECK(k != "wt-protocol");
+    REQUIRE(tl.run_until([&] { return offered.size() == 1; }));
+    CHECK(server_side_protocol.empty());
+    close_all(tl, c.conn, server);
+  }
+  SECTION("nothing offered: no protocol; a hook may refuse that") {
+    auto c = connect(tl, server->port(), "/chat", ccfg);
+    REQUIRE(c.err.ok());
+    CHECK(c.session->info().protocol.empty());
+    auto r = connect(tl, server->port(), "/chat?require", ccfg);
+    CHECK(r.err.http_status == 400);
+    close_all(tl, c.conn, server);
+  }
+}
+
+TEST_CASE("the accept hook sees origin, headers and the remote address", "[server][loop][negotiation]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  std::optional<SessionRequest> seen;
+  server->set_accept_hook([&](const SessionRequest &r) {
+    seen = r;
+    return AcceptDecision::accept();
+  });
+  auto c = connect(tl, server->port(), "");  // the connection only; the session below carries headers
+  REQUIRE(c.err.ok());
+  std::optional<Error> opened;
+  c.conn->open_session("/echo?room=1", {{"origin", "https://app.example"}, {"x-token", "abc123"}},
+                       [&](const Error &e, std::shared_ptr<Session>) { opened = e; });
+  REQUIRE(tl.run_until([&] { return opened.has_value(); }));
+  REQUIRE(opened->ok());
+  REQUIRE(seen.has_value());
+  CHECK(seen->path == "/echo");
+  CHECK(seen->query == "room=1");
+  CHECK(seen->origin == "https://app.example");
+  CHECK(seen->authority.find(std::to_string(server->port())) != std::string::npos);
+  bool token = false;
+  for (const auto &[k, v] : seen->headers) token = token || (k == "x-token" && v == "abc123");
+  CHECK(token);
+  REQUIRE(c.conn->local_address());
+  CHECK(seen->remote_address.host == "127.0.0.1");
+  CHECK(seen->remote_address.port == c.conn->local_address()->port);
+  CHECK(seen->remote_address.port != server->port());
+  close_all(tl, c.conn, server);
+}
+
+namespace {
+
+// Bidi echo, uni echo and datagram echo over one session; returns when all came back.
+void exchange_everything(TestLoop &tl, const std::shared_ptr<Session> &s) {
+  const Bytes data = pattern(64 * 1024, 3);
+  auto bidi = std::make_shared<Bytes>();
+  bool bidi_fin = false;
+  s->open_bidi_stream([&, bidi](const Error &err, std::shared_ptr<Stream> st) {
+    REQUIRE(err.ok());
+    st->on_data([&, bidi](std::span<const std::uint8_t> d, bool f) {
+      bidi->insert(bidi->end(), d.begin(), d.end());
+      bidi_fin = bidi_fin || f;
+    });
+    st->write_and_end(data);
+  });
+  auto uni = std::make_shared<Bytes>();
+  bool uni_fin = false;
+  s->on_uni_stream([&, uni](std::shared_ptr<Stream> st) {
+    st->on_data([&, uni](std::span<const std::uint8_t> d, bool f) {
+      uni->insert(uni->end(), d.begin(), d.end());
+      uni_fin = uni_fin || f;
+    });
+  });
+  s->open_uni_stream([](const Error &err, std::shared_ptr<Stream> st) {
+    REQUIRE(err.ok());
+    st->write_and_end(Bytes{'u', 'n', 'i'});
+  });
+  int dgrams = 0;
+  s->on_datagram([&](std::span<const std::uint8_t> d) { dgrams += d.size() == 3 ? 1 : 0; });
+  // Datagrams may be lost even on loopback: send until one comes back.
+  for (int i = 0; i < 50 && dgrams == 0; ++i) {
+    REQUIRE(s->send_datagram(Bytes{'d', 'g', 'm'}).ok());
+    tl.run_until([&] { return dgrams > 0; }, 100);
+  }
+  REQUIRE(tl.run_until([&] { return bidi_fin && uni_fin && dgrams > 0; }));
+  CHECK(*bidi == data);
+  CHECK(*uni == Bytes{'u', 'n', 'i'});
+}
+
+}  // namespace
+
+TEST_CASE("a client uses the older dialect a server announces", "[server][loop][negotiation]") {
+  TestLoop tl;
+  ServerConfig scfg = server_config();
+  std::string expect;
+  SECTION("draft-02 only") {
+    scfg.dialects = {"draft02"};
+    expect = "draft02";
+  }
+  SECTION("draft-07 only") {
+    scfg.dialects = {"draft07"};
+    expect = "draft07";
+  }
+  SECTION("draft-13 and draft-07: the newer one") {
+    scfg.dialects = {"draft07", "draft13"};
+    expect = "draft13";
+  }
+  SECTION("all (default): the newest") { expect = "draft15"; }
+  auto server = start_server(tl, scfg);
+  std::string server_dialect;
+  server->route("/echo", [&](std::shared_ptr<Session> s, const SessionRequest &r) {
+    server_dialect = s->info().dialect;
+    echo_handler()(s, r);
+  });
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.err.ok());
+  CHECK(c.session->info().dialect == expect);
+  REQUIRE(tl.run_until([&] { return !server_dialect.empty(); }));
+  CHECK(server_dialect == expect);
+  CHECK(c.conn->protocol_handler().peer_settings().dialect == expect);
+  exchange_everything(tl, c.session);
+  close_all(tl, c.conn, server);
+}
+
+TEST_CASE("ServerConfig::dialects rejects unknown names", "[server][config]") {
+  ServerConfig cfg = server_config();
+  cfg.dialects = {"draft02", "draft99"};
+  const Error e = cfg.validate();
+  CHECK(e.errc == Errc::configuration);
+  CHECK(e.message.find("dialects") != std::string::npos);
+  cfg.dialects = {"draft15"};
+  CHECK(cfg.validate().ok());
+  cfg.drain_timeout = std::chrono::milliseconds(-1);
+  CHECK(cfg.validate().errc == Errc::configuration);
+}
+
+TEST_CASE("shutdown() without a timeout uses ServerConfig::shutdown_timeout", "[server][loop][shutdown]") {
+  TestLoop tl;
+  ServerConfig cfg = server_config();
+  cfg.shutdown_timeout = std::chrono::milliseconds(400);
+  cfg.drain_timeout = std::chrono::milliseconds(60'000);  // capped by the shutdown timeout
+  auto server = start_server(tl, cfg);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.err.ok());
+  bool draining = false;
+  std::optional<SessionCloseInfo> closed;
+  c.session->on_draining([&] { draining = true; });
+  c.session->on_closed([&](const SessionCloseInfo &ci) { closed = ci; });
+  const auto started = std::chrono::steady_clock::now();
+  bool shut = false;
+  server->shutdown([&] { shut = true; });  // the client ignores the drain request
+  REQUIRE(tl.run_until([&] { return shut; }, 10'000));
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(took >= std::chrono::milliseconds(390));
+  CHECK(took < std::chrono::milliseconds(5'000));
+  CHECK(draining);
+  REQUIRE(tl.run_until([&] { return closed.has_value(); }, 5'000));
+  CHECK(closed->remote);
+  close_all(tl, c.conn, nullptr);
+}
+
+TEST_CASE("drain_timeout: sessions that do not wrap up are closed after it", "[server][loop][shutdown]") {
+  TestLoop tl;
+  ServerConfig cfg = server_config();
+  cfg.shutdown_timeout = std::chrono::milliseconds(30'000);
+  cfg.drain_timeout = std::chrono::milliseconds(300);
+  auto server = start_server(tl, cfg);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.err.ok());
+  bool draining = false;
+  std::optional<SessionCloseInfo> closed;
+  std::optional<Error> conn_closed;
+  c.session->on_draining([&] { draining = true; });
+  c.session->on_closed([&](const SessionCloseInfo &ci) { closed = ci; });
+  c.conn->on_closed([&](const Error &e) { conn_closed = e; });
+  const auto started = std::chrono::steady_clock::now();
+  bool shut = false;
+  server->shutdown([&] { shut = true; });
+  REQUIRE(tl.run_until([&] { return closed.has_value(); }, 10'000));
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(took >= std::chrono::milliseconds(290));
+  CHECK(draining);
+  CHECK(closed->remote);
+  CHECK(closed->code == 0);
+  CHECK(closed->reason == "server shutting down");
+  // Well before the 30 s shutdown timeout: the connection is closed cleanly too.
+  REQUIRE(tl.run_until([&] { return shut && conn_closed.has_value(); }, 10'000));
+  // A peer's close is reported with its reason; no timeout, no transport error.
+  CHECK(conn_closed->errc == Errc::connection);
+  CHECK(conn_closed->message.find("server shutting down") != std::string::npos);
+  CHECK(c.conn->protocol_handler().goaway_received());
+  c = {};
+}
+
+TEST_CASE("a shutdown ends early when clients wrap up their drained sessions", "[server][loop][shutdown]") {
+  TestLoop tl;
+  ServerConfig cfg = server_config();
+  cfg.shutdown_timeout = std::chrono::milliseconds(30'000);
+  cfg.drain_timeout = std::chrono::milliseconds(20'000);
+  auto server = start_server(tl, cfg);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.err.ok());
+  std::optional<SessionCloseInfo> closed;
+  c.session->on_draining([&] { c.session->close(5, "wrapping up"); });
+  c.session->on_closed([&](const SessionCloseInfo &ci) { closed = ci; });
+  bool shut = false;
+  server->shutdown([&] { shut = true; });
+  // Both timeouts are far away: only the early close can finish it in time.
+  REQUIRE(tl.run_until([&] { return shut; }, 10'000));
+  REQUIRE(closed.has_value());
+  CHECK(!closed->remote);
+  CHECK(closed->code == 5);
+  REQUIRE(tl.run_until([&] { return c.conn->is_closed(); }, 5'000));
+  CHECK(c.conn->close_error().message.find("server shutting down") != std::string::npos);
+  c = {};
+}
+
+TEST_CASE("a CONNECT in flight when the shutdown starts is answered, not cut", "[server][loop][shutdown]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig cfg = client_config();
+  cfg.impairment.enabled = true;
+  cfg.impairment.delay_ms = 100;  // each way: the GOAWAY notice and the CONNECT cross
+  auto c = connect(tl, server->port(), "/echo", cfg);
+  REQUIRE(c.err.ok());
+  bool shut = false;
+  server->shutdown(std::chrono::milliseconds(10'000), [&] { shut = true; });
+  std::optional<Error> second;
+  c.conn->open_session("/echo", {}, [&](const Error &e, std::shared_ptr<Session>) { second = e; });
+  REQUIRE(tl.run_until([&] { return second.has_value(); }, 10'000));
+  CHECK(second->errc == Errc::http_status);
+  CHECK(second->http_status == 429);
+  c.session->close(0, "bye");
+  REQUIRE(tl.run_until([&] { return shut; }, 15'000));
+  close_all(tl, c.conn, nullptr);
+}
+
+TEST_CASE("listen(\"localhost\") binds both loopback families on one port", "[server][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl, server_config(), "localhost");
+  server->route("/echo", echo_handler());
+  std::set<std::string> hosts;
+  for (const auto &a : server->local_addresses()) {
+    hosts.insert(a.host);
+    CHECK(a.port == server->port());
+  }
+  CHECK(hosts.count("127.0.0.1") == 1);
+  CHECK(hosts.count("::1") == 1);  // the IPv6 loopback test above shows this host has it
+  auto v4 = connect(tl, server->port(), "/echo", client_config(), "127.0.0.1");
+  REQUIRE(v4.err.ok());
+  auto v6 = connect(tl, server->port(), "/echo", client_config(), "::1");
+  REQUIRE(v6.err.ok());
+  v6.conn->close(0, "", {});
+  close_all(tl, v4.conn, server);
+}
+
+TEST_CASE("max_sessions holds for CONNECTs that arrive together", "[server][loop][limits]") {
+  TestLoop tl;
+  ServerConfig cfg = server_config();
+  cfg.max_sessions = 1;
+  auto server = start_server(tl, cfg);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "");
+  REQUIRE(c.err.ok());
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 3; ++i)  // sent in one flight, read by the server in one turn
+    c.conn->open_session("/echo", {}, [&](const Error &e, std::shared_ptr<Session>) {
+      if (e.ok()) ++ok;
+      if (e.http_status == 429) ++refused;
+    });
+  REQUIRE(tl.run_until([&] { return ok + refused == 3; }));
+  CHECK(ok == 1);
+  CHECK(refused == 2);
+  CHECK(server->stats().sessions_active == 1);
+  close_all(tl, c.conn, server);
 }
