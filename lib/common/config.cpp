@@ -31,8 +31,6 @@ Error validate_transport(const TransportConfig &c) {
 Error ClientConfig::validate() const {
   if (Error e = validate_transport(*this)) return e;
   if (connect_timeout.count() <= 0) return bad("connect_timeout", "must be positive");
-  if (read_timeout.count() < 0) return bad("read_timeout", "must not be negative");
-  if (write_timeout.count() < 0) return bad("write_timeout", "must not be negative");
   if (max_retries < -1) return bad("max_retries", "must be -1 (unlimited) or >= 0");
   if (retry_delay.count() < 0) return bad("retry_delay", "must not be negative");
   if (retry_backoff < 1.0) return bad("retry_backoff", "must be >= 1.0");
@@ -44,7 +42,6 @@ Error ClientConfig::validate() const {
   if (max_connections == 0) return bad("max_connections", "must be positive");
   if (max_concurrent_handshakes == 0) return bad("max_concurrent_handshakes", "must be positive");
   if (max_streams == 0) return bad("max_streams", "must be positive");
-  if (stream_buffer_size < 1024) return bad("stream_buffer_size", "must be at least 1024");
   for (const auto &[k, v] : headers) {
     if (k.empty()) return bad("headers", "empty header name");
     for (char ch : k)
@@ -86,6 +83,10 @@ Error ServerConfig::validate() const {
   if (max_connections == 0) return bad("max_connections", "must be positive");
   if (max_sessions == 0) return bad("max_sessions", "must be positive");
   if (shutdown_timeout.count() < 0) return bad("shutdown_timeout", "must not be negative");
+  if (require_client_certificate && client_ca_file.empty() && client_ca_pem.empty())
+    return bad("require_client_certificate", "needs client_ca_file or client_ca_pem to verify against");
+  if (!client_ca_file.empty() && !client_ca_pem.empty())
+    return bad("client_ca_file/client_ca_pem", "give one or the other");
   return {};
 }
 

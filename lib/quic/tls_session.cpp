@@ -216,6 +216,8 @@ std::unique_ptr<TlsSession> TlsSession::create_server(TlsServerContext &ctx, ngt
     return nullptr;
   }
   if ((err = self->init_common(ctx.priority(), ctx.credentials(), ctx.alpn(), conn_ref, ctx.keylog()))) return nullptr;
+  if (ctx.client_cert_request() != GNUTLS_CERT_IGNORE)
+    gnutls_certificate_server_set_request(self->session_, ctx.client_cert_request());
   if (const gnutls_datum_t *key = ctx.ticket_key()) {
     if (int rv = gnutls_session_ticket_enable_server(self->session_, key); rv < 0) {
       err = Error(Errc::handshake, gnutls_error_text("gnutls_session_ticket_enable_server", rv));
