@@ -288,6 +288,13 @@ Error TlsSession::set_resumption_data(std::span<const std::uint8_t> data) {
   return {};
 }
 
+std::optional<std::array<std::uint8_t, 32>> TlsSession::peer_certificate_sha256() const {
+  unsigned count = 0;
+  const gnutls_datum_t *certs = gnutls_certificate_get_peers(session_, &count);
+  if (certs == nullptr || count == 0) return std::nullopt;
+  return sha256_digest({certs[0].data, certs[0].size});
+}
+
 bool TlsSession::resumed() const noexcept { return gnutls_session_is_resumed(session_) != 0; }
 
 bool TlsSession::early_data_accepted() const noexcept {

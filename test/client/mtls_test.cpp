@@ -6,8 +6,10 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "catch.hpp"
@@ -69,8 +71,14 @@ TEST_CASE("Mutual TLS: a server requiring client certificates checks them agains
   scfg.require_client_certificate = true;
   auto server = start_server(tl, scfg);
   int sessions = 0;
+  std::optional<std::array<std::uint8_t, 32>> seen_in_hook, seen_in_handler;
+  server->set_accept_hook([&](const SessionRequest &req) {
+    seen_in_hook = req.client_certificate_sha256;
+    return AcceptDecision::accept();
+  });
   server->route("/echo", [&](std::shared_ptr<Session> s, const SessionRequest &req) {
     ++sessions;
+    seen_in_handler = req.client_certificate_sha256;
     echo_handler()(std::move(s), req);
   });
 
@@ -97,6 +105,11 @@ TEST_CASE("Mutual TLS: a server requiring client certificates checks them agains
     REQUIRE(r.err.ok());
     CHECK(r.session->is_ready());
     REQUIRE(tl.run_until([&] { return sessions == 1; }, 5'000));
+    // The hook and the handler learn which certificate the client proved it holds.
+    REQUIRE(seen_in_hook);
+    CHECK(*seen_in_hook == signed_by_ca.sha256);
+    REQUIRE(seen_in_handler);
+    CHECK(*seen_in_handler == signed_by_ca.sha256);
     close_client(tl, good);
   }
   close_server(tl, server);
@@ -106,9 +119,16 @@ TEST_CASE("Mutual TLS: a server requiring client certificates checks them agains
   scfg.require_client_certificate = false;
   auto lenient = start_server(tl, scfg);
   lenient->route("/echo", echo_handler());
+  std::vector<std::optional<std::array<std::uint8_t, 32>>> lenient_seen;
+  lenient->set_accept_hook([&](const SessionRequest &req) {
+    lenient_seen.push_back(req.client_certificate_sha256);
+    return AcceptDecision::accept();
+  });
   {
     auto anonymous = make_client(tl);
     CHECK(connect_client(tl, *anonymous, url_of(lenient->port(), "/echo")).err.ok());
+    REQUIRE(lenient_seen.size() == 1);
+    CHECK_FALSE(lenient_seen[0].has_value());
     auto strange = make_client(tl, files.with(stranger, "stranger"));
     CHECK(connect_client(tl, *strange, url_of(lenient->port(), "/echo")).err.ok());
     auto rogue = make_client(tl, files.with(impostor, "impostor"));
