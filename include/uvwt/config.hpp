@@ -76,10 +76,11 @@ struct ClientConfig : TransportConfig {
   std::string certfile, keyfile;  // client certificate for mutual TLS
   bool verify_peer = true;
   std::vector<std::array<std::uint8_t, 32>> server_certificate_hashes;  // SHA-256 pins of the leaf DER
-  std::size_t max_connections = 100;
+  std::size_t max_connections = 100;           // owned connections plus pending connects, per Client
   std::size_t max_concurrent_handshakes = 16;  // used by ClientFleet::connect_all
   // Locally opened streams (bidirectional and unidirectional together) open at
-  // the same time per session; opening one more fails with Errc::flow_control.
+  // the same time in each session Client::connect hands out; opening one more
+  // fails with Errc::flow_control until one of them closes.
   // Per-stream buffers are TransportConfig's stream_send_buffer (sending) and
   // initial_max_stream_data (receiving).
   std::size_t max_streams = 1000;
