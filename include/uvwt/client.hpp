@@ -130,7 +130,8 @@ class ReconnectingClient {
   // A ready session is there.
   [[nodiscard]] virtual bool is_connected() const noexcept = 0;
   [[nodiscard]] virtual bool is_closed() const noexcept = 0;
-  // Gave up (max_retries consecutive failures, or an error retrying cannot fix).
+  // Gave up (max_retries + 1 consecutive failed attempts, i.e. max_retries
+  // retries, or an error retrying cannot fix).
   [[nodiscard]] virtual bool has_failed() const noexcept = 0;
   // Connect attempts made so far, and failures since the last success.
   [[nodiscard]] virtual int attempts() const noexcept = 0;
@@ -147,7 +148,8 @@ class ReconnectingClient {
   // Gave up; the error is the last connect error, its message saying why.
   virtual void on_failed(FailedCallback cb) = 0;
 
-  // Stops reconnecting, cancels a connect in flight, closes the session.
+  // Stops reconnecting, cancels a connect in flight, closes the session. The
+  // client stays open and the caller's.
   virtual void close(CloseCallback cb = {}) = 0;
 };
 
@@ -164,8 +166,9 @@ class Browser {
   static std::shared_ptr<Browser> create(std::shared_ptr<Client> client);
 
   // Connects to url, drops forward history and appends url (unless it is
-  // already the last entry). Returns the current session without reconnecting
-  // when url is the current entry and its session is alive.
+  // already the last entry). When url is the current entry: returns its
+  // session without reconnecting if it is alive, else behaves as refresh()
+  // (one entry, forward history kept).
   virtual void navigate(const std::string &url, SessionCallback cb) = 0;
   // Previous / next history entry, or the current one again. cb(ok, nullptr)
   // with nothing changed when there is nowhere to go.
@@ -179,8 +182,10 @@ class Browser {
   [[nodiscard]] virtual std::shared_ptr<Session> current_session() const = 0;
   [[nodiscard]] virtual bool is_closed() const noexcept = 0;
 
-  // Cancels queued and in-flight operations (Errc::cancelled), closes the
-  // current session and clears the history. The client stays the caller's.
+  // Cancels the in-flight operation, then the queued ones in issue order
+  // (each cb gets Errc::cancelled, in that order), closes the current session
+  // and clears the history. The client stays open and the caller's (unlike
+  // pywebtransport, whose browser closes its client).
   virtual void close(CloseCallback cb = {}) = 0;
 };
 

@@ -69,9 +69,10 @@ struct ProxyConfig {
 
 struct ClientConfig : TransportConfig {
   Duration connect_timeout{30'000};
-  Duration read_timeout{0};
-  Duration write_timeout{0};
-  int max_retries = 3;  // consecutive failures before a ReconnectingClient gives up; -1: unlimited
+  // Retries a ReconnectingClient makes after consecutive failed attempts: it
+  // gives up once max_retries + 1 attempts in a row have failed (0: the first
+  // failure is final); -1: never gives up.
+  int max_retries = 3;
   Duration retry_delay{1'000};
   double retry_backoff = 2.0;
   Duration max_retry_delay{30'000};
@@ -84,10 +85,14 @@ struct ClientConfig : TransportConfig {
   std::string certfile, keyfile;  // client certificate for mutual TLS
   bool verify_peer = true;
   std::vector<std::array<std::uint8_t, 32>> server_certificate_hashes;  // SHA-256 pins of the leaf DER
-  std::size_t max_connections = 100;
+  std::size_t max_connections = 100;           // owned connections plus pending connects, per Client
   std::size_t max_concurrent_handshakes = 16;  // used by ClientFleet::connect_all
-  std::size_t max_streams = 1000;              // per session, locally opened
-  std::size_t stream_buffer_size = 1u << 20;
+  // Locally opened streams (bidirectional and unidirectional together) open at
+  // the same time in each session Client::connect hands out; opening one more
+  // fails with Errc::flow_control until one of them closes.
+  // Per-stream buffers are TransportConfig's stream_send_buffer (sending) and
+  // initial_max_stream_data (receiving).
+  std::size_t max_streams = 1000;
   std::vector<std::string> protocols;  // wt-available-protocols offered to the server
   ProxyConfig proxy;
 
@@ -125,6 +130,13 @@ struct ServerConfig : TransportConfig {
   // "draft13", "draft15". Empty: all of them (what interoperates). Fewer make
   // the server look like an older one, e.g. for interop tests.
   std::vector<std::string> dialects;
+  // Mutual TLS. With trust anchors for client certificates (PEM file or PEM
+  // text) the server asks every client for a certificate and refuses the
+  // handshake when the one presented does not chain to them or is outside its
+  // validity period (extended key usage is not checked). A client presenting
+  // none is let in, unless require_client_certificate is set.
+  std::string client_ca_file, client_ca_pem;
+  bool require_client_certificate = false;
   [[nodiscard]] Error validate() const;
 };
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -25,6 +26,10 @@ struct SessionRequest {
   std::vector<std::string> offered_protocols;  // wt-available-protocols
   Address remote_address;
   std::map<std::string, std::string> params;  // captured by a pattern route
+  // Mutual TLS (ServerConfig::client_ca_file / client_ca_pem): SHA-256 of the
+  // DER of the certificate the client presented, which the handshake verified;
+  // nullopt when it presented none.
+  std::optional<std::array<std::uint8_t, 32>> client_certificate_sha256;
 };
 
 // The accept hook's verdict: status 2xx accepts, anything else rejects.

@@ -31,6 +31,13 @@ class BrowserImpl final : public Browser, public std::enable_shared_from_this<Br
       return;
     }
     closed_ = true;
+    // The in-flight operation is answered first, then the queued ones in the
+    // order they were issued: the order the caller started them in.
+    if (in_flight_ && in_flight_->cb) {
+      deferred_->post([cb = std::move(in_flight_->cb)] { cb(Error(Errc::cancelled, "browser closed"), nullptr); });
+      in_flight_->cb = nullptr;
+    }
+    in_flight_ = nullptr;
     auto queued = std::move(queue_);
     queue_.clear();
     for (auto &op : queued)
@@ -88,9 +95,14 @@ class BrowserImpl final : public Browser, public std::enable_shared_from_this<Br
       int target = -1;  // history index to load; -1 for a new URL
       switch (op.kind) {
         case Kind::navigate:
-          if (live() && index_ >= 0 && history_[static_cast<std::size_t>(index_)] == op.url) {
-            op.cb(Error(), current_);
-            continue;
+          if (index_ >= 0 && history_[static_cast<std::size_t>(index_)] == op.url) {
+            if (live()) {
+              op.cb(Error(), current_);
+              continue;
+            }
+            // The current entry again with its session gone: a refresh, so the
+            // entry stays one and forward history is kept.
+            target = index_;
           }
           break;
         case Kind::back:
@@ -111,6 +123,7 @@ class BrowserImpl final : public Browser, public std::enable_shared_from_this<Br
       busy_ = true;
       std::weak_ptr<BrowserImpl> weak = weak_from_this();
       auto shared_op = std::make_shared<Op>(std::move(op));
+      in_flight_ = shared_op;
       cancel_ = connect_cancellable(client_, url, ConnectOptions{},
                                     [weak, shared_op, target, url](const Error &err, std::shared_ptr<Session> s) {
                                       auto self = weak.lock();
@@ -126,9 +139,10 @@ class BrowserImpl final : public Browser, public std::enable_shared_from_this<Br
 
   void loaded(Op &op, int target, const std::string &url, const Error &err, std::shared_ptr<Session> s) {
     cancel_ = nullptr;
+    in_flight_ = nullptr;
     if (closed_) {
       if (s) s->close(0, "browser closed", {});
-      op.cb(err ? err : Error(Errc::cancelled, "browser closed"), nullptr);
+      if (op.cb) op.cb(err ? err : Error(Errc::cancelled, "browser closed"), nullptr);  // close() took it otherwise
       return;
     }
     if (err) {
@@ -156,6 +170,7 @@ class BrowserImpl final : public Browser, public std::enable_shared_from_this<Br
   int index_ = -1;
   std::shared_ptr<Session> current_;
   std::deque<Op> queue_;
+  std::shared_ptr<Op> in_flight_;  // waiting for its connect
   CancelConnect cancel_;
   bool busy_ = false, closed_ = false;
 };

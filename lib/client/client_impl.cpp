@@ -10,6 +10,7 @@
 #include "common/timer.hpp"
 #include "connection/connection_impl.hpp"
 #include "quic/tls_context.hpp"
+#include "session/session_impl.hpp"
 
 namespace uvwt {
 
@@ -25,7 +26,8 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   Client::SessionCallback cb;
   std::unique_ptr<Timer> timer;
   std::shared_ptr<Dialer> dialer;
-  std::shared_ptr<ConnectionImpl> conn;  // the winner, once there is one
+  std::shared_ptr<ConnectionImpl> conn;                 // the winner, once there is one
+  std::vector<std::weak_ptr<ConnectionImpl>> attempts;  // every connection the dialer started
   std::uint64_t started_ns = 0;
   bool done = false;
 
@@ -42,7 +44,8 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
     auto client_weak = std::weak_ptr<ClientImpl>(client);
     dialer = Dialer::start(
         client->loop(), client->config(), client->tls_, url.host, url.port,
-        [client_weak](const std::shared_ptr<ConnectionImpl> &c) {
+        [client_weak, weak](const std::shared_ptr<ConnectionImpl> &c) {
+          if (auto self = weak.lock()) self->attempts.push_back(c);
           if (auto cl = client_weak.lock()) cl->adopt(c);
         },
         [weak](const Error &err, std::shared_ptr<ConnectionImpl> c) {
@@ -78,6 +81,8 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
       shut_connection(conn, err);
       UVWT_INFO("client: connect to %s failed: %s", url_text.c_str(), err.to_string().c_str());
     } else {
+      if (auto impl = std::dynamic_pointer_cast<SessionImpl>(s))
+        impl->set_max_local_streams(client->config().max_streams);
       auto wrapped = std::make_shared<ClientSession>(std::move(s), client->deferred());
       std::weak_ptr<ConnectionImpl> wc = conn;
       // One connection per session: it goes when the session goes.
@@ -122,7 +127,7 @@ CancelConnect ClientImpl::connect_cancellable(const std::string &url, const Conn
   if (config_.proxy.enabled())
     return fail(count_failure(Error(
         Errc::unsupported, "proxy not supported yet (" + config_.proxy.url + "): MASQUE CONNECT-UDP is not built")));
-  if (conns_.size() >= config_.max_connections)
+  if (connections_in_use() >= config_.max_connections)
     return fail(count_failure(Error(
         Errc::client, "connection limit reached (max_connections " + std::to_string(config_.max_connections) + ")")));
   const Duration timeout = options.timeout.value_or(config_.connect_timeout);
@@ -145,6 +150,16 @@ CancelConnect ClientImpl::connect_cancellable(const std::string &url, const Conn
   return [weak] {
     if (auto op = weak.lock()) op->finish(Error(Errc::cancelled, "connect cancelled"), nullptr);
   };
+}
+
+std::size_t ClientImpl::connections_in_use() const {
+  // A pending connect holds one slot from the start, DNS included, however
+  // many addresses it races: connects started in the same turn count too.
+  std::size_t racing = 0;
+  for (const auto &op : ops_)
+    for (const auto &w : op->attempts)
+      if (auto c = w.lock(); c && conns_.count(c) != 0) ++racing;
+  return conns_.size() - racing + ops_.size();
 }
 
 void ClientImpl::connect(const std::string &url, const ConnectOptions &options, SessionCallback cb) {

@@ -45,6 +45,8 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
   void adopt(const std::shared_ptr<ConnectionImpl> &c);
   void op_finished(const std::shared_ptr<ConnectOp> &op, const Error &err, double seconds);
   void maybe_closed();
+  // Connections owned plus pending connects, each counted once.
+  [[nodiscard]] std::size_t connections_in_use() const;
 
   uv_loop_t *loop_;
   ClientConfig config_;

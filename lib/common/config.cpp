@@ -33,8 +33,6 @@ Error validate_transport(const TransportConfig &c) {
 Error ClientConfig::validate() const {
   if (Error e = validate_transport(*this)) return e;
   if (connect_timeout.count() <= 0) return bad("connect_timeout", "must be positive");
-  if (read_timeout.count() < 0) return bad("read_timeout", "must not be negative");
-  if (write_timeout.count() < 0) return bad("write_timeout", "must not be negative");
   if (max_retries < -1) return bad("max_retries", "must be -1 (unlimited) or >= 0");
   if (retry_delay.count() < 0) return bad("retry_delay", "must not be negative");
   if (retry_backoff < 1.0) return bad("retry_backoff", "must be >= 1.0");
@@ -46,7 +44,6 @@ Error ClientConfig::validate() const {
   if (max_connections == 0) return bad("max_connections", "must be positive");
   if (max_concurrent_handshakes == 0) return bad("max_concurrent_handshakes", "must be positive");
   if (max_streams == 0) return bad("max_streams", "must be positive");
-  if (stream_buffer_size < 1024) return bad("stream_buffer_size", "must be at least 1024");
   for (const auto &[k, v] : headers) {
     if (k.empty()) return bad("headers", "empty header name");
     for (char ch : k)
@@ -94,6 +91,10 @@ Error ServerConfig::validate() const {
   for (const auto &d : dialects)
     if (d != "draft02" && d != "draft07" && d != "draft13" && d != "draft15")
       return bad("dialects", "unknown dialect \"" + d + "\" (draft02, draft07, draft13, draft15)");
+  if (require_client_certificate && client_ca_file.empty() && client_ca_pem.empty())
+    return bad("require_client_certificate", "needs client_ca_file or client_ca_pem to verify against");
+  if (!client_ca_file.empty() && !client_ca_pem.empty())
+    return bad("client_ca_file/client_ca_pem", "give one or the other");
   return {};
 }
 

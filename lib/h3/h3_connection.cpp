@@ -7,6 +7,7 @@
 #include "h3/datagram.hpp"
 #include "h3/wt_codes.hpp"
 #include "quic/quic_connection.hpp"
+#include "quic/tls_session.hpp"
 #include "session/session_impl.hpp"
 #include "session/stream_impl.hpp"
 #include "uvwt_build_config.h"
@@ -556,6 +557,8 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   req.headers = rs.headers;
   req.offered_protocols = rs.offered;
   req.remote_address = remote_;
+  if (quic_ != nullptr && quic_->tls() != nullptr)
+    req.client_certificate_sha256 = quic_->tls()->peer_certificate_sha256();
   bool draft02 = false;
   for (const auto &[k, v] : rs.headers)
     if (k == "sec-webtransport-http3-draft02") draft02 = true;

@@ -433,6 +433,26 @@ QuicStats QuicConnection::stats() const {
   return s;
 }
 
+// The peer's TLS stack refused the handshake (CRYPTO_ERROR, RFC 9001 4.8):
+// certificate alerts tell a certificate problem, the rest a failed handshake.
+static Error tls_alert_error(std::uint8_t alert) {
+  const char *name = gnutls_alert_get_name(static_cast<gnutls_alert_description_t>(alert));
+  std::string msg = "TLS handshake refused by peer: alert " + std::to_string(alert);
+  if (name != nullptr) msg += std::string(" (") + name + ")";
+  switch (alert) {
+    case GNUTLS_A_BAD_CERTIFICATE:
+    case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
+    case GNUTLS_A_CERTIFICATE_REVOKED:
+    case GNUTLS_A_CERTIFICATE_EXPIRED:
+    case GNUTLS_A_CERTIFICATE_UNKNOWN:
+    case GNUTLS_A_UNKNOWN_CA:
+    case GNUTLS_A_CERTIFICATE_REQUIRED:
+      return {Errc::certificate, msg, NGTCP2_CRYPTO_ERROR | alert};
+    default:
+      return {Errc::handshake, msg, NGTCP2_CRYPTO_ERROR | alert};
+  }
+}
+
 void QuicConnection::set_close_error(Error e) {
   if (close_err_.ok()) close_err_ = std::move(e);
 }
@@ -469,6 +489,8 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
           } else if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code != 0) {
             e.errc = Errc::protocol;
           }
+          if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && (ce->error_code & ~0xffull) == NGTCP2_CRYPTO_ERROR)
+            e = tls_alert_error(static_cast<std::uint8_t>(ce->error_code & 0xff));
           if (ce->reasonlen > 0)
             e.message += ": " + std::string(reinterpret_cast<const char *>(ce->reason), ce->reasonlen);
           set_close_error(std::move(e));

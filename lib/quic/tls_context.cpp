@@ -159,6 +159,23 @@ std::shared_ptr<TlsServerContext> TlsServerContext::create(const TlsServerOption
                                 &ctx->cert_sha256_)))
     return nullptr;
   if ((err = init_priority(ctx->priority_))) return nullptr;
+  if (!opts.client_ca_file.empty() || !opts.client_ca_pem.empty()) {
+    std::string pem = opts.client_ca_pem;
+    const std::string label =
+        opts.client_ca_file.empty() ? "client CA (PEM in memory)" : "client CA file " + opts.client_ca_file;
+    if (!opts.client_ca_file.empty() && (err = read_file(opts.client_ca_file, "client CA", pem))) return nullptr;
+    const gnutls_datum_t data = as_datum(pem);
+    const int rv = gnutls_certificate_set_x509_trust_mem(ctx->cred_, &data, GNUTLS_X509_FMT_PEM);
+    if (rv <= 0) {
+      err = Error(Errc::configuration, "invalid " + label + ": " + (rv < 0 ? gnutls_strerror(rv) : "no certificate"));
+      return nullptr;
+    }
+    gnutls_certificate_set_verify_function(ctx->cred_, &TlsServerContext::verify_client);
+    ctx->client_cert_request_ = opts.require_client_cert ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_REQUEST;
+  } else if (opts.require_client_cert) {
+    err = Error(Errc::configuration, "require_client_certificate needs a client CA to verify against");
+    return nullptr;
+  }
 
   if (opts.session_tickets || opts.early_data) {
     if (int rv = gnutls_session_ticket_key_generate(&ctx->ticket_key_); rv < 0) {
@@ -179,6 +196,25 @@ std::shared_ptr<TlsServerContext> TlsServerContext::create(const TlsServerOption
   }
   UVWT_DEBUG("TLS server context ready (certificate sha256 %s)", hex_encode(ctx->cert_sha256_).c_str());
   return ctx;
+}
+
+// Runs while the client's Certificate is processed, so that a refused client
+// never completes the handshake (GnuTLS answers -1 with a bad_certificate alert).
+int TlsServerContext::verify_client(gnutls_session_t session) {
+  unsigned count = 0;
+  if (gnutls_certificate_get_peers(session, &count) == nullptr || count == 0) return 0;  // REQUIRE is GnuTLS's job
+  unsigned status = 0;
+  if (int rv = gnutls_certificate_verify_peers2(session, &status); rv < 0) {
+    UVWT_INFO("client certificate refused: %s", gnutls_strerror(rv));
+    return -1;
+  }
+  if (status != 0) {
+    OwnedDatum text;
+    gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text.d, 0);
+    UVWT_INFO("client certificate refused: %s", text.d.data != nullptr ? text.str().c_str() : "untrusted");
+    return -1;
+  }
+  return 0;
 }
 
 TlsServerContext::~TlsServerContext() {

@@ -24,6 +24,11 @@ struct TlsServerOptions {
   bool keylog = false;          // append secrets to $SSLKEYLOGFILE
   bool session_tickets = true;  // issue tickets so that clients can resume
   bool early_data = false;      // accept 0-RTT from resuming clients (replay-checked)
+  // Mutual TLS: trust anchors for client certificates (file, or PEM text).
+  // Set, certificates are requested and verified; require_client_cert
+  // refuses clients presenting none.
+  std::string client_ca_file, client_ca_pem;
+  bool require_client_cert = false;
 };
 
 struct TlsClientOptions {
@@ -62,9 +67,12 @@ class TlsServerContext : public std::enable_shared_from_this<TlsServerContext> {
   [[nodiscard]] bool keylog() const noexcept { return keylog_; }
   // SHA-256 of the leaf certificate served, as clients pin it.
   [[nodiscard]] const std::array<std::uint8_t, 32> &certificate_sha256() const noexcept { return cert_sha256_; }
+  // What each session asks of clients: GNUTLS_CERT_IGNORE without mutual TLS.
+  [[nodiscard]] gnutls_certificate_request_t client_cert_request() const noexcept { return client_cert_request_; }
 
  private:
   struct ReplayCache;
+  static int verify_client(gnutls_session_t session);
   TlsServerContext() = default;
 
   gnutls_certificate_credentials_t cred_ = nullptr;
@@ -74,6 +82,7 @@ class TlsServerContext : public std::enable_shared_from_this<TlsServerContext> {
   std::unique_ptr<ReplayCache> replay_cache_;
   std::vector<std::string> alpn_;
   std::array<std::uint8_t, 32> cert_sha256_{};
+  gnutls_certificate_request_t client_cert_request_ = GNUTLS_CERT_IGNORE;
   bool keylog_ = false;
 };
 

@@ -216,6 +216,8 @@ std::unique_ptr<TlsSession> TlsSession::create_server(TlsServerContext &ctx, ngt
     return nullptr;
   }
   if ((err = self->init_common(ctx.priority(), ctx.credentials(), ctx.alpn(), conn_ref, ctx.keylog()))) return nullptr;
+  if (ctx.client_cert_request() != GNUTLS_CERT_IGNORE)
+    gnutls_certificate_server_set_request(self->session_, ctx.client_cert_request());
   if (const gnutls_datum_t *key = ctx.ticket_key()) {
     if (int rv = gnutls_session_ticket_enable_server(self->session_, key); rv < 0) {
       err = Error(Errc::handshake, gnutls_error_text("gnutls_session_ticket_enable_server", rv));
@@ -284,6 +286,13 @@ Error TlsSession::set_resumption_data(std::span<const std::uint8_t> data) {
   if (int rv = gnutls_session_set_data(session_, data.data(), data.size()); rv < 0)
     return Error(Errc::configuration, gnutls_error_text("invalid resumption data", rv));
   return {};
+}
+
+std::optional<std::array<std::uint8_t, 32>> TlsSession::peer_certificate_sha256() const {
+  unsigned count = 0;
+  const gnutls_datum_t *certs = gnutls_certificate_get_peers(session_, &count);
+  if (certs == nullptr || count == 0) return std::nullopt;
+  return sha256_digest({certs[0].data, certs[0].size});
 }
 
 bool TlsSession::resumed() const noexcept { return gnutls_session_is_resumed(session_) != 0; }

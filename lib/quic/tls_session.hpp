@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -72,6 +73,8 @@ class TlsSession {
   [[nodiscard]] std::string_view alpn() const noexcept;
   // Why the peer's certificate was refused; ok when it was not.
   [[nodiscard]] const Error &verify_error() const noexcept { return verify_error_; }
+  // SHA-256 of the DER of the leaf certificate the peer presented, if any.
+  [[nodiscard]] std::optional<std::array<std::uint8_t, 32>> peer_certificate_sha256() const;
 
   // Client, before the handshake starts: resume a previous session.
   Error set_resumption_data(std::span<const std::uint8_t> data);

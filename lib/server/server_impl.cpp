@@ -396,6 +396,9 @@ std::shared_ptr<Server> Server::create(uv_loop_t *loop, const ServerConfig &conf
   o.key_pem = config.key_pem;
   o.alpn = config.alpn;
   o.keylog = config.keylog;
+  o.client_ca_file = config.client_ca_file;
+  o.client_ca_pem = config.client_ca_pem;
+  o.require_client_cert = config.require_client_certificate;
   auto tls = detail::TlsServerContext::create(o, err);
   if (!tls) return nullptr;
   return std::make_shared<detail::ServerImpl>(loop, config, std::move(tls));

@@ -50,8 +50,18 @@ void SessionImpl::open_stream(bool bidi, StreamCallback cb) {
     });
     return;
   }
+  if (max_local_streams_ != 0 && local_streams_ >= max_local_streams_) {
+    host_.defer([cb = std::move(cb), n = max_local_streams_] {
+      cb(Error(Errc::flow_control, "too many open streams: max_streams (" + std::to_string(n) + ") reached"), nullptr);
+    });
+    return;
+  }
+  ++local_streams_;  // released when the stream closes, or here when it never opened
   host_.open_wt_stream(self, bidi, [self, bidi, cb = std::move(cb)](const Error &err, std::int64_t sid) {
-    if (err) return cb(err, nullptr);
+    if (err) {
+      --self->local_streams_;
+      return cb(err, nullptr);
+    }
     if (self->info_.state != SessionState::connected && self->info_.state != SessionState::draining)
       return cb(Error(Errc::session, "session closed while the stream was opening"), nullptr);
     auto it = self->streams_.find(sid);
@@ -75,7 +85,11 @@ void SessionImpl::add_stream(const std::shared_ptr<StreamImpl> &st, bool incomin
   }
 }
 
-void SessionImpl::remove_stream(std::int64_t sid) { streams_.erase(sid); }
+void SessionImpl::remove_stream(std::int64_t sid) {
+  // Bit 0 of a QUIC stream ID is set for server-initiated streams.
+  const bool local = ((sid & 1) == 0) == client_;
+  if (streams_.erase(sid) > 0 && local && local_streams_ > 0) --local_streams_;
+}
 
 void SessionImpl::on_bidi_stream(IncomingStreamCallback cb) {
   on_bidi_ = std::move(cb);

@@ -73,6 +73,8 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   [[nodiscard]] bool capsule_fin_pending() const noexcept { return fin_queued_ && !fin_handed_; }
   void set_response_submitted() noexcept { response_submitted_ = true; }
   [[nodiscard]] const TransportConfig &config() const noexcept { return cfg_; }
+  // Bound on locally opened streams open at once (ClientConfig::max_streams); 0: none.
+  void set_max_local_streams(std::size_t n) noexcept { max_local_streams_ = n; }
   std::function<void(const Error &, std::shared_ptr<Session>)> ready_cb;  // client open_session
 
  private:
@@ -116,6 +118,8 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   std::size_t out_handed_ = 0;  // chunks of out_ handed to nghttp3
   std::uint64_t out_acked_partial_ = 0;
   bool fin_queued_ = false, fin_handed_ = false, response_submitted_ = false;
+  std::size_t max_local_streams_ = 0;
+  std::size_t local_streams_ = 0;  // opening or open, until the QUIC stream closes
 };
 
 struct CapsuleVec {

@@ -131,6 +131,9 @@ TEST_CASE("Browser history: navigate, back, forward, refresh, failure in the mid
   CHECK(bb.session->is_closed());
   auto after = run(tl, [&](auto cb) { browser->navigate(A, cb); });
   CHECK(after.err.errc == Errc::closed);
+  // The client is left open: it is the caller's.
+  CHECK_FALSE(client->is_closed());
+  CHECK(connect_client(tl, *client, A).err.ok());
 
   close_client(tl, client);
   close_server(tl, server);
@@ -169,13 +172,116 @@ TEST_CASE("Browser queues operations issued while one is in flight; close cancel
   browser->refresh(record("refresh"));
   tl.run_for(1);  // the first one starts connecting
   bool closed = false;
-  browser->close([&] { closed = true; });
-  REQUIRE(tl.run_until([&] { return closed && order.size() == 3; }, 5'000));
-  CHECK(order == std::vector<std::string>{"back:cancelled", "refresh:cancelled", "nav:cancelled"});
+  browser->close([&] {
+    closed = true;
+    order.push_back("closed");
+  });
+  REQUIRE(tl.run_until([&] { return closed && order.size() == 4; }, 5'000));
+  // The in-flight operation first, then the queued ones in order, then close's own cb.
+  CHECK(order == std::vector<std::string>{"nav:cancelled", "back:cancelled", "refresh:cancelled", "closed"});
   const bool drained = tl.run_until([&] { return client->diagnostics().connection_states.empty(); }, 5'000);
   for (auto &[st, n] : client->diagnostics().connection_states) UNSCOPED_INFO(to_string(st) << ": " << n);
   CHECK(drained);
 
+  close_client(tl, client);
+  close_server(tl, server);
+}
+
+TEST_CASE("Browser: a failing back, forward or refresh changes nothing", "[client][loop][browser]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  for (const char *p : {"/a", "/b"}) server->route(p, echo_handler());
+  std::string refuse;  // path the server answers 503 for
+  server->set_accept_hook([&](const SessionRequest &r) {
+    return r.path == refuse ? AcceptDecision::reject(503) : AcceptDecision::accept();
+  });
+  auto client = make_client(tl);
+  auto browser = Browser::create(client);
+  const auto A = url_of(server->port(), "/a"), B = url_of(server->port(), "/b");
+  using V = std::vector<std::string>;
+
+  REQUIRE(run(tl, [&](auto cb) { browser->navigate(A, cb); }).err.ok());
+  auto b = run(tl, [&](auto cb) { browser->navigate(B, cb); });
+  REQUIRE(b.err.ok());
+
+  refuse = "/a";
+  auto back = run(tl, [&](auto cb) { browser->back(cb); });
+  CHECK(back.err.errc == Errc::http_status);
+  CHECK(back.err.http_status == 503);
+  CHECK(back.session == nullptr);
+  CHECK(browser->history() == V{A, B});
+  CHECK(browser->history_index() == 1);
+  CHECK(browser->current_session() == b.session);
+  CHECK_FALSE(b.session->is_closed());
+
+  refuse.clear();
+  auto a2 = run(tl, [&](auto cb) { browser->back(cb); });
+  REQUIRE(a2.err.ok());
+  CHECK(browser->history_index() == 0);
+
+  refuse = "/b";
+  auto fwd = run(tl, [&](auto cb) { browser->forward(cb); });
+  CHECK(fwd.err.errc == Errc::http_status);
+  CHECK(fwd.session == nullptr);
+  CHECK(browser->history() == V{A, B});
+  CHECK(browser->history_index() == 0);
+  CHECK(browser->current_session() == a2.session);
+  CHECK_FALSE(a2.session->is_closed());
+
+  refuse = "/a";
+  auto re = run(tl, [&](auto cb) { browser->refresh(cb); });
+  CHECK(re.err.errc == Errc::http_status);
+  CHECK(browser->history() == V{A, B});
+  CHECK(browser->history_index() == 0);
+  CHECK(browser->current_session() == a2.session);
+  CHECK_FALSE(a2.session->is_closed());
+
+  bool closed = false;
+  browser->close([&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed; }, 5'000));
+  close_client(tl, client);
+  close_server(tl, server);
+}
+
+TEST_CASE("Browser: navigating to the current entry whose session ended reloads it in place",
+          "[client][loop][browser]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  for (const char *p : {"/a", "/b", "/c"}) server->route(p, echo_handler());
+  auto client = make_client(tl);
+  auto browser = Browser::create(client);
+  const auto A = url_of(server->port(), "/a"), B = url_of(server->port(), "/b"), C = url_of(server->port(), "/c");
+  using V = std::vector<std::string>;
+  for (const auto &u : {A, B, C}) REQUIRE(run(tl, [&](auto cb) { browser->navigate(u, cb); }).err.ok());
+  auto b = run(tl, [&](auto cb) { browser->back(cb); });
+  REQUIRE(b.err.ok());
+  CHECK(browser->history_index() == 1);
+
+  // In the middle of the history: B again, forward entry C kept.
+  b.session->close(0, "gone", {});
+  REQUIRE(tl.run_until([&] { return b.session->is_closed(); }, 5'000));
+  auto b2 = run(tl, [&](auto cb) { browser->navigate(B, cb); });
+  REQUIRE(b2.err.ok());
+  CHECK(b2.session != b.session);
+  CHECK(path_of(b2.session) == "/b");
+  CHECK(browser->history() == V{A, B, C});
+  CHECK(browser->history_index() == 1);
+  CHECK(browser->current_session() == b2.session);
+
+  // At the end of the history: one entry.
+  auto c = run(tl, [&](auto cb) { browser->forward(cb); });
+  REQUIRE(c.err.ok());
+  c.session->close(0, "gone", {});
+  REQUIRE(tl.run_until([&] { return c.session->is_closed(); }, 5'000));
+  auto c2 = run(tl, [&](auto cb) { browser->navigate(C, cb); });
+  REQUIRE(c2.err.ok());
+  CHECK(c2.session != c.session);
+  CHECK(browser->history() == V{A, B, C});
+  CHECK(browser->history_index() == 2);
+
+  bool closed = false;
+  browser->close([&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed; }, 5'000));
   close_client(tl, client);
   close_server(tl, server);
 }

@@ -84,3 +84,87 @@ TEST_CASE("ClientFleet::connect_all keeps the successes, in client order", "[cli
   for (auto &s : sessions) CHECK(s->is_closed());
   close_server(tl, server);
 }
+
+namespace {
+// Captures log lines of warning level and above while alive.
+struct LogCapture {
+  std::vector<std::pair<LogLevel, std::string>> lines;
+  LogLevel old = log_level();
+  LogCapture() {
+    set_log_level(LogLevel::warning);
+    set_log_hook([this](LogLevel l, std::string_view m) { lines.emplace_back(l, std::string(m)); });
+  }
+  ~LogCapture() {
+    set_log_hook(nullptr);
+    set_log_level(old);
+  }
+  [[nodiscard]] int count(LogLevel level, const std::string &needle) const {
+    int n = 0;
+    for (const auto &[l, m] : lines) n += l == level && m.find(needle) != std::string::npos ? 1 : 0;
+    return n;
+  }
+};
+}  // namespace
+
+TEST_CASE("ClientFleet::connect_all logs each failure as a warning", "[client][loop][fleet]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig unreachable = client_config();
+  unreachable.impairment.enabled = true;
+  unreachable.impairment.blackhole = true;
+  unreachable.connect_timeout = Duration(300);
+  std::vector<std::shared_ptr<Client>> clients{make_client(tl, unreachable), make_client(tl),
+                                               make_client(tl, unreachable)};
+  auto fleet = ClientFleet::create(&tl.loop, clients);
+  std::vector<std::shared_ptr<Session>> sessions;
+  bool done = false;
+  {
+    LogCapture logs;
+    fleet->connect_all(url_of(server->port(), "/echo"), [&](std::vector<std::shared_ptr<Session>> s) {
+      sessions = std::move(s);
+      done = true;
+    });
+    REQUIRE(tl.run_until([&] { return done; }, 10'000));
+    CHECK(logs.count(LogLevel::warning, "client fleet: client 0 failed to connect") == 1);
+    CHECK(logs.count(LogLevel::warning, "client fleet: client 2 failed to connect") == 1);
+    CHECK(logs.count(LogLevel::warning, "client fleet: client 1") == 0);
+    CHECK(logs.count(LogLevel::warning, "timeout") >= 2);
+  }
+  CHECK(sessions.size() == 1);
+  bool closed = false;
+  fleet->close_all([&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed; }, 5'000));
+  close_server(tl, server);
+}
+
+TEST_CASE("ClientFleet::close_all while connect_all is running", "[client][loop][fleet]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig slow = client_config();
+  slow.impairment.enabled = true;
+  slow.impairment.delay_ms = 300;  // handshakes still under way when close_all comes
+  std::vector<std::shared_ptr<Client>> clients{make_client(tl, slow), make_client(tl, slow), make_client(tl, slow)};
+  auto fleet = ClientFleet::create(&tl.loop, clients, 1);
+  std::vector<std::shared_ptr<Session>> sessions;
+  bool connected = false, closed = false;
+  fleet->connect_all(url_of(server->port(), "/echo"), [&](std::vector<std::shared_ptr<Session>> s) {
+    sessions = std::move(s);
+    connected = true;
+  });
+  tl.run_for(100);
+  CHECK_FALSE(connected);
+  fleet->close_all([&] { closed = true; });
+  CHECK(fleet->client_count() == 0);
+  REQUIRE(tl.run_until([&] { return connected && closed; }, 10'000));
+  CHECK(sessions.empty());
+  for (auto &c : clients) {
+    CHECK(c->is_closed());
+    CHECK(c->diagnostics().connection_states.empty());
+    CHECK(c->stats().connections_successful == 0);
+  }
+  // The first client's connect was cancelled; the others never started on an open client.
+  CHECK(clients[0]->stats().connections_failed == 1);
+  close_server(tl, server);
+}

@@ -3,8 +3,13 @@
 
 #include <uvwt/uvwt.hpp>
 
+#include <chrono>
+#include <cmath>
+#include <string>
+
 #include "catch.hpp"
 #include "client/client_fixture.hpp"
+#include "connection/connection_impl.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -273,6 +278,222 @@ TEST_CASE("Client connects to an IPv6 literal in brackets", "[client][loop][ipv6
   CHECK(r.session->info().authority == "[::1]:" + std::to_string(server->port()));
   CHECK(r.session->info().path == "/echo?v6");
   CHECK(r.session->connection()->remote_address()->host == "::1");
+  close_client(tl, client);
+  close_server(tl, server);
+}
+
+TEST_CASE("Client connect timeout covers the whole sequence", "[client][loop][timeout]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  using std::chrono::milliseconds;
+  using Clock = std::chrono::steady_clock;
+
+  {
+    // Nothing gets through: the 300 ms budget ends it long before the 10 s a
+    // single handshake attempt may take.
+    ClientConfig cfg = client_config();
+    cfg.impairment.enabled = true;
+    cfg.impairment.blackhole = true;
+    REQUIRE(cfg.handshake_timeout >= milliseconds(10'000));
+    auto silent = make_client(tl, cfg);
+    ConnectOptions o;
+    o.timeout = Duration(300);
+    const auto t0 = Clock::now();
+    auto t = connect_client(tl, *silent, url_of(server->port(), "/echo"), o);
+    const auto took = Clock::now() - t0;
+    CHECK(t.err.errc == Errc::timeout);
+    CHECK(t.err.message.find("timed out after 300 ms") != std::string::npos);
+    CHECK(took >= milliseconds(290));
+    CHECK(took < milliseconds(2'000));
+    close_client(tl, silent);
+  }
+  {
+    // The handshake completes and the CONNECT reaches the server, whose
+    // answer never comes back: the same budget ends the wait for it.
+    std::shared_ptr<Connection> server_conn;
+    server->on_connection([&](std::shared_ptr<Connection> c) { server_conn = std::move(c); });
+    int hook_calls = 0;
+    server->set_accept_hook([&](const SessionRequest &) {
+      ++hook_calls;
+      ImpairmentConfig im;
+      im.enabled = true;
+      im.blackhole = true;
+      if (server_conn) server_conn->set_impairment(im);  // drops the 200 about to be sent
+      return AcceptDecision::accept();
+    });
+    auto client = make_client(tl);
+    ConnectOptions o;
+    o.timeout = Duration(1'000);
+    const auto t0 = Clock::now();
+    auto r = connect_client(tl, *client, url_of(server->port(), "/echo"), o);
+    const auto took = Clock::now() - t0;
+    CHECK(r.err.errc == Errc::timeout);
+    CHECK(r.session == nullptr);
+    CHECK(hook_calls == 1);
+    CHECK(took >= milliseconds(990));
+    CHECK(took < milliseconds(3'000));
+    REQUIRE(server_conn);
+    server_conn->set_impairment(ImpairmentConfig{});
+    server_conn.reset();
+    close_client(tl, client);
+  }
+  close_server(tl, server);
+}
+
+TEST_CASE("Client connect: no common ALPN protocol is a handshake error", "[client][loop][errors]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig cfg = client_config();
+  cfg.alpn = {"foo"};
+  auto client = make_client(tl, cfg);
+  auto r = connect_client(tl, *client, url_of(server->port(), "/echo"));
+  INFO(r.err.to_string());
+  CHECK(r.err.errc == Errc::handshake);
+  CHECK(r.err.message.find("alert") != std::string::npos);
+  CHECK(r.session == nullptr);
+  CHECK(client->stats().connections_failed == 1);
+  close_client(tl, client);
+  close_server(tl, server);
+}
+
+TEST_CASE("Client max_connections counts connects started in the same turn", "[client][loop][limits]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig cfg = client_config();
+  cfg.max_connections = 2;
+  auto client = make_client(tl, cfg);
+  std::vector<Error> errs(3);
+  std::vector<std::shared_ptr<Session>> sessions(3);
+  int done = 0;
+  for (std::size_t i = 0; i < 3; ++i)
+    client->connect(url_of(server->port(), "/echo"), [&, i](const Error &e, std::shared_ptr<Session> s) {
+      errs[i] = e;
+      sessions[i] = std::move(s);
+      ++done;
+    });
+  CHECK(done == 0);
+  REQUIRE(tl.run_until([&] { return done == 3; }, 10'000));
+  CHECK(errs[0].ok());
+  CHECK(errs[1].ok());
+  CHECK(errs[2].errc == Errc::client);
+  CHECK(errs[2].message.find("max_connections") != std::string::npos);
+  CHECK(client->stats().connections_attempted == 3);
+  CHECK(client->stats().connections_failed == 1);
+
+  // A session that ends gives its slot back.
+  REQUIRE(sessions[0]);
+  sessions[0]->close(0, "done", {});
+  // Its connection is gone once its closing period ends.
+  REQUIRE(tl.run_until(
+      [&] {
+        auto states = client->diagnostics().connection_states;
+        return states.size() == 1 && states[ConnectionState::connected] == 1;
+      },
+      5'000));
+  auto again = connect_client(tl, *client, url_of(server->port(), "/echo"));
+  CHECK(again.err.ok());
+  close_client(tl, client);
+  close_server(tl, server);
+}
+
+TEST_CASE("Client max_streams bounds the streams a session opens at once", "[client][loop][limits]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig cfg = client_config();
+  cfg.max_streams = 2;
+  auto client = make_client(tl, cfg);
+  auto r = connect_client(tl, *client, url_of(server->port(), "/echo"));
+  REQUIRE(r.err.ok());
+
+  struct Opened {
+    Error err;
+    std::shared_ptr<Stream> st;
+    bool done = false;
+  };
+  auto open = [&](bool bidi) {
+    auto o = std::make_shared<Opened>();
+    auto cb = [o](const Error &e, std::shared_ptr<Stream> st) {
+      o->err = e;
+      o->st = std::move(st);
+      o->done = true;
+    };
+    if (bidi)
+      r.session->open_bidi_stream(cb);
+    else
+      r.session->open_uni_stream(cb);
+    CHECK_FALSE(o->done);
+    REQUIRE(tl.run_until([&] { return o->done; }, 5'000));
+    return *o;
+  };
+  auto a = open(true);
+  REQUIRE(a.err.ok());
+  auto b = open(false);
+  REQUIRE(b.err.ok());
+  auto c = open(true);
+  CHECK(c.err.errc == Errc::flow_control);
+  CHECK(c.err.message.find("max_streams (2)") != std::string::npos);
+  CHECK(c.st == nullptr);
+  CHECK(open(false).err.errc == Errc::flow_control);
+
+  // Once a stream has closed on both sides its slot is free again.
+  bool a_closed = false;
+  std::string echoed;
+  a.st->on_closed([&] { a_closed = true; });
+  a.st->on_data([&](std::span<const std::uint8_t> d, bool) { echoed.append(d.begin(), d.end()); });
+  a.st->write_and_end(Bytes{'h', 'i'});
+  REQUIRE(tl.run_until([&] { return a_closed; }, 5'000));
+  CHECK(echoed == "hi");
+  auto d = open(true);
+  CHECK(d.err.ok());
+  CHECK(open(false).err.errc == Errc::flow_control);
+
+  close_client(tl, client);
+  close_server(tl, server);
+}
+
+TEST_CASE("Client diagnostics report a really slow connect", "[client][loop][stats][slow]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig cfg = client_config();
+  // 1.3 s each way on the client's socket: the handshake and the CONNECT are
+  // at least two round trips of 2.6 s, so the connect takes more than 5 s
+  // (three today, since the server's SETTINGS wait for the client's Finished).
+  cfg.impairment.enabled = true;
+  cfg.impairment.delay_ms = 1'300;
+  cfg.connect_timeout = Duration(30'000);
+  cfg.handshake_timeout = Duration(30'000);
+  cfg.idle_timeout = Duration(60'000);
+  auto client = make_client(tl, cfg);
+  auto r = std::make_shared<SessionResult>();
+  client->connect(url_of(server->port(), "/echo"), [r](const Error &e, std::shared_ptr<Session> s) {
+    r->err = e;
+    r->session = std::move(s);
+    r->done = true;
+  });
+  REQUIRE(tl.run_until([&] { return r->done; }, 30'000));
+  REQUIRE(r->err.ok());
+  auto d = client->diagnostics();
+  CHECK(d.stats.avg_connect_time() > 5.0);
+  REQUIRE(d.issues().size() == 1);
+  const std::string issue = d.issues()[0];
+  INFO(issue);
+  const std::string prefix = "Slow average connection time: ";
+  REQUIRE(issue.rfind(prefix, 0) == 0);
+  const std::string number = issue.substr(prefix.size());
+  // "N.NNs", the average rounded to two decimals.
+  REQUIRE(number.size() >= 5);
+  CHECK(number.back() == 's');
+  CHECK(number[number.size() - 4] == '.');
+  CHECK(std::abs(std::stod(number) - d.stats.avg_connect_time()) <= 0.005 + 1e-9);
+  // With a 2.6 s RTT the closing period (3 PTO) would outlast the test.
+  auto impl = std::dynamic_pointer_cast<detail::ConnectionImpl>(r->session->connection());
+  REQUIRE(impl);
+  impl->set_linger(false);
   close_client(tl, client);
   close_server(tl, server);
 }

@@ -2,9 +2,13 @@
 // diagnostics rules, reconnect backoff and Happy Eyeballs ordering.
 
 #include <uvwt/client.hpp>
+#include <uvwt/log.hpp>
 #include <uvwt/version.hpp>
 
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "catch.hpp"
 #include "client/dialer.hpp"
@@ -190,4 +194,36 @@ TEST_CASE("Client::create validates the config and names the field", "[client]")
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("ClientConfig::development warns loudly; production keeps verification on", "[client]") {
+  std::vector<std::pair<LogLevel, std::string>> seen;
+  const auto old = log_level();
+  set_log_level(LogLevel::warning);
+  set_log_hook([&](LogLevel l, std::string_view m) { seen.emplace_back(l, std::string(m)); });
+  const ClientConfig dev = ClientConfig::development();
+  set_log_hook(nullptr);
+  set_log_level(old);
+  CHECK_FALSE(dev.verify_peer);
+  CHECK(dev.connect_timeout == Duration(10'000));
+  CHECK(dev.retry_delay == Duration(500));
+  CHECK(dev.validate().ok());
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].first == LogLevel::warning);
+  CHECK(seen[0].second.find("verification is OFF") != std::string::npos);
+
+  const ClientConfig prod = ClientConfig::production();
+  CHECK(prod.verify_peer);
+  CHECK(prod.use_system_trust);
+  CHECK(prod.connect_timeout == Duration(30'000));
+  CHECK(prod.max_retries == 5);
+  CHECK(prod.retry_delay == Duration(1'000));
+  CHECK(prod.max_retry_delay == Duration(30'000));
+  CHECK(prod.keep_alive_interval == Duration(20'000));
+  CHECK(prod.retry_jitter);
+  CHECK(prod.validate().ok());
+
+  ClientConfig c;
+  c.max_streams = 0;
+  CHECK(c.validate().message.find("max_streams") != std::string::npos);
 }

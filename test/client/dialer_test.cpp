@@ -30,15 +30,15 @@ std::shared_ptr<detail::TlsClientContext> pinned_tls() {
 struct SilentPort {
   uv_udp_t udp{};
   std::uint16_t port = 0;
-  explicit SilentPort(TestLoop &tl) {
+  explicit SilentPort(TestLoop &tl, const std::string &host = "127.0.0.1") {
     uv_udp_init(&tl.loop, &udp);
-    sockaddr_in a{};
-    uv_ip4_addr("127.0.0.1", 0, &a);
-    REQUIRE(uv_udp_bind(&udp, reinterpret_cast<const sockaddr *>(&a), 0) == 0);
+    auto a = SockAddr::parse(host, 0);
+    REQUIRE(a);
+    REQUIRE(uv_udp_bind(&udp, a->sa(), 0) == 0);
     sockaddr_storage ss{};
     int len = sizeof ss;
     uv_udp_getsockname(&udp, reinterpret_cast<sockaddr *>(&ss), &len);
-    port = ntohs(reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
+    port = SockAddr::from(reinterpret_cast<sockaddr *>(&ss), static_cast<socklen_t>(len)).port();
   }
   void close() { uv_close(reinterpret_cast<uv_handle_t *>(&udp), nullptr); }
 };
@@ -146,5 +146,60 @@ TEST_CASE("Happy Eyeballs: a refused address hands over at once; all failing rep
   tl.run_for(20);
   CHECK_FALSE(called);
   silent.close();
+  close_server(tl, server);
+}
+
+TEST_CASE("Happy Eyeballs across families: a silent address hands over to the other family after 250 ms",
+          "[client][loop][dialer][ipv6]") {
+  TestLoop tl;
+  struct Case {
+    std::string silent_host, live_host;
+  };
+  for (const Case &c : {Case{"::1", "127.0.0.1"}, Case{"127.0.0.1", "::1"}}) {
+    INFO("silent " << c.silent_host << ", live " << c.live_host);
+    auto server = start_server(tl, server_config(), c.live_host);
+    SilentPort silent(tl, c.silent_host);
+    auto r = dial(tl, {*SockAddr::parse(c.silent_host, silent.port), *SockAddr::parse(c.live_host, server->port())});
+    REQUIRE(r.err.ok());
+    REQUIRE(r.conn);
+    CHECK(r.conn->remote_address()->host == c.live_host);
+    REQUIRE(r.attempts.size() == 2);
+    CHECK(r.attempts[0]->remote_address()->host == c.silent_host);
+    // The second family waits out the 250 ms stagger: nothing told the
+    // dialer that the first attempt had failed.
+    CHECK(r.took >= std::chrono::milliseconds(240));
+    CHECK(r.took < std::chrono::milliseconds(3'000));
+    REQUIRE(tl.run_until([&] { return r.attempts[0]->is_closed(); }, 2'000));  // the loser
+    close_attempts(tl, r);
+    silent.close();
+    close_server(tl, server);
+  }
+}
+
+TEST_CASE("Happy Eyeballs across families: a closed [::1] port, a live 127.0.0.1, interleaved order",
+          "[client][loop][dialer][ipv6]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  // A closed port on ::1: bound, then released.
+  std::uint16_t refused_port = 0;
+  {
+    SilentPort tmp(tl, "::1");
+    refused_port = tmp.port;
+    tmp.close();
+    uv_run(&tl.loop, UV_RUN_NOWAIT);
+  }
+  SilentPort silent6(tl, "::1");
+  // Two IPv6 addresses first: interleaving makes IPv4 the second attempt.
+  auto r = dial(tl, {*SockAddr::parse("::1", refused_port), *SockAddr::parse("::1", silent6.port),
+                     *SockAddr::parse("127.0.0.1", server->port())});
+  REQUIRE(r.err.ok());
+  CHECK(r.conn->remote_address()->host == "127.0.0.1");
+  REQUIRE(r.attempts.size() >= 2);
+  CHECK(r.attempts[0]->remote_address()->host == "::1");
+  CHECK(r.attempts[1]->remote_address()->host == "127.0.0.1");
+  // Refusals are rate-limited by the kernel: only check the fast path when it came.
+  if (r.attempts[0]->close_error().errc == Errc::refused) CHECK(r.took < std::chrono::milliseconds(240));
+  close_attempts(tl, r);
+  silent6.close();
   close_server(tl, server);
 }

@@ -5,9 +5,11 @@
 #include <uvwt/uvwt.hpp>
 
 #include <chrono>
+#include <cmath>
 
 #include "catch.hpp"
 #include "client/client_fixture.hpp"
+#include "common/deferred.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -170,4 +172,129 @@ TEST_CASE("ReconnectingClient: no retry for a bad URL, get_session times out, cl
     close_client(tl, client);
     close_server(tl, server);
   }
+}
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+// A Client whose every connect fails (refused) on the next turn, recording
+// when each attempt was made: retry gaps without network timing in them.
+class FailingClient final : public Client {
+ public:
+  FailingClient(uv_loop_t *loop, ClientConfig cfg)
+      : loop_(loop), cfg_(std::move(cfg)), deferred_(detail::Deferred::for_loop(loop)) {}
+  [[nodiscard]] uv_loop_t *loop() const noexcept override { return loop_; }
+  [[nodiscard]] const ClientConfig &config() const noexcept override { return cfg_; }
+  [[nodiscard]] bool is_closed() const noexcept override { return closed_; }
+  void connect(const std::string &, const ConnectOptions &, SessionCallback cb) override {
+    calls.push_back(Clock::now());
+    deferred_->post([cb = std::move(cb)] { cb(Error(Errc::refused, "test: refused"), nullptr); });
+  }
+  void set_default_headers(Headers) override {}
+  [[nodiscard]] Headers default_headers() const override { return {}; }
+  void close(CloseCallback cb) override {
+    closed_ = true;
+    if (cb) deferred_->post(std::move(cb));
+  }
+  [[nodiscard]] ClientStats stats() const override { return {}; }
+  [[nodiscard]] ClientDiagnostics diagnostics() const override { return {}; }
+
+  std::vector<Clock::time_point> calls;
+
+ private:
+  uv_loop_t *loop_;
+  ClientConfig cfg_;
+  std::shared_ptr<detail::Deferred> deferred_;
+  bool closed_ = false;
+};
+
+// Gaps between consecutive attempts, in ms.
+std::vector<double> gaps_ms(const std::vector<Clock::time_point> &calls) {
+  std::vector<double> out;
+  for (std::size_t i = 1; i < calls.size(); ++i)
+    out.push_back(std::chrono::duration<double, std::milli>(calls[i] - calls[i - 1]).count());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("ReconnectingClient waits the backoff formula between attempts", "[client][loop][reconnect][timing]") {
+  TestLoop tl;
+  ClientConfig cfg = client_config();
+  cfg.retry_delay = Duration(100);
+  cfg.retry_backoff = 2.0;
+  cfg.max_retry_delay = Duration(10'000);
+  cfg.max_retries = 4;
+  const std::vector<double> formula{100, 200, 400, 800};  // retry_delay * backoff^(n-1)
+  // The loop clock may lag the monotonic clock by a few ms: lower bounds allow that much.
+  constexpr double kClockSlack = 5;
+  constexpr double kSchedulingSlack = 500;
+
+  const bool jitter = GENERATE(false, true);
+  cfg.retry_jitter = jitter;
+  auto client = std::make_shared<FailingClient>(&tl.loop, cfg);
+  auto rc = ReconnectingClient::create(client, "https://127.0.0.1:1/x");
+  int failed_attempts = 0;
+  rc->on_failed([&](const Error &e, int attempts) {
+    CHECK(e.errc == Errc::refused);
+    failed_attempts = attempts;
+  });
+  REQUIRE(tl.run_until([&] { return rc->has_failed(); }, 10'000));
+  CHECK(failed_attempts == 5);  // the first attempt and max_retries retries
+  const auto gaps = gaps_ms(client->calls);
+  REQUIRE(gaps.size() == formula.size());
+  bool deviates = false;
+  for (std::size_t i = 0; i < gaps.size(); ++i) {
+    INFO("jitter " << jitter << ", retry " << i + 1 << ": gap " << gaps[i] << " ms, formula " << formula[i] << " ms");
+    const double low = jitter ? 0.5 * formula[i] : formula[i];
+    const double high = jitter ? 1.5 * formula[i] : formula[i];
+    CHECK(gaps[i] >= low - kClockSlack);
+    CHECK(gaps[i] < high + kSchedulingSlack);
+    deviates = deviates || std::abs(gaps[i] - formula[i]) > 0.05 * formula[i];
+  }
+  // Four uniform factors all within 5 % of 1 happen once in 10^4 runs.
+  if (jitter) CHECK(deviates);
+
+  bool closed = false;
+  rc->close([&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed; }, 2'000));
+  CHECK_FALSE(client->is_closed());  // the client stays the caller's
+}
+
+TEST_CASE("ReconnectingClient reconnects at once after a lost session", "[client][loop][reconnect][timing]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  std::shared_ptr<Session> server_side;
+  server->route("/echo", [&](std::shared_ptr<Session> s, const SessionRequest &req) {
+    server_side = s;
+    echo_handler()(std::move(s), req);
+  });
+  ClientConfig cfg = client_config();
+  cfg.retry_delay = Duration(5'000);  // a reconnect waiting for it would take 2.5 s at least
+  cfg.max_retry_delay = Duration(30'000);
+  auto client = make_client(tl, cfg);
+  auto rc = ReconnectingClient::create(client, url_of(server->port(), "/echo"));
+  std::vector<Clock::time_point> connected_at;
+  std::vector<int> connected_attempts;
+  Clock::time_point lost_at{};
+  rc->on_connected([&](const std::shared_ptr<Session> &, int attempt) {
+    connected_at.push_back(Clock::now());
+    connected_attempts.push_back(attempt);
+  });
+  rc->on_lost([&](const SessionCloseInfo &) { lost_at = Clock::now(); });
+  REQUIRE(tl.run_until([&] { return connected_at.size() == 1 && server_side; }, 10'000));
+
+  server_side->close(7, "go away", {});
+  server_side.reset();
+  REQUIRE(tl.run_until([&] { return connected_at.size() == 2; }, 10'000));
+  REQUIRE(lost_at != Clock::time_point{});
+  CHECK(connected_at[1] - lost_at < std::chrono::milliseconds(2'000));
+  CHECK(connected_attempts == std::vector<int>{1, 1});
+  CHECK(rc->attempts() == 2);
+  CHECK(rc->is_connected());
+
+  close_rc(tl, *rc);
+  CHECK_FALSE(client->is_closed());
+  close_client(tl, client);
+  server_side.reset();
+  close_server(tl, server);
 }
