@@ -17,6 +17,7 @@ namespace uvwt {
 
 class ProtocolHandler;
 class Server;
+struct SessionRequest;
 
 // pywebtransport's ConnectionInfo: statistics and state of one connection.
 struct ConnectionInfo {
@@ -74,12 +75,17 @@ class Connection {
 
   // Connects (QUIC + TLS + HTTP/3 SETTINGS exchange) and, when `path` is not
   // empty, opens a WebTransport session on it; cb runs once with the result.
+  // Returns the connection at once, in state IDLE (resolving the host), so its
+  // states and events can be followed from the start; null when the arguments
+  // are rejected (cb still gets the error, on a later turn).
   // proxy_addr must be empty: proxying is a later feature (Errc::unsupported).
-  static void create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host, std::uint16_t port,
-                            const std::string &path, const std::optional<Address> &proxy_addr, ConnectCallback cb);
+  static std::shared_ptr<Connection> create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host,
+                                                   std::uint16_t port, const std::string &path,
+                                                   const std::optional<Address> &proxy_addr, ConnectCallback cb);
 
   // Server side: listens on host:port and hands every accepted QUIC
-  // connection to `on_accept` (after its handshake); sessions on it are
+  // connection to `on_accept` once it is CONNECTED (connections whose
+  // handshake fails are never handed over); sessions on it are
   // accepted on any path and reported by that connection's on_session().
   // Returns the listening Server (the connections' transport: close it to
   // stop), or null with `err` set. Server::create + route() is the richer form.
@@ -123,7 +129,14 @@ class Connection {
   virtual void monitor_health(Duration check_interval, Duration rtt_timeout,
                               std::function<void(const HealthReport &)> cb) = 0;
   virtual void stop_health_monitor() = 0;
+  // Marks application activity now (ConnectionInfo::last_activity and the
+  // idle policy's clock).
   virtual void record_activity() = 0;
+  // Idle policy: closes the connection (close_error() Errc::timeout) once no
+  // application activity (WebTransport stream data, datagrams, session
+  // requests, record_activity()) happened for `period`. 0 turns it off.
+  // Unlike the QUIC idle timeout, PINGs and ACKs do not keep it open.
+  virtual void set_idle_timeout(Duration period) = 0;
   // Test impairment of this connection's socket, changed at runtime (loss,
   // delay, blackhole). A server-side connection shares the server's socket.
   virtual void set_impairment(const ImpairmentConfig &cfg) = 0;
@@ -134,8 +147,17 @@ class Connection {
 
   // Events.
   virtual void on_established(std::function<void()> cb) = 0;
-  // Closed cleanly (either side) or lost (idle timeout, peer gone): Error tells.
+  // Every state change, in order (IDLE -> CONNECTING -> CONNECTED -> ...).
+  virtual void on_state_change(std::function<void(ConnectionState)> cb) = 0;
+  // The connection ended, whatever the cause (the Error tells; ok for a
+  // clean local close). Fires after on_lost when it was lost.
   virtual void on_closed(std::function<void(const Error &)> cb) = 0;
+  // The connection was lost (state FAILED: QUIC idle timeout, peer gone,
+  // connect timeout, handshake failure), as opposed to closed by either side.
+  virtual void on_lost(std::function<void(const Error &)> cb) = 0;
+  // Server side: a WebTransport CONNECT request arrived (before the server's
+  // routes and accept hook decide on it).
+  virtual void on_session_request(std::function<void(const SessionRequest &)> cb) = 0;
   // Server side: a session request on this connection was accepted.
   virtual void on_session(std::function<void(std::shared_ptr<Session>)> cb) = 0;
 };

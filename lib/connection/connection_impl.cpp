@@ -41,32 +41,61 @@ const TransportConfig &ConnectionImpl::config() const noexcept {
   return std::get<ServerConfig>(cfg_);
 }
 
+std::shared_ptr<ConnectionImpl> ConnectionImpl::make_client(uv_loop_t *loop, const ClientConfig &cfg) {
+  auto c = std::make_shared<ConnectionImpl>(loop, true, cfg);
+  c->self_ = c;
+  return c;
+}
+
+void ConnectionImpl::connect_to(const SockAddr &remote, const std::string &server_name,
+                                std::shared_ptr<TlsClientContext> tls) {
+  // Closed by the user while the host was being resolved.
+  if (closing_started_ || state_ != ConnectionState::idle) return;
+  client_tls_ = std::move(tls);
+  ep_keep_ = std::make_shared<Endpoint>(loop_, config());
+  ep_ = ep_keep_.get();
+  own_ep_ = true;
+  if (pending_impairment_) ep_->set_impairment(*pending_impairment_);
+  UdpSocket *sock = nullptr;
+  Error err = ep_->bind(SockAddr::any(remote.family(), 0), &sock);
+  if (err) return fail_before_start(err);
+  h3_ = std::make_unique<H3Connection>(*this, deferred_, false, config(), nullptr, remote.to_address());
+  quic_ = QuicConnection::create_client(*ep_, *sock, sock->local_addr(), remote, *client_tls_, server_name, config(),
+                                        *h3_, err);
+  if (!quic_) {
+    h3_.reset();
+    return fail_before_start(err);
+  }
+  h3_->attach(quic_.get());
+  set_state(ConnectionState::connecting);
+  quic_->write_now();
+}
+
 std::shared_ptr<ConnectionImpl> ConnectionImpl::start_client(uv_loop_t *loop, const ClientConfig &cfg,
                                                              const SockAddr &remote, const std::string &server_name,
                                                              std::shared_ptr<TlsClientContext> tls, Error &err) {
-  auto c = std::make_shared<ConnectionImpl>(loop, true, cfg);
-  c->client_tls_ = std::move(tls);
-  c->ep_keep_ = std::make_shared<Endpoint>(loop, cfg);
-  c->ep_ = c->ep_keep_.get();
-  c->own_ep_ = true;
-  UdpSocket *sock = nullptr;
-  err = c->ep_->bind(SockAddr::any(remote.family(), 0), &sock);
-  if (err) return nullptr;
-  c->h3_ = std::make_unique<H3Connection>(*c, c->deferred_, false, c->config(), nullptr, remote.to_address());
-  c->quic_ = QuicConnection::create_client(*c->ep_, *sock, sock->local_addr(), remote, *c->client_tls_, server_name,
-                                           c->config(), *c->h3_, err);
-  if (!c->quic_) {
-    // Sockets are open: they must be closed before the endpoint goes.
-    auto ep = std::move(c->ep_keep_);
-    c->ep_ = nullptr;
-    ep->close([ep] {});
-    return nullptr;
-  }
-  c->h3_->attach(c->quic_.get());
-  c->self_ = c;
-  c->set_state(ConnectionState::connecting);
-  c->quic_->write_now();
-  return c;
+  auto c = make_client(loop, cfg);
+  c->connect_to(remote, server_name, std::move(tls));
+  if (c->state_ == ConnectionState::connecting) return c;
+  err = c->close_error_;  // it finishes closing on its own
+  return nullptr;
+}
+
+void ConnectionImpl::fail_before_start(const Error &err) {
+  if (finished_ || is_closed()) return;
+  close_error_ = err;
+  closed_at_ = wall_seconds();
+  ++error_count_;
+  set_state(ConnectionState::failed);
+  auto self = shared_from_this();
+  deferred_->post([self] { self->finish_close(); });
+}
+
+void ConnectionImpl::set_impairment(const ImpairmentConfig &cfg) {
+  if (ep_ != nullptr)
+    ep_->set_impairment(cfg);
+  else
+    pending_impairment_ = cfg;
 }
 
 std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(const std::shared_ptr<Endpoint> &epp, UdpSocket &sock,
@@ -94,7 +123,16 @@ std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(const std::shared_ptr<End
   return c;
 }
 
-void ConnectionImpl::set_state(ConnectionState s) { state_ = s; }
+void ConnectionImpl::set_state(ConnectionState s) {
+  if (s == state_) return;
+  state_ = s;
+  // Reported on a later turn (state changes happen inside ngtcp2 and nghttp3
+  // callbacks); the queue keeps them in order.
+  auto self = shared_from_this();
+  deferred_->post([self, s] {
+    if (self->on_state_change_) self->on_state_change_(s);
+  });
+}
 
 ConnectionState ConnectionImpl::state() const noexcept {
   if (state_ != ConnectionState::connected && state_ != ConnectionState::closing) return state_;
@@ -115,9 +153,43 @@ std::optional<Address> ConnectionImpl::remote_address() const {
   return quic_->remote_addr().to_address();
 }
 
-void ConnectionImpl::on_activity() { last_activity_ = wall_seconds(); }
+void ConnectionImpl::on_activity() {
+  last_activity_ = wall_seconds();
+  last_activity_ns_ = now_ns();
+}
 
 void ConnectionImpl::record_activity() { on_activity(); }
+
+void ConnectionImpl::set_idle_timeout(Duration period) {
+  idle_period_ = period;
+  idle_timer_.reset();
+  if (period.count() <= 0 || closing_started_ || is_closed()) return;
+  // The period runs from now or from the last activity, whichever is later.
+  last_activity_ns_ = std::max(last_activity_ns_, now_ns());
+  idle_timer_ = std::make_unique<Timer>(loop_);
+  arm_idle_timer(static_cast<std::uint64_t>(period.count()));
+}
+
+// One timer per period rather than one restart per activity: activity only
+// stamps last_activity_ns_, and the timer re-arms for what is left of the
+// period when it fires early.
+void ConnectionImpl::arm_idle_timer(std::uint64_t ms) {
+  std::weak_ptr<ConnectionImpl> weak = shared_from_this();
+  idle_timer_->start(std::max<std::uint64_t>(1, ms), [weak] {
+    auto self = weak.lock();
+    if (!self || self->closing_started_ || self->is_closed()) return;
+    const std::uint64_t period_ns = static_cast<std::uint64_t>(self->idle_period_.count()) * 1'000'000;
+    const std::uint64_t now = now_ns();
+    // The policy is about open connections: the connect timeout covers the rest.
+    if (self->state_ != ConnectionState::connected) self->last_activity_ns_ = now;
+    const std::uint64_t idle = now - std::min(now, self->last_activity_ns_);
+    if (idle < period_ns) return self->arm_idle_timer((period_ns - idle + 999'999) / 1'000'000);
+    const std::string msg =
+        "idle timeout: no application activity for " + std::to_string(self->idle_period_.count()) + " ms";
+    UVWT_INFO("connection %s: %s", self->id_.c_str(), msg.c_str());
+    self->close_with(0, "idle timeout", Error(Errc::timeout, msg), {});
+  });
+}
 
 void ConnectionImpl::on_h3_ready() {
   if (state_ != ConnectionState::connecting) return;
@@ -150,6 +222,14 @@ void ConnectionImpl::start_connect_timer(Duration timeout) {
 }
 
 AcceptDecision ConnectionImpl::on_session_request(SessionRequest &req, Server::SessionHandler &handler) {
+  if (on_session_request_) {
+    // A copy, reported on a later turn (never from inside nghttp3); it
+    // precedes the on_session() of the same request, which is queued later.
+    auto self = shared_from_this();
+    deferred_->post([self, req] {
+      if (self->on_session_request_) self->on_session_request_(req);
+    });
+  }
   if (hooks_ == nullptr) return AcceptDecision::reject(404);
   return hooks_->decide(req, handler);
 }
@@ -191,6 +271,10 @@ void ConnectionImpl::open_session(const std::string &path, const Headers &header
 }
 
 void ConnectionImpl::close(std::uint64_t code, std::string reason, CloseCallback cb) {
+  close_with(code, std::move(reason), Error(), std::move(cb));
+}
+
+void ConnectionImpl::close_with(std::uint64_t code, std::string reason, const Error &why, CloseCallback cb) {
   if (cb) close_cbs_.push_back(std::move(cb));
   if (finished_) {
     auto cbs = std::move(close_cbs_);
@@ -200,17 +284,27 @@ void ConnectionImpl::close(std::uint64_t code, std::string reason, CloseCallback
     });
     return;
   }
-  if (closing_started_) return;
+  if (closing_started_ || is_closed()) return;
   closing_started_ = true;
+  idle_timer_.reset();
+  if (state_ == ConnectionState::idle) {
+    // Nothing on the wire yet: the pending resolution finds it closed.
+    close_error_ = why;
+    closed_at_ = wall_seconds();
+    set_state(ConnectionState::closed);
+    auto self = shared_from_this();
+    deferred_->post([self] { self->finish_close(); });
+    return;
+  }
   if (state_ == ConnectionState::connecting || state_ == ConnectionState::connected)
     set_state(ConnectionState::closing);
   auto self = shared_from_this();
-  deferred_->post([self, code, reason = std::move(reason)] {
+  deferred_->post([self, code, reason = std::move(reason), why] {
     if (self->quic_ && !self->quic_->is_closed()) {
       // Sessions first: they tell the peer their own codes.
       if (self->h3_) self->h3_->close_all_sessions(0, "connection closing");
       self->quic_->write_now();  // let the sessions' close capsules out first
-      self->quic_->set_close_error(Error());
+      self->quic_->set_close_error(why);
       // Application code 0 is HTTP/3's H3_NO_ERROR on the wire.
       self->quic_->close(code == 0 ? kH3NoError : code, reason);
     }
@@ -246,6 +340,8 @@ void ConnectionImpl::finish_close() {
   connect_timer_.reset();
   health_timer_.reset();
   probe_timer_.reset();
+  idle_timer_.reset();
+  health_probe_outstanding_ = false;
   const Error err = close_error_;
   if (connect_cb) {
     auto cb = std::move(connect_cb);
@@ -254,8 +350,14 @@ void ConnectionImpl::finish_close() {
   }
   resolve_waiters(ready_waiters_, err ? err : Error(Errc::connection, "connection closed"));
   resolve_waiters(session_waiters_, err ? err : Error(Errc::connection, "connection closed"));
+  if (state_ == ConnectionState::failed && on_lost_) {
+    auto cb = std::move(on_lost_);
+    on_lost_ = nullptr;
+    cb(err);
+  }
   if (on_closed_) {
     auto cb = std::move(on_closed_);
+    on_closed_ = nullptr;
     cb(err);
   }
   auto finalize = [self] {
@@ -267,14 +369,21 @@ void ConnectionImpl::finish_close() {
     if (self->hooks_ != nullptr) self->hooks_->connection_finished(self);
     self->on_established_ = nullptr;
     self->on_session_ = nullptr;
+    self->on_session_request_ = nullptr;
+    self->on_state_change_ = nullptr;
+    self->on_lost_ = nullptr;
     self->self_.reset();
   };
-  quic_->close_handles([self, finalize] {
-    if (self->own_ep_)
+  auto close_endpoint = [self, finalize] {
+    if (self->own_ep_ && self->ep_ != nullptr)
       self->ep_->close(finalize);
     else
       finalize();
-  });
+  };
+  if (quic_)
+    quic_->close_handles(close_endpoint);
+  else
+    close_endpoint();  // a client that never got to connect
 }
 
 void ConnectionImpl::add_waiter(LazyDeque<std::shared_ptr<Waiter>> &list, Duration timeout,
@@ -444,6 +553,9 @@ void ConnectionImpl::monitor_health(Duration check_interval, Duration rtt_timeou
   health_interval_ = check_interval;
   health_timeout_ = rtt_timeout;
   health_cb_ = std::move(cb);
+  // A probe of a previous monitor dies with its timer: without this reset
+  // the new monitor would wait for it forever and never probe.
+  health_probe_outstanding_ = false;
   health_timer_ = std::make_unique<Timer>(loop_);
   probe_timer_ = std::make_unique<Timer>(loop_);
   std::weak_ptr<ConnectionImpl> weak = shared_from_this();
@@ -459,6 +571,7 @@ void ConnectionImpl::monitor_health(Duration check_interval, Duration rtt_timeou
 void ConnectionImpl::stop_health_monitor() {
   health_timer_.reset();
   probe_timer_.reset();
+  health_probe_outstanding_ = false;
   health_cb_ = nullptr;
 }
 
@@ -471,6 +584,7 @@ void ConnectionImpl::health_tick() {
   health_probe_outstanding_ = true;
   health_probe_sent_ns_ = now_ns();
   health_rx_at_probe_ = quic_->stats().packets_received;
+  ++health_probes_sent_;
   quic_->ping();
   std::weak_ptr<ConnectionImpl> weak = shared_from_this();
   // Judge the probe after rtt_timeout: any packet from the peer since the

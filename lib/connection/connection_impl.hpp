@@ -48,7 +48,13 @@ class ConnectionImpl final : public Connection,
                              public H3Owner,
                              public std::enable_shared_from_this<ConnectionImpl> {
  public:
-  // Client: connects to `remote` (already resolved).
+  // Client: a connection in state IDLE; connect_to() starts it once the
+  // host is resolved, fail_before_start() ends it if that never happens.
+  static std::shared_ptr<ConnectionImpl> make_client(uv_loop_t *loop, const ClientConfig &cfg);
+  void connect_to(const SockAddr &remote, const std::string &server_name, std::shared_ptr<TlsClientContext> tls);
+  void fail_before_start(const Error &err);
+  // Both at once, for callers that resolved the host themselves: null with
+  // `err` set when the connection cannot even start.
   static std::shared_ptr<ConnectionImpl> start_client(uv_loop_t *loop, const ClientConfig &cfg, const SockAddr &remote,
                                                       const std::string &server_name,
                                                       std::shared_ptr<TlsClientContext> tls, Error &err);
@@ -84,14 +90,18 @@ class ConnectionImpl final : public Connection,
                       std::function<void(const HealthReport &)> cb) override;
   void stop_health_monitor() override;
   void record_activity() override;
-  void set_impairment(const ImpairmentConfig &cfg) override {
-    if (ep_ != nullptr) ep_->set_impairment(cfg);
-  }
+  void set_idle_timeout(Duration period) override;
+  void set_impairment(const ImpairmentConfig &cfg) override;
   void wait_ready(Duration timeout, DoneCallback cb) override;
   void wait_for_ready_session(Duration timeout, SessionIdCallback cb) override;
   void wait_closed(CloseCallback cb) override;
   void on_established(std::function<void()> cb) override { on_established_ = std::move(cb); }
+  void on_state_change(std::function<void(ConnectionState)> cb) override { on_state_change_ = std::move(cb); }
   void on_closed(std::function<void(const Error &)> cb) override { on_closed_ = std::move(cb); }
+  void on_lost(std::function<void(const Error &)> cb) override { on_lost_ = std::move(cb); }
+  void on_session_request(std::function<void(const SessionRequest &)> cb) override {
+    on_session_request_ = std::move(cb);
+  }
   void on_session(std::function<void(std::shared_ptr<Session>)> cb) override { on_session_ = std::move(cb); }
 
   // ProtocolHandler
@@ -127,14 +137,18 @@ class ConnectionImpl final : public Connection,
   [[nodiscard]] QuicConnection *quic() noexcept { return quic_.get(); }
   [[nodiscard]] H3Connection *h3() noexcept { return h3_.get(); }
   [[nodiscard]] bool gso() const noexcept { return ep_ != nullptr && ep_->gso(); }
+  // PINGs monitor_health() has sent (tests check that it stops).
+  [[nodiscard]] std::uint64_t health_probes_sent() const noexcept { return health_probes_sent_; }
   // Client connect with the connect timeout; cb once established (or failed).
   void start_connect_timer(Duration timeout);
   std::function<void(const Error &)> connect_cb;
 
  private:
   void set_state(ConnectionState s);
+  void close_with(std::uint64_t code, std::string reason, const Error &why, CloseCallback cb);
   void finish_close();
   void health_tick();
+  void arm_idle_timer(std::uint64_t ms);
   struct Waiter {
     std::unique_ptr<Timer> timer;
     std::function<void(const Error &)> cb;
@@ -166,7 +180,10 @@ class ConnectionImpl final : public Connection,
   bool closing_started_ = false, finished_ = false;
   std::vector<CloseCallback> close_cbs_;
   std::function<void()> on_established_;
+  std::function<void(ConnectionState)> on_state_change_;
   std::function<void(const Error &)> on_closed_;
+  std::function<void(const Error &)> on_lost_;
+  std::function<void(const SessionRequest &)> on_session_request_;
   std::function<void(std::shared_ptr<Session>)> on_session_;
   LazyDeque<std::shared_ptr<Waiter>> ready_waiters_, session_waiters_, closed_waiters_;
   std::unique_ptr<Timer> connect_timer_;
@@ -177,6 +194,13 @@ class ConnectionImpl final : public Connection,
   std::uint64_t health_probe_sent_ns_ = 0;
   std::uint64_t health_rx_at_probe_ = 0;
   bool health_probe_outstanding_ = false, unhealthy_ = false;
+  std::uint64_t health_probes_sent_ = 0;
+  // Idle policy (set_idle_timeout): monotonic, so wall-clock steps do not trip it.
+  std::unique_ptr<Timer> idle_timer_;
+  Duration idle_period_{0};
+  std::uint64_t last_activity_ns_ = 0;
+  // set_impairment() before the client's socket exists (state IDLE).
+  std::optional<ImpairmentConfig> pending_impairment_;
 };
 
 }  // namespace uvwt::detail

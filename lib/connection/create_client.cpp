@@ -78,10 +78,15 @@ void resolve(uv_loop_t *loop, const std::string &host, std::uint16_t port,
 
 }  // namespace detail
 
-void Connection::create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host, std::uint16_t port,
-                               const std::string &path, const std::optional<Address> &proxy_addr, ConnectCallback cb) {
+std::shared_ptr<Connection> Connection::create_client(uv_loop_t *loop, const ClientConfig &config,
+                                                      const std::string &host, std::uint16_t port,
+                                                      const std::string &path, const std::optional<Address> &proxy_addr,
+                                                      ConnectCallback cb) {
   auto deferred = detail::Deferred::for_loop(loop);
-  auto fail = [deferred, &cb](Error e) { deferred->post([cb = std::move(cb), e = std::move(e)] { cb(e, nullptr); }); };
+  auto fail = [deferred, &cb](Error e) -> std::shared_ptr<Connection> {
+    deferred->post([cb = std::move(cb), e = std::move(e)] { cb(e, nullptr); });
+    return nullptr;
+  };
   if (proxy_addr || config.proxy.enabled())
     return fail(Error(Errc::unsupported, "proxy not supported yet (MASQUE CONNECT-UDP proxying is a later feature)"));
   if (Error e = config.validate()) return fail(e);
@@ -91,29 +96,30 @@ void Connection::create_client(uv_loop_t *loop, const ClientConfig &config, cons
   if (!tls) return fail(err);
   const std::string authority =
       (host.find(':') != std::string::npos ? "[" + host + "]" : host) + (port == 443 ? "" : ":" + std::to_string(port));
+  auto c = detail::ConnectionImpl::make_client(loop, config);
+  std::weak_ptr<detail::ConnectionImpl> weak = c;
+  // Runs once: with the connection CONNECTED (and its session open), or with
+  // the error of whatever ended it first (resolution, handshake, close()).
+  c->connect_cb = [weak, path, authority, cb = std::move(cb)](const Error &err) {
+    auto c = weak.lock();
+    if (err || !c) return cb(err ? err : Error(Errc::connection, "connection gone"), nullptr);
+    if (path.empty()) return cb(Error(), c);
+    Headers hs{{":authority", authority}};
+    c->open_session(path, hs, [c, cb](const Error &err, std::shared_ptr<Session>) {
+      if (err) {
+        c->close(0, "session failed", {});
+        return cb(err, nullptr);
+      }
+      cb(Error(), c);
+    });
+  };
   detail::resolve(loop, host, port,
-                  [loop, config, host, path, authority, tls, cb = std::move(cb)](
-                      const Error &err, const std::vector<detail::SockAddr> &addrs) {
-                    if (err) return cb(err, nullptr);
-                    Error e;
-                    auto c = detail::ConnectionImpl::start_client(loop, config, addrs.front(), host, tls, e);
-                    if (!c) return cb(e, nullptr);
-                    c->start_connect_timer(config.connect_timeout);
-                    std::weak_ptr<detail::ConnectionImpl> weak = c;
-                    c->connect_cb = [weak, path, authority, cb](const Error &err) {
-                      auto c = weak.lock();
-                      if (err || !c) return cb(err ? err : Error(Errc::connection, "connection gone"), nullptr);
-                      if (path.empty()) return cb(Error(), c);
-                      Headers hs{{":authority", authority}};
-                      c->open_session(path, hs, [c, cb](const Error &err, std::shared_ptr<Session>) {
-                        if (err) {
-                          c->close(0, "session failed", {});
-                          return cb(err, nullptr);
-                        }
-                        cb(Error(), c);
-                      });
-                    };
+                  [c, config, host, tls](const Error &err, const std::vector<detail::SockAddr> &addrs) {
+                    if (err) return c->fail_before_start(err);
+                    c->connect_to(addrs.front(), host, tls);
+                    if (c->state() == ConnectionState::connecting) c->start_connect_timer(config.connect_timeout);
                   });
+  return c;
 }
 
 }  // namespace uvwt

@@ -47,6 +47,7 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
     double weight = 1.0;
     std::shared_ptr<Connection> conn;
     std::optional<double> connect_latency;  // seconds
+    std::optional<double> rtt;              // seconds, last smoothed RTT measured
     bool failed = false, creating = false, probing = false;
     std::vector<std::shared_ptr<Request>> waiters;  // sharing the running attempt
   };
@@ -169,14 +170,20 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
   [[nodiscard]] bool is_shut_down() const noexcept { return shut_down_; }
 
  private:
-  // Smoothed RTT of a live connection when QUIC has measured it, else the
-  // duration of the last connect.
+  // The smoothed RTT is remembered past the connection's end, so live and
+  // closed targets compare on the same figure.
+  static void refresh_rtt(Target &t) {
+    if (t.conn && t.conn->is_connected()) {
+      const double rtt = t.conn->diagnostics().rtt;
+      if (rtt > 0) t.rtt = rtt;
+    }
+  }
   [[nodiscard]] static std::optional<double> latency(const Target &t) {
     if (t.conn && t.conn->is_connected()) {
       const double rtt = t.conn->diagnostics().rtt;
       if (rtt > 0) return rtt;
     }
-    return t.connect_latency;
+    return t.rtt ? t.rtt : t.connect_latency;
   }
 
   [[nodiscard]] bool candidate(const Request &r, std::size_t i) const { return !targets_[i].failed && !r.excluded[i]; }
@@ -217,11 +224,21 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
         return avail.back();
       }
       case Strategy::least_latency: {
+        bool all_rtt = true;
+        for (auto i : avail) {
+          Target &t = targets_[i];
+          if (!t.rtt && !t.connect_latency) return i;  // untried targets first, in list order
+          refresh_rtt(t);
+          all_rtt = all_rtt && t.rtt.has_value();
+        }
+        // One measure for all: RTTs when every candidate has one (any real
+        // connection does), else connect durations (a factory's connections
+        // may report no RTT). Never an RTT against a connect duration.
         std::optional<std::size_t> best;
         double best_latency = 0;
         for (auto i : avail) {
-          const auto l = latency(targets_[i]);
-          if (!l) return i;  // untried targets first, in list order
+          const Target &t = targets_[i];
+          const auto l = all_rtt ? t.rtt : (t.connect_latency ? t.connect_latency : t.rtt);
           if (!best || *l < best_latency) {
             best = i;
             best_latency = *l;
@@ -293,6 +310,7 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
     if (!err && conn) {
       t.conn = conn;
       t.connect_latency = elapsed;
+      refresh_rtt(t);
       if (t.failed) UVWT_INFO("load balancer: target %s is back", target_name(t.host, t.port).c_str());
       t.failed = false;
       for (auto &w : waiters) deliver(w, Error(), conn);

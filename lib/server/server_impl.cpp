@@ -378,10 +378,10 @@ std::shared_ptr<Server> Connection::create_server(uv_loop_t *loop, const ServerC
   // Every path is accepted: the connection's on_session() is where sessions go.
   server->set_default_handler([](std::shared_ptr<Session>, const SessionRequest &) {});
   server->on_connection([on_accept = std::move(on_accept)](std::shared_ptr<Connection> c) {
-    // Hand the connection over once it is established (or let the user see
-    // its failure through wait_ready / on_closed if it never gets there).
-    c->wait_ready(Duration(0), [c, on_accept](const Error &) {
-      if (on_accept) on_accept(c);
+    // Hand the connection over once it is established; one whose handshake
+    // fails is dropped here, like a failed accept() that never returns.
+    c->wait_ready(Duration(0), [c, on_accept](const Error &err) {
+      if (!err && on_accept) on_accept(c);
     });
   });
   return server;

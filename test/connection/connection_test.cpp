@@ -7,6 +7,7 @@
 #include <set>
 
 #include "catch.hpp"
+#include "common/clock.hpp"
 #include "connection/connection_impl.hpp"
 #include "quic/quic_connection.hpp"
 #include "support/echo_handler.hpp"
@@ -79,6 +80,41 @@ bool echo_bytes(TestLoop &tl, const std::shared_ptr<Session> &s, std::size_t n, 
          !*failed && *got == n;
 }
 
+// Moves the library's wall clock (last_activity, issues()) ahead for one scope.
+struct WallClockAhead {
+  explicit WallClockAhead(double seconds) { detail::wall_clock_offset = seconds; }
+  ~WallClockAhead() { detail::wall_clock_offset = 0.0; }
+  WallClockAhead(const WallClockAhead &) = delete;
+  WallClockAhead &operator=(const WallClockAhead &) = delete;
+};
+
+// Collects log lines for one scope (info and above).
+struct LogCapture {
+  std::vector<std::pair<LogLevel, std::string>> lines;
+  LogLevel old = log_level();
+  LogCapture() {
+    set_log_hook([this](LogLevel l, std::string_view m) { lines.emplace_back(l, std::string(m)); });
+    set_log_level(LogLevel::info);
+  }
+  ~LogCapture() {
+    set_log_level(old);
+    set_log_hook(nullptr);
+  }
+  LogCapture(const LogCapture &) = delete;
+  LogCapture &operator=(const LogCapture &) = delete;
+  [[nodiscard]] std::size_t count(LogLevel l, const std::string &part) const {
+    std::size_t n = 0;
+    for (const auto &[lv, m] : lines) n += (lv == l && m.find(part) != std::string::npos) ? 1 : 0;
+    return n;
+  }
+};
+
+std::uint64_t probes_sent(const std::shared_ptr<Connection> &c) {
+  auto impl = std::dynamic_pointer_cast<detail::ConnectionImpl>(c);
+  REQUIRE(impl);
+  return impl->health_probes_sent();
+}
+
 }  // namespace
 
 TEST_CASE("connection: states and events through a whole life, closed with a code", "[connection][loop]") {
@@ -92,7 +128,7 @@ TEST_CASE("connection: states and events through a whole life, closed with a cod
     if (server_conn) return;  // the first connection is the one under test
     server_conn = c;
     CHECK_FALSE(c->is_client());
-    CHECK((c->state() == ConnectionState::connecting || c->state() == ConnectionState::connected));
+    CHECK(c->state() == ConnectionState::connecting);  // handed out at the first Initial
     c->on_closed([&](const Error &e) {
       server_closed_err = e;
       server_closed = true;
@@ -193,7 +229,8 @@ TEST_CASE("connection: states and events through a whole life, closed with a cod
   CHECK(tl.run_until([&] { return conn->info().bytes_sent >= 100'000; }, 2'000));
 
   Error closed_err(Errc::timeout, "not called");
-  bool closed_event = false, close_done = false, wait_closed_done = false;
+  bool closed_event = false, close_done = false, wait_closed_done = false, lost = false;
+  conn->on_lost([&](const Error &) { lost = true; });
   conn->on_closed([&](const Error &e) {
     closed_err = e;
     closed_event = true;
@@ -205,6 +242,7 @@ TEST_CASE("connection: states and events through a whole life, closed with a cod
   CHECK_FALSE(close_done);
   REQUIRE(tl.run_until([&] { return closed_event && close_done && wait_closed_done && server_closed; }));
   CHECK(closed_err.ok());
+  CHECK_FALSE(lost);  // an orderly close is not a loss
   CHECK(conn->state() == ConnectionState::closed);
   CHECK(conn->is_closed());
   CHECK_FALSE(conn->is_connected());
@@ -293,14 +331,22 @@ TEST_CASE("connection: a peer that vanishes is lost (FAILED) after the idle time
   cfg.idle_timeout = std::chrono::milliseconds(600);
   auto c = connect_bare(tl, server->port(), cfg);
   REQUIRE(c.err.ok());
-  Error closed_err;
-  bool closed = false;
+  Error closed_err, lost_err;
+  bool closed = false, lost = false, lost_first = false;
+  c.conn->on_lost([&](const Error &e) {
+    lost_err = e;
+    lost = true;
+    lost_first = !closed;
+  });
   c.conn->on_closed([&](const Error &e) {
     closed_err = e;
     closed = true;
   });
   set_blackhole(c.conn, true);
   REQUIRE(tl.run_until([&] { return closed; }, 5'000));
+  CHECK(lost);
+  CHECK(lost_first);
+  CHECK(lost_err.errc == Errc::timeout);
   CHECK(c.conn->state() == ConnectionState::failed);
   CHECK(c.conn->is_closed());
   CHECK(closed_err.errc == Errc::timeout);
@@ -456,6 +502,15 @@ TEST_CASE("connection: diagnostics issues follow the reference rules", "[connect
     d.stats.last_activity = now - 301;
     CHECK(d.issues() == std::vector<std::string>{"Connection appears stale (no activity in 5+ minutes)"});
   }
+  // Checked on a snapshot only: a real connection cannot get there. Every
+  // QUIC packet counts, handshake packets included, so a connection that
+  // ever received anything is out, and one that never did cannot complete
+  // its handshake: the client repeats its Initial only on PTO, with
+  // exponential backoff (about ten packets before the default 10 s
+  // handshake timeout; a thousand would take ages), and a server connection
+  // exists only because it received a packet. (Until the handshake is
+  // confirmed there is no congestion window to speak of either: the
+  // initial window and PTO probes only.)
   SECTION("sending without receiving") {
     d.stats.packets_sent = 1000;
     CHECK(d.issues().empty());
@@ -511,34 +566,72 @@ TEST_CASE("connection: issues from real conditions (latency, error count)", "[co
   close_all(tl, fast.conn, server);
 }
 
-// Hidden until QuicConnection::ping() really sends a PING (see the note in
-// docs/api/connection.md's monitor_health section and the helper report).
 TEST_CASE("connection: monitor_health detects a blackholed peer and its recovery", "[connection][loop][health]") {
   TestLoop tl;
   auto server = start_server(tl);
   auto c = connect_bare(tl, server->port());
   REQUIRE(c.err.ok());
+  LogCapture log;
   std::vector<HealthReport> reports;
   c.conn->monitor_health(std::chrono::milliseconds(100), std::chrono::milliseconds(150),
                          [&](const HealthReport &r) { reports.push_back(r); });
   tl.run_for(400);
   CHECK(reports.empty());  // healthy and unchanged: nothing to report
+  CHECK(probes_sent(c.conn) >= 1);
+  CHECK(log.count(LogLevel::warning, "unhealthy") == 0);
 
   set_blackhole(c.conn, true);
   REQUIRE(tl.run_until([&] { return !reports.empty(); }, 3'000));
   CHECK_FALSE(reports.back().healthy);
   CHECK_FALSE(reports.back().reason.empty());
   CHECK(c.conn->is_connected());  // unhealthy is not closed
+  CHECK(log.count(LogLevel::warning, c.conn->connection_id() + " unhealthy: no answer to PING") >= 1);
 
   set_blackhole(c.conn, false);
   REQUIRE(tl.run_until([&] { return reports.back().healthy; }, 3'000));
   CHECK(reports.back().rtt > 0.0);
   CHECK(reports.back().rtt < 1.0);
+  CHECK(log.count(LogLevel::info, c.conn->connection_id() + " recovered (rtt ") == 1);
 
-  // The monitor stops with the connection.
+  // The monitor stops with the connection: the server stays up, and several
+  // check intervals later no probe has gone out and nothing was reported.
   const auto n = reports.size();
-  close_all(tl, c.conn, server);
+  bool closed = false;
+  c.conn->close(0, "done", [&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed; }));
+  const auto probes = probes_sent(c.conn);
+  tl.run_for(500);
+  CHECK(probes_sent(c.conn) == probes);
   CHECK(reports.size() == n);
+  close_all(tl, nullptr, server);
+}
+
+TEST_CASE("connection: monitor_health restarted while a probe is outstanding probes again",
+          "[connection][loop][health]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  auto c = connect_bare(tl, server->port());
+  REQUIRE(c.err.ok());
+  set_blackhole(c.conn, true);
+  // A long rtt_timeout keeps the first probe outstanding (unanswered, not yet judged).
+  std::vector<HealthReport> first, second;
+  c.conn->monitor_health(std::chrono::milliseconds(20), std::chrono::milliseconds(60'000),
+                         [&](const HealthReport &r) { first.push_back(r); });
+  REQUIRE(tl.run_until([&] { return probes_sent(c.conn) == 1; }, 3'000));
+  tl.run_for(100);
+  CHECK(probes_sent(c.conn) == 1);  // one outstanding probe blocks the next
+
+  SECTION("restarted directly") {}
+  SECTION("stopped, then started again") { c.conn->stop_health_monitor(); }
+  c.conn->monitor_health(std::chrono::milliseconds(20), std::chrono::milliseconds(50),
+                         [&](const HealthReport &r) { second.push_back(r); });
+  REQUIRE(tl.run_until([&] { return !second.empty(); }, 3'000));
+  CHECK(probes_sent(c.conn) >= 2);
+  CHECK_FALSE(second.front().healthy);
+  CHECK(first.empty());  // the replaced monitor's callback is gone
+  c.conn->stop_health_monitor();
+  set_blackhole(c.conn, false);
+  close_all(tl, c.conn, server);
 }
 
 TEST_CASE("connection: session info for several sessions on one connection", "[connection][loop]") {
@@ -572,6 +665,9 @@ TEST_CASE("connection: session info for several sessions on one connection", "[c
   }
   CHECK(ids.size() == 3);
   CHECK(c.conn->protocol_handler().session_count() == 3);
+  const auto handled = c.conn->protocol_handler().sessions();
+  REQUIRE(handled.size() == 3);
+  for (const auto &s : sessions) CHECK(std::find(handled.begin(), handled.end(), s) != handled.end());
   for (const auto &s : sessions) {
     auto i = c.conn->get_session_info(s->id());
     REQUIRE(i);
@@ -623,5 +719,262 @@ TEST_CASE("connection: create_server accepts connections and reports their sessi
   CHECK(bad.errc == Errc::configuration);
   sessions.clear();
   accepted.clear();
+  close_all(tl, c.conn, server);
+}
+
+TEST_CASE("connection: create_client hands the connection over at once; every state is reported",
+          "[connection][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  std::vector<ConnectionState> states;
+  bool done = false, lost = false;
+  Error cb_err(Errc::timeout, "not called");
+  std::shared_ptr<Connection> cb_conn;
+  auto conn = Connection::create_client(&tl.loop, client_config(), "127.0.0.1", server->port(), "", std::nullopt,
+                                        [&](const Error &e, std::shared_ptr<Connection> c) {
+                                          cb_err = e;
+                                          cb_conn = c;
+                                          done = true;
+                                        });
+  REQUIRE(conn);
+  CHECK(conn->state() == ConnectionState::idle);  // resolving: nothing on the wire yet
+  CHECK_FALSE(conn->local_address());
+  CHECK(conn->is_client());
+  conn->on_state_change([&](ConnectionState s) { states.push_back(s); });
+  conn->on_lost([&](const Error &) { lost = true; });
+
+  // wait_ready on a connection that is not connected yet: a short wait times
+  // out, a longer one ends when it connects.
+  Error short_wait(Errc::closed, "not called"), long_wait(Errc::closed, "not called");
+  conn->wait_ready(std::chrono::milliseconds(1), [&](const Error &e) { short_wait = e; });
+  conn->wait_ready(std::chrono::milliseconds(5'000), [&](const Error &e) {
+    long_wait = e;
+    CHECK(conn->state() == ConnectionState::connected);
+  });
+  REQUIRE(tl.run_until([&] { return states.size() >= 1; }));
+  CHECK(states.front() == ConnectionState::connecting);
+  CHECK(conn->state() == ConnectionState::connecting);
+  CHECK_FALSE(conn->is_connected());
+  CHECK(conn->local_address());
+  REQUIRE(tl.run_until([&] { return done && long_wait.errc != Errc::closed; }));
+  CHECK(short_wait.errc == Errc::timeout);
+  CHECK(long_wait.ok());
+  REQUIRE(cb_err.ok());
+  CHECK(cb_conn == conn);
+  CHECK(states == std::vector<ConnectionState>{ConnectionState::connecting, ConnectionState::connected});
+
+  bool closed = false;
+  conn->close(0, "bye", [&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed; }));
+  CHECK(states == std::vector<ConnectionState>{ConnectionState::connecting, ConnectionState::connected,
+                                               ConnectionState::closing, ConnectionState::closed});
+  CHECK_FALSE(lost);
+  close_all(tl, nullptr, server);
+}
+
+TEST_CASE("connection: closed while IDLE, the connect callback gets the error", "[connection][loop]") {
+  TestLoop tl;
+  std::vector<ConnectionState> states;
+  Error cb_err;
+  bool done = false, closed = false;
+  auto conn = Connection::create_client(&tl.loop, client_config(), "127.0.0.1", 9, "/x", std::nullopt,
+                                        [&](const Error &e, std::shared_ptr<Connection> c) {
+                                          cb_err = e;
+                                          done = true;
+                                          CHECK_FALSE(c);
+                                        });
+  REQUIRE(conn);
+  conn->on_state_change([&](ConnectionState s) { states.push_back(s); });
+  conn->close(0, "changed my mind", [&] { closed = true; });
+  CHECK(conn->state() == ConnectionState::closed);
+  REQUIRE(tl.run_until([&] { return done && closed; }));
+  CHECK(cb_err.errc == Errc::connection);
+  CHECK(states == std::vector<ConnectionState>{ConnectionState::closed});
+}
+
+TEST_CASE("connection: a host that cannot be resolved is FAILED and lost", "[connection][loop]") {
+  TestLoop tl;
+  Error cb_err, lost_err;
+  bool done = false, lost = false;
+  auto conn = Connection::create_client(&tl.loop, client_config(), "no-such-host.invalid", 4433, "", std::nullopt,
+                                        [&](const Error &e, std::shared_ptr<Connection>) {
+                                          cb_err = e;
+                                          done = true;
+                                        });
+  REQUIRE(conn);
+  conn->on_lost([&](const Error &e) {
+    lost_err = e;
+    lost = true;
+  });
+  REQUIRE(tl.run_until([&] { return done && lost; }, 20'000));
+  CHECK(cb_err.errc == Errc::dns);
+  CHECK(lost_err.errc == Errc::dns);
+  CHECK(conn->state() == ConnectionState::failed);
+  bool finished = false;
+  conn->wait_closed([&] { finished = true; });
+  REQUIRE(tl.run_until([&] { return finished; }));
+}
+
+TEST_CASE("connection: proxy_addr is refused with Errc::unsupported", "[connection][loop]") {
+  TestLoop tl;
+  Error err;
+  bool done = false;
+  std::shared_ptr<Connection> got;
+  auto conn = Connection::create_client(&tl.loop, client_config(), "127.0.0.1", 4433, "/", Address{"127.0.0.1", 8080},
+                                        [&](const Error &e, std::shared_ptr<Connection> c) {
+                                          err = e;
+                                          got = c;
+                                          done = true;
+                                        });
+  CHECK_FALSE(conn);
+  CHECK_FALSE(done);  // answered on a later turn
+  REQUIRE(tl.run_until([&] { return done; }));
+  CHECK(err.errc == Errc::unsupported);
+  CHECK_FALSE(got);
+}
+
+TEST_CASE("connection: server-side events: session request, session, established", "[connection][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  std::shared_ptr<Connection> sc;
+  std::vector<std::string> events;
+  ConnectionState state_at_established = ConnectionState::idle;
+  server->on_connection([&](std::shared_ptr<Connection> c) {
+    sc = c;
+    CHECK(c->state() == ConnectionState::connecting);
+    c->on_established([&, c] {
+      events.push_back("established");
+      state_at_established = c->state();
+    });
+    c->on_session_request([&](const SessionRequest &r) { events.push_back("request " + r.path + "?" + r.query); });
+    c->on_session([&](std::shared_ptr<Session> s) { events.push_back("session " + s->info().path); });
+  });
+  auto c = connect(tl, server->port(), "/echo?a=1");
+  REQUIRE(c.err.ok());
+  REQUIRE(tl.run_until([&] { return events.size() == 3; }));
+  CHECK(events == std::vector<std::string>{"established", "request /echo?a=1", "session /echo?a=1"});
+  CHECK(state_at_established == ConnectionState::connected);
+  // A rejected request is still a request, with no session after it.
+  bool rejected = false;
+  c.conn->open_session("/nowhere", {}, [&](const Error &e, std::shared_ptr<Session> s) {
+    CHECK(e.errc == Errc::http_status);
+    CHECK_FALSE(s);
+    rejected = true;
+  });
+  REQUIRE(tl.run_until([&] { return rejected; }));
+  tl.run_for(50);
+  REQUIRE(events.size() == 4);
+  CHECK(events[3] == "request /nowhere?");
+  sc.reset();
+  close_all(tl, c.conn, server);
+}
+
+TEST_CASE("connection: create_server does not hand over a connection whose handshake failed", "[connection][loop]") {
+  TestLoop tl;
+  Error err;
+  ServerConfig scfg = server_config();
+  scfg.handshake_timeout = std::chrono::milliseconds(300);
+  std::size_t accepted = 0;
+  auto server = Connection::create_server(
+      &tl.loop, scfg, "127.0.0.1", 0, [&](std::shared_ptr<Connection>) { ++accepted; }, err);
+  REQUIRE(err.ok());
+  // Each way 400 ms: the server has the client's Initial at 400 ms and its
+  // next flight not before 1200 ms, long after its 300 ms handshake timeout.
+  ClientConfig cfg = client_config();
+  cfg.impairment.enabled = true;
+  cfg.impairment.delay_ms = 400;
+  cfg.connect_timeout = std::chrono::milliseconds(2'000);
+  auto c = connect_bare(tl, server->port(), cfg);
+  CHECK_FALSE(c.err.ok());
+  // (A retransmitted Initial may start another server connection after the
+  // first timed out: it fails the same way.)
+  REQUIRE(tl.run_until([&] { return server->stats().connections_accepted >= 1 && server->connections().empty(); }));
+  tl.run_for(50);
+  CHECK(accepted == 0);
+  // A healthy connection is still handed over.
+  auto good = connect_bare(tl, server->port());
+  REQUIRE(good.err.ok());
+  REQUIRE(tl.run_until([&] { return accepted == 1; }));
+  close_all(tl, good.conn, server);
+}
+
+TEST_CASE("connection: the idle policy closes a connection without application activity", "[connection][loop][idle]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+
+  SECTION("no activity: closed after the period") {
+    auto c = connect_bare(tl, server->port());
+    REQUIRE(c.err.ok());
+    Error closed_err;
+    bool closed = false, lost = false;
+    c.conn->on_closed([&](const Error &e) {
+      closed_err = e;
+      closed = true;
+    });
+    c.conn->on_lost([&](const Error &) { lost = true; });
+    const auto start = std::chrono::steady_clock::now();
+    c.conn->set_idle_timeout(std::chrono::milliseconds(300));
+    REQUIRE(tl.run_until([&] { return closed; }, 5'000));
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took >= std::chrono::milliseconds(300));
+    CHECK(c.conn->state() == ConnectionState::closed);  // closed by policy, not lost
+    CHECK_FALSE(lost);
+    CHECK(closed_err.errc == Errc::timeout);
+    CHECK(closed_err.message.find("no application activity for 300 ms") != std::string::npos);
+    CHECK(c.conn->close_error().errc == Errc::timeout);
+    close_all(tl, c.conn, nullptr);
+  }
+  SECTION("record_activity() keeps it open beyond the period") {
+    auto c = connect_bare(tl, server->port());
+    REQUIRE(c.err.ok());
+    c.conn->set_idle_timeout(std::chrono::milliseconds(300));
+    for (int i = 0; i < 12; ++i) {  // 1.2 s, four periods
+      tl.run_for(100);
+      c.conn->record_activity();
+      REQUIRE(c.conn->is_connected());
+    }
+    // Then it is idle again and closes.
+    REQUIRE(tl.run_until([&] { return c.conn->is_closed(); }, 5'000));
+    CHECK(c.conn->close_error().errc == Errc::timeout);
+    close_all(tl, c.conn, nullptr);
+  }
+  SECTION("WebTransport traffic keeps it open; 0 turns the policy off") {
+    auto c = connect(tl, server->port(), "/echo");
+    REQUIRE(c.err.ok());
+    c.conn->set_idle_timeout(std::chrono::milliseconds(300));
+    for (int i = 0; i < 6; ++i) {  // about four periods of echoed stream data
+      REQUIRE(echo_bytes(tl, c.session, 1000, 5'000));
+      tl.run_for(100);
+      REQUIRE(c.conn->is_connected());
+    }
+    c.conn->set_idle_timeout(Duration(0));
+    tl.run_for(700);
+    CHECK(c.conn->is_connected());
+    close_all(tl, c.conn, nullptr);
+  }
+  close_all(tl, nullptr, server);
+}
+
+TEST_CASE("connection: a connection without activity for 5+ minutes is reported stale", "[connection][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  auto c = connect_bare(tl, server->port());
+  REQUIRE(c.err.ok());
+  c.conn->record_activity();
+  CHECK(c.conn->diagnostics().issues().empty());
+  {
+    WallClockAhead ahead(290);
+    CHECK(c.conn->diagnostics().issues().empty());
+  }
+  {
+    WallClockAhead ahead(301);
+    CHECK(c.conn->diagnostics().issues() ==
+          std::vector<std::string>{"Connection appears stale (no activity in 5+ minutes)"});
+    // Activity ends it.
+    c.conn->record_activity();
+    CHECK(c.conn->diagnostics().issues().empty());
+  }
   close_all(tl, c.conn, server);
 }

@@ -259,6 +259,68 @@ TEST_CASE("load balancer: least_latency avoids the slow target", "[connection][l
   sv.close(tl);
 }
 
+TEST_CASE("load balancer: least_latency compares connected and disconnected targets on one measure",
+          "[connection][lb][loop]") {
+  TestLoop tl;
+  ServerConfig delayed = server_config();
+  delayed.impairment.enabled = true;
+  delayed.impairment.delay_ms = 15;  // each way: RTT at least 30 ms
+  Servers sv(tl, {server_config(), delayed, server_config()});
+  // Target 0 has the lowest RTT but the slowest connect: its factory answers
+  // 300 ms late. Comparing its connect time with target 1's live RTT (what
+  // the balancer once did) would wrongly prefer target 1 once 0 is closed.
+  const std::uint16_t slow_connect_port = sv.port[0];
+  auto factory = [slow_connect_port](uv_loop_t *loop, const ClientConfig &cfg, const std::string &host,
+                                     std::uint16_t port, const std::string &path, Connection::ConnectCallback cb) {
+    Connection::create_client(loop, cfg, host, port, path, std::nullopt,
+                              [loop, port, slow_connect_port, cb](const Error &e, std::shared_ptr<Connection> c) {
+                                if (port != slow_connect_port) return cb(e, c);
+                                struct Later {
+                                  uv_timer_t t;
+                                  std::function<void()> fn;
+                                };
+                                auto *l = new Later{{}, [cb, e, c] { cb(e, c); }};
+                                uv_timer_init(loop, &l->t);
+                                l->t.data = l;
+                                uv_timer_start(
+                                    &l->t,
+                                    [](uv_timer_t *t) {
+                                      auto *l = static_cast<Later *>(t->data);
+                                      l->fn();
+                                      uv_close(reinterpret_cast<uv_handle_t *>(t),
+                                               [](uv_handle_t *h) { delete static_cast<Later *>(h->data); });
+                                    },
+                                    300, 0);
+                              });
+  };
+  ConnectionLoadBalancer lb(&tl.loop, {{"127.0.0.1", sv.port[0]}, {"127.0.0.1", sv.port[1]}}, factory);
+  auto first = pick(tl, lb, "least_latency");
+  REQUIRE(first.err.ok());
+  CHECK(sv.index_of(port_of(first.conn)) == 0);
+  auto second = pick(tl, lb, "least_latency");
+  REQUIRE(second.err.ok());
+  CHECK(sv.index_of(port_of(second.conn)) == 1);
+
+  // Target 0 disconnected, target 1 connected.
+  bool closed = false;
+  first.conn->close(0, "test", [&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed; }));
+  auto ts = lb.get_target_stats();
+  CHECK_FALSE(ts[0].connected);
+  CHECK(ts[1].connected);
+  REQUIRE(ts[0].latency);
+  REQUIRE(ts[1].latency);
+  INFO("latency 0: " << *ts[0].latency << " s, 1: " << *ts[1].latency << " s");
+  CHECK(*ts[0].latency < 0.025);  // the remembered RTT, not the 300+ ms connect
+  CHECK(*ts[1].latency >= 0.03);
+  auto third = pick(tl, lb, "least_latency");
+  REQUIRE(third.err.ok());
+  CHECK(sv.index_of(port_of(third.conn)) == 0);
+  CHECK(third.conn != first.conn);  // a new connection to the same target
+  shutdown(tl, lb);
+  sv.close(tl);
+}
+
 TEST_CASE("load balancer: failover, then restoration by health check", "[connection][lb][loop]") {
   TestLoop tl;
   Servers sv(tl);
