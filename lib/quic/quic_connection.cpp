@@ -74,8 +74,23 @@ struct QuicCallbacks {
   static int handshake_completed(ngtcp2_conn *, void *ud) {
     UVWT_DEBUG("%s: handshake completed with %s", self(ud)->server_ ? "server" : "client",
                self(ud)->remote_.to_string().c_str());
+    // A server's handshake is confirmed as it completes (RFC 9001, 4.1.2):
+    // its TLS session is released once this packet has been processed.
+    if (self(ud)->server_) self(ud)->release_tls_ = true;
     self(ud)->app_.on_handshake_completed();
     return 0;
+  }
+
+  static int recv_crypto_data(ngtcp2_conn *conn, ngtcp2_encryption_level level, std::uint64_t offset,
+                              const std::uint8_t *data, std::size_t len, void *ud) {
+    auto *c = self(ud);
+    if (c->tls_ == nullptr || c->tls_->released()) {
+      // A server's TLS is gone once the handshake is confirmed; a client has
+      // no post-handshake messages to send in QUIC.
+      c->set_close_error(Error(Errc::protocol, "CRYPTO data after the handshake was confirmed"));
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+    return ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, len, ud);
   }
 
   static int recv_stream_data(ngtcp2_conn *, std::uint32_t flags, std::int64_t sid, std::uint64_t,
@@ -194,7 +209,7 @@ struct QuicCallbacks {
       cb.client_initial = ngtcp2_crypto_client_initial_cb;
       cb.recv_retry = ngtcp2_crypto_recv_retry_cb;
     }
-    cb.recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+    cb.recv_crypto_data = recv_crypto_data;
     cb.encrypt = ngtcp2_crypto_encrypt_cb;
     cb.decrypt = ngtcp2_crypto_decrypt_cb;
     cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
@@ -474,6 +489,11 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
   ++in_callback_;
   const int rv = ngtcp2_conn_read_pkt(conn_, &path, &pi, pkt.data.data(), pkt.data.size(), now_ns());
   --in_callback_;
+  if (release_tls_ && rv == 0) {
+    release_tls_ = false;
+    ngtcp2_conn_set_tls_native_handle(conn_, nullptr);
+    tls_->release();
+  }
   if (rv != 0) {
     UVWT_DEBUG("%s: read_pkt from %s: %s", server_ ? "server" : "client", remote_.to_string().c_str(),
                ngtcp2_strerror(rv));

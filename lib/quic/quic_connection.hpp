@@ -143,6 +143,7 @@ class QuicConnection {
   std::vector<std::array<std::uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN>> reset_tokens_;
   int in_callback_ = 0;  // depth of ngtcp2_conn_read_pkt / write on the stack
   bool write_scheduled_ = false;
+  bool release_tls_ = false;  // server: handshake confirmed, TLS no longer needed
 
  public:
   bool in_touched_list = false;  // endpoint bookkeeping for batched writes

@@ -275,7 +275,18 @@ std::unique_ptr<TlsSession> TlsSession::create_client(TlsClientContext &ctx, ngt
   return self;
 }
 
+void TlsSession::release() {
+  if (session_ == nullptr) return;
+  alpn_kept_ = std::string(alpn());
+  peer_sha256_kept_ = peer_certificate_sha256();
+  resumed_kept_ = resumed();
+  early_data_kept_ = early_data_accepted();
+  gnutls_deinit(session_);
+  session_ = nullptr;
+}
+
 std::string_view TlsSession::alpn() const noexcept {
+  if (session_ == nullptr) return alpn_kept_;
   gnutls_datum_t p{nullptr, 0};
   if (gnutls_alpn_get_selected_protocol(session_, &p) < 0 || p.data == nullptr) return {};
   return {reinterpret_cast<const char *>(p.data), p.size};
@@ -289,15 +300,19 @@ Error TlsSession::set_resumption_data(std::span<const std::uint8_t> data) {
 }
 
 std::optional<std::array<std::uint8_t, 32>> TlsSession::peer_certificate_sha256() const {
+  if (session_ == nullptr) return peer_sha256_kept_;
   unsigned count = 0;
   const gnutls_datum_t *certs = gnutls_certificate_get_peers(session_, &count);
   if (certs == nullptr || count == 0) return std::nullopt;
   return sha256_digest({certs[0].data, certs[0].size});
 }
 
-bool TlsSession::resumed() const noexcept { return gnutls_session_is_resumed(session_) != 0; }
+bool TlsSession::resumed() const noexcept {
+  return session_ == nullptr ? resumed_kept_ : gnutls_session_is_resumed(session_) != 0;
+}
 
 bool TlsSession::early_data_accepted() const noexcept {
+  if (session_ == nullptr) return early_data_kept_;
   return (gnutls_session_get_flags(session_) & GNUTLS_SFLAGS_EARLY_DATA) != 0;
 }
 

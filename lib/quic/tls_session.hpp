@@ -82,6 +82,14 @@ class TlsSession {
   [[nodiscard]] bool resumed() const noexcept;
   [[nodiscard]] bool early_data_accepted() const noexcept;
 
+  // Server, once the handshake is confirmed: keeps what the accessors above
+  // report and frees the GnuTLS session (about 9 KiB, the largest single part
+  // of an idle connection). A QUIC server needs no TLS after that: keys are
+  // updated from secrets ngtcp2 holds, and a client sends no CRYPTO data in
+  // 1-RTT. native() is null afterwards.
+  void release();
+  [[nodiscard]] bool released() const noexcept { return session_ == nullptr; }
+
  private:
   TlsSession(bool server, std::shared_ptr<const void> ctx);
   Error init_common(gnutls_priority_t priority, gnutls_certificate_credentials_t cred,
@@ -97,6 +105,10 @@ class TlsSession {
   Error verify_error_;
   TicketHandler on_ticket_;
   bool server_;
+  // What the accessors answer once the session is released.
+  std::string alpn_kept_;
+  std::optional<std::array<std::uint8_t, 32>> peer_sha256_kept_;
+  bool resumed_kept_ = false, early_data_kept_ = false;
 };
 
 }  // namespace uvwt::detail

@@ -212,6 +212,25 @@ TEST_CASE("the QUIC priority string is accepted and negotiates TLS 1.3", "[quic]
   CHECK(c->client->verify_error().ok());
 }
 
+TEST_CASE("a released server session keeps answering what was negotiated", "[quic][tls]") {
+  TempDir dir;
+  auto sctx = server_ctx(pki().leaf);
+  auto cctx = client_ctx(trusting_ca(dir));
+  auto c = connect(*cctx, *sctx, "localhost");
+  REQUIRE(c->result.ok());
+  const bool resumed = c->server->resumed();
+  REQUIRE_FALSE(c->server->released());
+  c->server->release();
+  CHECK(c->server->released());
+  CHECK(c->server->native() == nullptr);
+  CHECK(c->server->alpn() == "h3");
+  CHECK(c->server->resumed() == resumed);
+  CHECK_FALSE(c->server->early_data_accepted());
+  CHECK_FALSE(c->server->peer_certificate_sha256().has_value());  // the client sent none
+  c->server->release();                                           // twice is harmless
+  CHECK(c->server->released());
+}
+
 TEST_CASE("verify_peer_certificate judges the peer's certificate", "[quic][tls]") {
   TempDir dir;
   // The client does not verify in the handshake; each policy is applied afterwards.
