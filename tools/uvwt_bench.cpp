@@ -721,18 +721,27 @@ int main(int argc, char **argv) {
             << " cores, " << (o.quick ? "quick" : "full") << ", " << o.reps << " rep(s)"
             << (o.pin ? ", pinned (server core 0, client core 1)" : "") << (o.rt ? ", SCHED_FIFO" : "") << "\n";
 
+  // Rounds: each repetition runs every selected scenario once, in order, so a
+  // drift in the machine's speed (other tenants, frequency) during the
+  // invocation falls on WebTransport and its raw-QUIC reference alike instead
+  // of on whichever ran later; the ratios stay fair.
   std::vector<Result> results;
-  bool all_ok = true;
+  std::vector<uvwt::bench::Job> jobs;
   for (const auto &spec : specs) {
     if (!o.scenarios.empty() && o.scenarios.count(spec.scenario) == 0 && o.scenarios.count(spec.id) == 0) continue;
-    Result res{&spec, {}, true, {}};
+    results.push_back(Result{&spec, {}, true, {}});
     uvwt::bench::Job job;
     job.scenario = spec.scenario;
     for (const auto &[k, v] : spec.params) job.params[k] = v;
     job.quick = o.quick;
     job.time_limit_s = spec.time_limit_s;
     job.cert = cert;
-    for (int rep = 0; rep < o.reps; ++rep) {
+    jobs.push_back(std::move(job));
+  }
+  for (int rep = 0; rep < o.reps; ++rep) {
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const RunSpec &spec = *results[i].spec;
+      const auto &job = jobs[i];
       std::cerr << "[" << spec.id << " " << rep + 1 << "/" << o.reps << "] " << std::flush;
       Report r = run_pair(job, spec, o.pin, o.rt);
       if (r.error.empty() && spec.derive) spec.derive(job, r);
@@ -740,18 +749,20 @@ int main(int argc, char **argv) {
         if (r.error.empty() && (r.kv.count(m.key) == 0 || !std::isfinite(r.kv.at(m.key))))
           r.fail("no valid figure for " + m.name);
       if (!r.error.empty()) {
-        res.ok = false;
-        if (res.error.empty()) res.error = r.error;
+        results[i].ok = false;
+        if (results[i].error.empty()) results[i].error = r.error;
         std::cerr << "FAILED: " << r.error;
       }
       std::cerr << "\n";
       if (r.get("server_gso") > 0 || r.get("client_gso") > 0) env.gso = true;
       if (r.get("server_gro") > 0 || r.get("client_gro") > 0) env.gro = true;
-      res.reps.push_back(std::move(r));
+      results[i].reps.push_back(std::move(r));
     }
+  }
+  bool all_ok = true;
+  for (const auto &res : results) {
     all_ok = all_ok && res.ok;
     print_json(res, env, o, std::cout);
-    results.push_back(std::move(res));
   }
   table_out << "\n";
   print_table(results, table_out);
