@@ -618,6 +618,10 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
       made += run_gnuplot(dir + "/memory.gp") ? 1 : 0;
     }
   }
+  // The PNGs are the output; the data and scripts behind them are scratch.
+  for (const char *f :
+       {"throughput.dat", "throughput.gp", "setup_seq.dat", "setup_par.dat", "setup.gp", "memory.dat", "memory.gp"})
+    std::remove((dir + "/" + f).c_str());
   return made;
 }
 
