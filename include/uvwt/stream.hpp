@@ -44,6 +44,10 @@ class Stream {
   // a write below the bound is taken whole. Check writable().
   virtual void write(Bytes data, DoneCallback cb = {}) = 0;
   virtual void write(std::string_view data, DoneCallback cb = {}) = 0;  // copies
+  // Zero-copy write, as uv_write: the bytes are not copied and must stay valid
+  // and unchanged until `cb` runs (acknowledged by the peer, or failed). Same
+  // bounds and errors as write(Bytes).
+  virtual void write_borrowed(std::span<const std::uint8_t> data, DoneCallback cb) = 0;
   // Finishes the send side (FIN) after all queued data; cb on acknowledgement.
   virtual void end(DoneCallback cb = {}) = 0;
   virtual void write_and_end(Bytes data, DoneCallback cb = {}) = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "common/clock.hpp"
 #include "h3/wt_codes.hpp"
@@ -32,7 +33,11 @@ StreamImpl::~StreamImpl() {
 std::shared_ptr<Session> StreamImpl::session() const { return session_.lock(); }
 
 void StreamImpl::set_preamble(const std::uint8_t *p, std::size_t n) {
-  chunks_.push_back({Bytes(p, p + n), {}, n});
+  Chunk c;
+  c.owned = Bytes(p, p + n);
+  c.data = c.owned;
+  c.end = n;
+  chunks_.push_back(std::move(c));
   preamble_len_ = n;
   total_ = n;
 }
@@ -76,29 +81,43 @@ void StreamImpl::end(DoneCallback cb) { enqueue({}, std::move(cb), true); }
 void StreamImpl::write_and_end(Bytes data, DoneCallback cb) { enqueue(std::move(data), std::move(cb), true); }
 
 void StreamImpl::enqueue(Bytes data, DoneCallback cb, bool fin) {
+  Chunk c;
+  c.owned = std::move(data);
+  c.data = c.owned;  // a moved vector keeps its buffer, so the view stays valid
+  c.cb = std::move(cb);
+  enqueue_chunk(std::move(c), fin);
+}
+
+void StreamImpl::write_borrowed(std::span<const std::uint8_t> data, DoneCallback cb) {
+  Chunk c;
+  c.data = data;
+  c.cb = std::move(cb);
+  enqueue_chunk(std::move(c), false);
+}
+
+void StreamImpl::enqueue_chunk(Chunk c, bool fin) {
   auto fail = [&](Errc e, const char *msg) {
-    if (cb) host_.defer([cb = std::move(cb), err = Error(e, msg)] { cb(err); });
+    if (c.cb) host_.defer([cb = std::move(c.cb), err = Error(e, msg)] { cb(err); });
   };
   if (dir_ == StreamDirection::receive_only) return fail(Errc::stream, "stream is receive-only");
   if (send_closed_) return fail(Errc::stream, "stream send side is closed");
   if (fin_queued_) return fail(Errc::stream, "stream already ended");
   // Like a high-water mark: a write is taken while the buffer is below its
   // bound (so memory stays within bound + one write), refused once it is full.
-  if (!data.empty() && buffered_amount() >= send_bound_)
+  if (!c.data.empty() && buffered_amount() >= send_bound_)
     return fail(Errc::flow_control, "stream send buffer full: wait for on_writable");
-  const auto n = data.size();
+  const auto n = c.data.size();
   queued_ += n;
   total_ += n;
   stats_.bytes_queued += n;
+  c.end = total_;
   if (fin) {
     fin_queued_ = true;
-    if (n > 0) chunks_.push_back({std::move(data), {}, total_});
-    fin_cb_ = std::move(cb);
-  } else if (n > 0) {
-    chunks_.push_back({std::move(data), std::move(cb), total_});
-  } else if (cb) {
-    // An empty write completes once everything before it is acknowledged.
-    chunks_.push_back({{}, std::move(cb), total_});
+    fin_cb_ = std::exchange(c.cb, nullptr);
+    if (n > 0) chunks_.push_back(std::move(c));
+  } else if (n > 0 || c.cb) {
+    // An empty write with a callback completes once everything before it is acknowledged.
+    chunks_.push_back(std::move(c));
   }
   if (buffered_amount() >= send_bound_) was_full_ = true;
   sync_budget();

@@ -34,6 +34,7 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   [[nodiscard]] std::shared_ptr<Session> session() const override;
   void write(Bytes data, DoneCallback cb) override;
   void write(std::string_view data, DoneCallback cb) override;
+  void write_borrowed(std::span<const std::uint8_t> data, DoneCallback cb) override;
   void end(DoneCallback cb) override;
   void write_and_end(Bytes data, DoneCallback cb) override;
   void reset(std::uint32_t code) override;
@@ -73,7 +74,8 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
 
  private:
   struct Chunk {
-    Bytes data;
+    Bytes owned;                         // the bytes, when the chunk owns them
+    std::span<const std::uint8_t> data;  // what is sent: owned, or borrowed from the caller
     DoneCallback cb;
     std::uint64_t end;  // stream offset one past this chunk
   };
@@ -81,6 +83,7 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
     return acked_ > preamble_len_ ? acked_ - preamble_len_ : 0;
   }
   void enqueue(Bytes data, DoneCallback cb, bool fin);
+  void enqueue_chunk(Chunk c, bool fin);
   void fail_sends(const Error &err);
   void deliver(const std::uint8_t *data, std::size_t len, bool fin);
   void emit_error(const Error &err);

@@ -433,3 +433,64 @@ TEST_CASE("the connection-wide send budget gates writable() on every stream and 
   CHECK(b_turns == 1);
   close_all(tl, c.conn, server);
 }
+
+TEST_CASE("write_borrowed sends the caller's bytes in place and completes when they are acknowledged",
+          "[session][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.session);
+  const Bytes data = pattern(3u << 20, 9);  // lives until the end of the test
+  std::shared_ptr<Stream> st;
+  c.session->open_bidi_stream([&](const Error &, std::shared_ptr<Stream> s) { st = std::move(s); });
+  REQUIRE(tl.run_until([&] { return st != nullptr; }, 5'000));
+  Bytes echoed;
+  bool fin = false;
+  st->on_data([&](std::span<const std::uint8_t> d, bool f) {
+    echoed.insert(echoed.end(), d.begin(), d.end());
+    fin = fin || f;
+  });
+  std::size_t off = 0, completed = 0, failed = 0;
+  bool called_inside = false, in_call = false;
+  std::function<void()> pump = [&] {
+    while (off < data.size() && st->writable()) {
+      const std::size_t n = std::min<std::size_t>(256 * 1024, data.size() - off);
+      in_call = true;
+      st->write_borrowed(std::span<const std::uint8_t>(data.data() + off, n), [&](const Error &e) {
+        called_inside = called_inside || in_call;
+        if (e)
+          ++failed;
+        else
+          ++completed;
+      });
+      in_call = false;
+      off += n;
+    }
+    if (off == data.size()) st->end();
+  };
+  st->on_writable([&] { pump(); });
+  pump();
+  REQUIRE(tl.run_until([&] { return fin; }, 30'000));
+  CHECK(echoed.size() == data.size());
+  CHECK(checksum(echoed) == checksum(data));
+  REQUIRE(tl.run_until([&] { return completed == (data.size() + 256 * 1024 - 1) / (256 * 1024); }, 5'000));
+  CHECK(failed == 0);
+  CHECK_FALSE(called_inside);
+  CHECK(st->stats().bytes_sent == data.size());
+
+  // After the send side is finished a borrowed write fails, on a later turn.
+  Error late;
+  bool late_done = false;
+  in_call = true;
+  st->write_borrowed(std::span<const std::uint8_t>(data.data(), 10), [&](const Error &e) {
+    late = e;
+    late_done = true;
+    called_inside = called_inside || in_call;
+  });
+  in_call = false;
+  REQUIRE(tl.run_until([&] { return late_done; }, 5'000));
+  CHECK(late.errc == Errc::stream);
+  CHECK_FALSE(called_inside);
+  close_all(tl, c.conn, server);
+}
