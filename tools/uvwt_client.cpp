@@ -347,10 +347,18 @@ std::uint64_t mix(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 void generate(std::uint64_t offset, std::span<std::uint8_t> out) {
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    const std::uint64_t at = offset + i;
-    out[i] = static_cast<std::uint8_t>(mix(at >> 3) >> ((at & 7) * 8));
+  std::size_t i = 0;
+  auto one = [&](std::size_t k) {
+    const std::uint64_t at = offset + k;
+    out[k] = static_cast<std::uint8_t>(mix(at >> 3) >> ((at & 7) * 8));
+  };
+  // Byte k of word w is byte k of mix(w), little-endian: whole words at once.
+  for (; i < out.size() && ((offset + i) & 7) != 0; ++i) one(i);
+  for (; i + 8 <= out.size(); i += 8) {
+    std::uint64_t w = mix((offset + i) >> 3);
+    for (int k = 0; k < 8; ++k, w >>= 8) out[i + static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(w);
   }
+  for (; i < out.size(); ++i) one(i);
 }
 
 struct Fnv1a {
