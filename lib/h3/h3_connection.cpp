@@ -772,6 +772,7 @@ void H3Connection::close_all_sessions(std::uint32_t code, const std::string &rea
 
 void H3Connection::open_wt_stream(const std::shared_ptr<SessionImpl> &s, bool bidi,
                                   std::function<void(const Error &, std::int64_t)> cb) {
+  owner_.on_activity();
   open_queue_.push_back({s, bidi, std::move(cb)});
   process_open_queue();
 }
@@ -1080,6 +1081,7 @@ std::size_t H3Connection::max_datagram_payload(const SessionImpl &s) const {
 }
 
 Error H3Connection::send_datagram(SessionImpl &s, std::span<const std::uint8_t> payload) {
+  owner_.on_activity();
   const std::size_t slots = std::max<std::size_t>(1, cfg_.datagram_send_queue);
   if (dgram_buf_.empty()) {
     dgram_buf_.resize(slots * kDgramSlot);

@@ -128,6 +128,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void stream_finished(StreamImpl &st) override;
   void defer(std::function<void()> fn) override;
   void add_bytes(bool sent, std::uint64_t n) override;
+  void note_activity() override { owner_.on_activity(); }
   void adjust_send_buffered(std::int64_t delta) override;
   [[nodiscard]] bool send_budget_available() const override { return send_buffered_ < cfg_.connection_send_buffer; }
   void wait_send_budget(std::weak_ptr<const StreamImpl> st) override;

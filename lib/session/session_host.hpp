@@ -46,6 +46,8 @@ class SessionHost {
   virtual void stream_finished(StreamImpl &st) = 0;
   virtual void defer(std::function<void()> fn) = 0;
   virtual void add_bytes(bool sent, std::uint64_t n) = 0;  // connection-level WT byte counters
+  // The application sent something: it counts for the connection's idle policy.
+  virtual void note_activity() = 0;
   // The connection-wide send budget (TransportConfig::connection_send_buffer):
   // streams report what they hold unacknowledged, ask whether the budget has
   // room, and queue for a turn once it has.

@@ -111,6 +111,7 @@ void StreamImpl::enqueue_chunk(Chunk c, bool fin) {
   total_ += n;
   stats_.bytes_queued += n;
   c.end = total_;
+  host_.note_activity();
   if (fin) {
     fin_queued_ = true;
     fin_cb_ = std::exchange(c.cb, nullptr);

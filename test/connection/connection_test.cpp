@@ -940,6 +940,31 @@ TEST_CASE("connection: the idle policy closes a connection without application a
     CHECK(c.conn->close_error().errc == Errc::timeout);
     close_all(tl, c.conn, nullptr);
   }
+  SECTION("sending alone keeps it open") {
+    // The server takes the session and never answers: only our sends are activity.
+    server->route("/silent", [](std::shared_ptr<Session>, const SessionRequest &) {});
+    auto c = connect(tl, server->port(), "/silent");
+    REQUIRE(c.err.ok());
+    REQUIRE(c.session);
+    c.conn->set_idle_timeout(std::chrono::milliseconds(300));
+    const Bytes ping(32, 7);
+    for (int i = 0; i < 12; ++i) {  // 1.2 s of datagrams, four periods
+      tl.run_for(100);
+      REQUIRE(c.session->send_datagram(ping).ok());
+      REQUIRE(c.conn->is_connected());
+    }
+    std::shared_ptr<Stream> st;
+    c.session->open_uni_stream([&](const Error &, std::shared_ptr<Stream> s) { st = std::move(s); });
+    REQUIRE(tl.run_until([&] { return st != nullptr; }, 2'000));
+    for (int i = 0; i < 6; ++i) {  // and stream writes
+      tl.run_for(100);
+      st->write(Bytes(100, 1));
+      REQUIRE(c.conn->is_connected());
+    }
+    REQUIRE(tl.run_until([&] { return c.conn->is_closed(); }, 5'000));
+    CHECK(c.conn->close_error().errc == Errc::timeout);
+    close_all(tl, c.conn, nullptr);
+  }
   SECTION("WebTransport traffic keeps it open; 0 turns the policy off") {
     auto c = connect(tl, server->port(), "/echo");
     REQUIRE(c.err.ok());
