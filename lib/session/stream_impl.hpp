@@ -77,7 +77,7 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
     Bytes owned;                         // the bytes, when the chunk owns them
     std::span<const std::uint8_t> data;  // what is sent: owned, or borrowed from the caller
     DoneCallback cb;
-    std::uint64_t end;  // stream offset one past this chunk
+    std::uint64_t end = 0;  // stream offset one past this chunk
   };
   [[nodiscard]] std::uint64_t acked_payload() const noexcept {
     return acked_ > preamble_len_ ? acked_ - preamble_len_ : 0;
