@@ -88,7 +88,8 @@ struct ClientConfig : TransportConfig {
   std::size_t max_connections = 100;           // owned connections plus pending connects, per Client
   std::size_t max_concurrent_handshakes = 16;  // used by ClientFleet::connect_all
   // Locally opened streams (bidirectional and unidirectional together) open at
-  // the same time in each session Client::connect hands out; opening one more
+  // the same time in each client session (Client::connect, Connection::create_client
+  // and Connection::open_session); opening one more
   // fails with Errc::flow_control until one of them closes.
   // Per-stream buffers are TransportConfig's stream_send_buffer (sending) and
   // initial_max_stream_data (receiving).

@@ -10,7 +10,6 @@
 #include "common/timer.hpp"
 #include "connection/connection_impl.hpp"
 #include "quic/tls_context.hpp"
-#include "session/session_impl.hpp"
 
 namespace uvwt {
 
@@ -81,8 +80,6 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
       shut_connection(conn, err);
       UVWT_INFO("client: connect to %s failed: %s", url_text.c_str(), err.to_string().c_str());
     } else {
-      if (auto impl = std::dynamic_pointer_cast<SessionImpl>(s))
-        impl->set_max_local_streams(client->config().max_streams);
       auto wrapped = std::make_shared<ClientSession>(std::move(s), client->deferred());
       std::weak_ptr<ConnectionImpl> wc = conn;
       // One connection per session: it goes when the session goes.

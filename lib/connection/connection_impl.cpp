@@ -263,11 +263,14 @@ void ConnectionImpl::open_session(const std::string &path, const Headers &header
     if (h.first != ":authority") hs.push_back(h);
   if (authority.empty() && quic_) authority = quic_->remote_addr().to_string();
   auto self = shared_from_this();
-  h3_->open_session(authority, path, hs, cc.protocols,
-                    [self, cb = std::move(cb)](const Error &err, std::shared_ptr<Session> s) {
-                      if (s) self->resolve_waiters(self->session_waiters_, Error());
-                      cb(err, std::move(s));
-                    });
+  h3_->open_session(
+      authority, path, hs, cc.protocols,
+      [self, cb = std::move(cb), max_streams = cc.max_streams](const Error &err, std::shared_ptr<Session> s) {
+        // Every client session, from Client or Connection::create_client.
+        if (auto impl = std::dynamic_pointer_cast<SessionImpl>(s)) impl->set_max_local_streams(max_streams);
+        if (s) self->resolve_waiters(self->session_waiters_, Error());
+        cb(err, std::move(s));
+      });
 }
 
 void ConnectionImpl::close(std::uint64_t code, std::string reason, CloseCallback cb) {

@@ -1003,3 +1003,33 @@ TEST_CASE("connection: a connection without activity for 5+ minutes is reported 
   }
   close_all(tl, c.conn, server);
 }
+
+TEST_CASE("connection: ClientConfig::max_streams bounds sessions made by Connection::create_client too",
+          "[connection][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig cfg = client_config();
+  cfg.max_streams = 1;
+  auto c = connect(tl, server->port(), "/echo", cfg);
+  REQUIRE(c.err.ok());
+  REQUIRE(c.session);
+  Error first(Errc::closed, "not called"), second(Errc::closed, "not called");
+  std::shared_ptr<Stream> st;
+  int done = 0;
+  c.session->open_bidi_stream([&](const Error &e, std::shared_ptr<Stream> s) {
+    first = e;
+    st = std::move(s);
+    ++done;
+  });
+  c.session->open_bidi_stream([&](const Error &e, std::shared_ptr<Stream>) {
+    second = e;
+    ++done;
+  });
+  REQUIRE(tl.run_until([&] { return done == 2; }, 5'000));
+  CHECK(first.ok());
+  CHECK(st != nullptr);
+  CHECK(second.errc == Errc::flow_control);
+  CHECK(second.message.find("max_streams") != std::string::npos);
+  close_all(tl, c.conn, server);
+}
