@@ -124,6 +124,7 @@ class ConnectionImpl final : public Connection,
     if (quic_) quic_->set_linger(on);
   }
   void on_activity() override;
+  [[nodiscard]] std::optional<double> last_activity() const;
 
   // Internal API for the server, the client and tests.
   void shutdown_notice() {
@@ -175,7 +176,7 @@ class ConnectionImpl final : public Connection,
   ConnectionServerHooks *hooks_ = nullptr;
   std::shared_ptr<ConnectionImpl> self_;  // alive while open
   Error close_error_;
-  std::optional<double> established_at_, closed_at_, last_activity_;
+  std::optional<double> established_at_, closed_at_;
   std::uint64_t error_count_ = 0;
   bool closing_started_ = false, finished_ = false;
   std::vector<CloseCallback> close_cbs_;
@@ -195,10 +196,15 @@ class ConnectionImpl final : public Connection,
   std::uint64_t health_rx_at_probe_ = 0;
   bool health_probe_outstanding_ = false, unhealthy_ = false;
   std::uint64_t health_probes_sent_ = 0;
-  // Idle policy (set_idle_timeout): monotonic, so wall-clock steps do not trip it.
+  // Activity is stamped on every received stream chunk, so with the loop's
+  // cached millisecond clock (no system call); the wall-clock last_activity is
+  // derived when asked. Monotonic, so wall-clock steps do not trip the idle
+  // policy (set_idle_timeout).
   std::unique_ptr<Timer> idle_timer_;
   Duration idle_period_{0};
-  std::uint64_t last_activity_ns_ = 0;
+  bool had_activity_ = false;
+  std::uint64_t last_activity_ms_ = 0;  // uv_now()
+  double activity_clock_offset_ = 0;    // the test clock offset when it was stamped
   // set_impairment() before the client's socket exists (state IDLE).
   std::optional<ImpairmentConfig> pending_impairment_;
 };

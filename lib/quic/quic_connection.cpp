@@ -503,14 +503,14 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
           Error e(Errc::connection, "connection closed by peer");
           // H3_NO_ERROR is HTTP/3's "no error": report it as code 0.
           e.code = ce->error_code == kH3NoErrorCode ? 0 : ce->error_code;
-          if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code == NGTCP2_CONNECTION_REFUSED) {
-            e.errc = Errc::refused;
-            e.message = "connection refused by the server";
-          } else if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && ce->error_code != 0) {
-            e.errc = Errc::protocol;
+          if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT) {
+            if (ce->error_code == NGTCP2_CONNECTION_REFUSED)
+              e = Error(Errc::refused, "connection refused by the server", ce->error_code);
+            else if ((ce->error_code & ~0xffull) == NGTCP2_CRYPTO_ERROR)
+              e = tls_alert_error(static_cast<std::uint8_t>(ce->error_code & 0xff));
+            else if (ce->error_code != 0)
+              e.errc = Errc::protocol;
           }
-          if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT && (ce->error_code & ~0xffull) == NGTCP2_CRYPTO_ERROR)
-            e = tls_alert_error(static_cast<std::uint8_t>(ce->error_code & 0xff));
           if (ce->reasonlen > 0)
             e.message += ": " + std::string(reinterpret_cast<const char *>(ce->reason), ce->reasonlen);
           set_close_error(std::move(e));
