@@ -9,6 +9,17 @@
 using namespace uvwt;
 using namespace uvwt::test;
 
+namespace {
+// A client whose socket drops everything: its connects time out after 300 ms.
+ClientConfig unreachable_config() {
+  ClientConfig c = client_config();
+  c.impairment.enabled = true;
+  c.impairment.blackhole = true;
+  c.connect_timeout = Duration(300);
+  return c;
+}
+}  // namespace
+
 TEST_CASE("ClientFleet hands clients out round robin, starting with the first", "[client][loop][fleet]") {
   TestLoop tl;
   std::vector<std::shared_ptr<Client>> clients{make_client(tl), make_client(tl), make_client(tl)};
@@ -44,10 +55,7 @@ TEST_CASE("ClientFleet::connect_all keeps the successes, in client order", "[cli
   TestLoop tl;
   auto server = start_server(tl);
   server->route("/echo", echo_handler());
-  ClientConfig unreachable = client_config();
-  unreachable.impairment.enabled = true;
-  unreachable.impairment.blackhole = true;
-  unreachable.connect_timeout = Duration(300);
+  const ClientConfig unreachable = unreachable_config();
   std::vector<std::shared_ptr<Client>> clients{make_client(tl), make_client(tl, unreachable), make_client(tl),
                                                make_client(tl)};
   const std::size_t limit = GENERATE(0, 1, 2);  // 0: the first client's config
@@ -110,10 +118,7 @@ TEST_CASE("ClientFleet::connect_all logs each failure as a warning", "[client][l
   TestLoop tl;
   auto server = start_server(tl);
   server->route("/echo", echo_handler());
-  ClientConfig unreachable = client_config();
-  unreachable.impairment.enabled = true;
-  unreachable.impairment.blackhole = true;
-  unreachable.connect_timeout = Duration(300);
+  const ClientConfig unreachable = unreachable_config();
   std::vector<std::shared_ptr<Client>> clients{make_client(tl, unreachable), make_client(tl),
                                                make_client(tl, unreachable)};
   auto fleet = ClientFleet::create(&tl.loop, clients);

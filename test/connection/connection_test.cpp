@@ -413,10 +413,7 @@ TEST_CASE("connection: packet loss is measured under impairment", "[connection][
   TestLoop tl;
   auto server = start_server(tl);
   server->route("/echo", echo_handler());
-  ClientConfig cfg = client_config();
-  cfg.impairment.enabled = true;
-  cfg.impairment.loss = 0.05;
-  cfg.impairment.seed = 11;
+  const ClientConfig cfg = lossy_client_config(0.05, 11);
   auto c = connect(tl, server->port(), "/echo", cfg);
   REQUIRE(c.err.ok());
   // Losses show while the stream is still open, not only once it closed.
@@ -442,10 +439,7 @@ TEST_CASE("connection: datagram losses count as packet loss under impairment", "
   TestLoop tl;
   auto server = start_server(tl);
   server->route("/echo", echo_handler());
-  ClientConfig cfg = client_config();
-  cfg.impairment.enabled = true;
-  cfg.impairment.loss = 0.05;
-  cfg.impairment.seed = 23;
+  const ClientConfig cfg = lossy_client_config(0.05, 23);
   auto c = connect(tl, server->port(), "/echo", cfg);
   REQUIRE(c.err.ok());
   const auto at_start = c.conn->diagnostics().stats.packets_lost;

@@ -160,11 +160,7 @@ TEST_CASE("a transfer completes intact under 5% loss with reordering", "[server]
   TestLoop tl;
   auto server = start_server(tl);
   server->route("/echo", echo_handler());
-  ClientConfig cfg = client_config();
-  cfg.impairment.enabled = true;
-  cfg.impairment.loss = 0.05;
-  cfg.impairment.reorder = 0.05;
-  cfg.impairment.seed = 42;
+  const ClientConfig cfg = lossy_client_config(0.05, 42, 0.05);
   auto c = connect(tl, server->port(), "/echo", cfg);
   REQUIRE(c.session);
   const Bytes data = pattern(1u << 20, 5);

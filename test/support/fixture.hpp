@@ -91,6 +91,17 @@ inline ClientConfig client_config() {
   return c;
 }
 
+// A client whose own socket loses (and reorders) a seeded, repeatable share of
+// its packets in both directions: the impairment layer's loss tests.
+inline ClientConfig lossy_client_config(double loss, std::uint64_t seed, double reorder = 0) {
+  ClientConfig c = client_config();
+  c.impairment.enabled = true;
+  c.impairment.loss = loss;
+  c.impairment.reorder = reorder;
+  c.impairment.seed = seed;
+  return c;
+}
+
 inline std::shared_ptr<Server> start_server(TestLoop &tl, const ServerConfig &cfg = server_config(),
                                             const std::string &host = "127.0.0.1") {
   Error err;
