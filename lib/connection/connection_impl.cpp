@@ -154,16 +154,8 @@ std::optional<Address> ConnectionImpl::remote_address() const {
 }
 
 void ConnectionImpl::on_activity() {
-  had_activity_ = true;
-  last_activity_ms_ = uv_now(loop_);
-  activity_clock_offset_ = wall_clock_offset.load(std::memory_order_relaxed);
-}
-
-std::optional<double> ConnectionImpl::last_activity() const {
-  if (!had_activity_) return std::nullopt;
-  // Now, minus how long ago on the monotonic clock.
-  const double now = wall_seconds() - wall_clock_offset.load(std::memory_order_relaxed) + activity_clock_offset_;
-  return now - static_cast<double>(uv_now(loop_) - std::min(uv_now(loop_), last_activity_ms_)) / 1e3;
+  last_activity_ = wall_seconds();
+  last_activity_ns_ = now_ns();
 }
 
 void ConnectionImpl::record_activity() { on_activity(); }
@@ -173,25 +165,25 @@ void ConnectionImpl::set_idle_timeout(Duration period) {
   idle_timer_.reset();
   if (period.count() <= 0 || closing_started_ || is_closed()) return;
   // The period runs from now or from the last activity, whichever is later.
-  last_activity_ms_ = std::max(last_activity_ms_, uv_now(loop_));
+  last_activity_ns_ = std::max(last_activity_ns_, now_ns());
   idle_timer_ = std::make_unique<Timer>(loop_);
   arm_idle_timer(static_cast<std::uint64_t>(period.count()));
 }
 
 // One timer per period rather than one restart per activity: activity only
-// stamps last_activity_ms_, and the timer re-arms for what is left of the
+// stamps last_activity_ns_, and the timer re-arms for what is left of the
 // period when it fires early.
 void ConnectionImpl::arm_idle_timer(std::uint64_t ms) {
   std::weak_ptr<ConnectionImpl> weak = shared_from_this();
   idle_timer_->start(std::max<std::uint64_t>(1, ms), [weak] {
     auto self = weak.lock();
     if (!self || self->closing_started_ || self->is_closed()) return;
-    const auto period = static_cast<std::uint64_t>(self->idle_period_.count());
-    const std::uint64_t now = uv_now(self->loop_);
+    const std::uint64_t period_ns = static_cast<std::uint64_t>(self->idle_period_.count()) * 1'000'000;
+    const std::uint64_t now = now_ns();
     // The policy is about open connections: the connect timeout covers the rest.
-    if (self->state_ != ConnectionState::connected) self->last_activity_ms_ = now;
-    const std::uint64_t idle = now - std::min(now, self->last_activity_ms_);
-    if (idle < period) return self->arm_idle_timer(period - idle);
+    if (self->state_ != ConnectionState::connected) self->last_activity_ns_ = now;
+    const std::uint64_t idle = now - std::min(now, self->last_activity_ns_);
+    if (idle < period_ns) return self->arm_idle_timer((period_ns - idle + 999'999) / 1'000'000);
     const std::string msg =
         "idle timeout: no application activity for " + std::to_string(self->idle_period_.count()) + " ms";
     UVWT_INFO("connection %s: %s", self->id_.c_str(), msg.c_str());
@@ -519,7 +511,7 @@ ConnectionInfo ConnectionImpl::info() const {
   ci.established_at = established_at_;
   ci.closed_at = closed_at_;
   ci.error_count = error_count_;
-  ci.last_activity = last_activity();
+  ci.last_activity = last_activity_;
   if (h3_) {
     ci.bytes_sent = h3_->wt_bytes_sent;
     ci.bytes_received = h3_->wt_bytes_received;

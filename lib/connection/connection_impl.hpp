@@ -124,7 +124,6 @@ class ConnectionImpl final : public Connection,
     if (quic_) quic_->set_linger(on);
   }
   void on_activity() override;
-  [[nodiscard]] std::optional<double> last_activity() const;
 
   // Internal API for the server, the client and tests.
   void shutdown_notice() {
@@ -176,7 +175,7 @@ class ConnectionImpl final : public Connection,
   ConnectionServerHooks *hooks_ = nullptr;
   std::shared_ptr<ConnectionImpl> self_;  // alive while open
   Error close_error_;
-  std::optional<double> established_at_, closed_at_;
+  std::optional<double> established_at_, closed_at_, last_activity_;
   std::uint64_t error_count_ = 0;
   bool closing_started_ = false, finished_ = false;
   std::vector<CloseCallback> close_cbs_;
@@ -196,15 +195,10 @@ class ConnectionImpl final : public Connection,
   std::uint64_t health_rx_at_probe_ = 0;
   bool health_probe_outstanding_ = false, unhealthy_ = false;
   std::uint64_t health_probes_sent_ = 0;
-  // Activity is stamped on every received stream chunk, so with the loop's
-  // cached millisecond clock (no system call); the wall-clock last_activity is
-  // derived when asked. Monotonic, so wall-clock steps do not trip the idle
-  // policy (set_idle_timeout).
+  // Idle policy (set_idle_timeout): monotonic, so wall-clock steps do not trip it.
   std::unique_ptr<Timer> idle_timer_;
   Duration idle_period_{0};
-  bool had_activity_ = false;
-  std::uint64_t last_activity_ms_ = 0;  // uv_now()
-  double activity_clock_offset_ = 0;    // the test clock offset when it was stamped
+  std::uint64_t last_activity_ns_ = 0;
   // set_impairment() before the client's socket exists (state IDLE).
   std::optional<ImpairmentConfig> pending_impairment_;
 };

@@ -936,21 +936,29 @@ TEST_CASE("connection: the idle policy closes a connection without application a
   }
   SECTION("sending alone keeps it open") {
     // The server takes the session and never answers: only our sends are activity.
-    server->route("/silent", [](std::shared_ptr<Session>, const SessionRequest &) {});
+    std::vector<std::shared_ptr<Session>> held;  // kept open, never answered
+    server->route("/silent",
+                  [&held](std::shared_ptr<Session> s, const SessionRequest &) { held.push_back(std::move(s)); });
     auto c = connect(tl, server->port(), "/silent");
     REQUIRE(c.err.ok());
     REQUIRE(c.session);
-    c.conn->set_idle_timeout(std::chrono::milliseconds(300));
+    // A period well above the 100 ms between sends: sanitizer builds on a busy
+    // machine can stall a loop turn for a good part of it.
+    c.conn->set_idle_timeout(std::chrono::milliseconds(1'000));
     const Bytes ping(32, 7);
-    for (int i = 0; i < 12; ++i) {  // 1.2 s of datagrams, four periods
+    for (int i = 0; i < 15; ++i) {  // 1.5 s of datagrams, longer than a period
       tl.run_for(100);
-      REQUIRE(c.session->send_datagram(ping).ok());
+      const Error sent = c.session->send_datagram(ping);
+      const auto ci = c.session->info().close_info;
+      INFO("round " << i << ": " << sent.to_string()
+                    << "; session closed: " << (ci ? std::to_string(ci->code) + " " + ci->reason : std::string("no")));
+      REQUIRE(sent.ok());
       REQUIRE(c.conn->is_connected());
     }
     std::shared_ptr<Stream> st;
     c.session->open_uni_stream([&](const Error &, std::shared_ptr<Stream> s) { st = std::move(s); });
     REQUIRE(tl.run_until([&] { return st != nullptr; }, 2'000));
-    for (int i = 0; i < 6; ++i) {  // and stream writes
+    for (int i = 0; i < 12; ++i) {  // and stream writes, longer than a period
       tl.run_for(100);
       st->write(Bytes(100, 1));
       REQUIRE(c.conn->is_connected());
