@@ -1,6 +1,6 @@
 #pragma once
 
-// The two WebTransport touches on HTTP/3 control streams (PROTOCOL.md,
+// The two WebTransport touches on HTTP/3 control streams (docs/protocol.md,
 // "Libraries as they are"): reading the peer's SETTINGS alongside nghttp3,
 // which drops the ids it does not know, and extending the SETTINGS frame
 // nghttp3 writes on ours. Both accept their input split at any byte.
@@ -66,7 +66,7 @@ class ControlStreamReader {
 //   W <= P          -> W
 //   P < W < P + M   -> P
 //   W >= P + M      -> W - M + N
-// This is PROTOCOL.md's `W >= M ? W - M + N : 0` with the prefix counted on
+// This is docs/protocol.md's `W >= M ? W - M + N : 0` with the prefix counted on
 // both sides. Before the SETTINGS frame is complete only prefix bytes have
 // left, so the translation is the identity; it is also the identity when
 // nothing was rewritten (pass-through, M == N).

@@ -2,7 +2,7 @@
 
 // Which WebTransport generation a peer speaks, learned from its SETTINGS, and
 // the SETTINGS we send so that every generation finds what it looks for
-// (PROTOCOL.md, "Who speaks what").
+// (docs/protocol.md, "Who speaks what").
 
 #include <cstddef>
 #include <cstdint>

@@ -45,7 +45,7 @@ class H3Owner {
 };
 
 // HTTP/3 on nghttp3 plus the small WebTransport layer around it
-// (PROTOCOL.md): extends our SETTINGS, reads the peer's, routes 0x41/0x54
+// (docs/protocol.md): extends our SETTINGS, reads the peer's, routes 0x41/0x54
 // streams away from nghttp3, owns the session table and the datagram queue.
 class H3Connection final : public QuicApp, public SessionHost {
  public:

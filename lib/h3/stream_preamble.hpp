@@ -3,7 +3,7 @@
 // The first bytes of a stream the peer opened decide who reads it: a
 // WebTransport stream (bidi: 0x41 + session id; uni: type 0x54 + session id)
 // goes to the WebTransport layer, anything else to nghttp3, which must not
-// see a single byte of a WebTransport stream (PROTOCOL.md, "Checked on these
+// see a single byte of a WebTransport stream (docs/protocol.md, "Checked on these
 // machines"). The parser holds the bytes of earlier calls until it can tell.
 
 #include <cstddef>

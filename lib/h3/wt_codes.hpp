@@ -1,7 +1,7 @@
 #pragma once
 
 // Every HTTP/3 and WebTransport codepoint uvwt uses, in one place
-// (PROTOCOL.md, "Codepoints"). The comment after each gives its spec name.
+// (docs/protocol.md, "Codepoints"). The comment after each gives its spec name.
 
 #include <cstdint>
 #include <optional>

@@ -52,7 +52,7 @@ class ServerImpl final : public Server,
   Error listen(const std::string &host, std::uint16_t port) override {
     if (closed_ || closing_) return {Errc::server, "server is closed"};
     if (host == "localhost") {
-      // Both loopback families, as browsers may try ::1 first (PROTOCOL.md).
+      // Both loopback families, as browsers may try ::1 first (docs/protocol.md).
       // IPv4 must work; IPv6 is skipped where the host has no ::1.
       if (Error e = listen_one("127.0.0.1", port)) return e;
       if (Error e = listen_one("::1", port_))

@@ -239,7 +239,7 @@ void SessionImpl::on_close_backstop() {
   if (info_.state == SessionState::closed) return;
   UVWT_DEBUG("session %llu: no FIN from the peer within %lld ms of our close; abandoning the CONNECT stream",
              static_cast<unsigned long long>(id_), static_cast<long long>(cfg_.session_close_timeout.count()));
-  // Only now stop reading (PROTOCOL.md: never in the same flight as the
+  // Only now stop reading (docs/protocol.md: never in the same flight as the
   // capsule). Capsule bytes still unacknowledged mean the peer is not
   // taking them: reset the send side as well.
   host_.abandon_connect_stream(*this, !out_.empty());

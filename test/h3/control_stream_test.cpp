@@ -456,7 +456,7 @@ TEST_CASE("ControlStreamRewriter ack offset translation", "[h3][control]") {
       prev = h;
     }
     CHECK(prev == in.size());  // all acked: everything nghttp3 wrote is credited
-    // PROTOCOL.md's form, counting the prefix on both sides.
+    // docs/protocol.md's form, counting the prefix on both sides.
     const std::uint64_t Wp = out.size() - P;
     CHECK(w.nghttp3_offset_for_wire_acked(out.size()) - P == (Wp >= M ? Wp - M + N : 0));
   }

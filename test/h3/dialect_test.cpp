@@ -38,7 +38,7 @@ std::map<std::uint64_t, std::uint64_t> decode_pairs(const std::uint8_t *p, std::
 
 }  // namespace
 
-TEST_CASE("best_dialect follows the PROTOCOL.md table", "[h3][dialect]") {
+TEST_CASE("best_dialect follows the docs/protocol.md table", "[h3][dialect]") {
   CHECK(PeerSettings{}.best_dialect() == Dialect::none);
 
   // Stock Chromium / Firefox: draft-02 (0x08 not required).

@@ -7,7 +7,7 @@
 
 using namespace uvwt::detail;
 
-TEST_CASE("application error codes map to PROTOCOL.md's check values", "[h3][codes]") {
+TEST_CASE("application error codes map to docs/protocol.md's check values", "[h3][codes]") {
   STATIC_REQUIRE(wt_app_to_h3(0) == 0x52e4a40fa8dbull);
   STATIC_REQUIRE(wt_app_to_h3(0x1d) == 0x52e4a40fa8f8ull);
   STATIC_REQUIRE(wt_app_to_h3(0x1e) == 0x52e4a40fa8faull);
@@ -75,7 +75,7 @@ TEST_CASE("GREASE codepoints are 0x1f * N + 0x21", "[h3][codes]") {
   CHECK_FALSE(is_h3_grease(kFrameWebtransportStream));
 }
 
-TEST_CASE("codepoints match PROTOCOL.md", "[h3][codes]") {
+TEST_CASE("codepoints match docs/protocol.md", "[h3][codes]") {
   STATIC_REQUIRE(kSettingsEnableConnectProtocol == 0x08);
   STATIC_REQUIRE(kSettingsH3Datagram == 0x33);
   STATIC_REQUIRE(kSettingsH3DatagramDraft04 == 0xffd277);
