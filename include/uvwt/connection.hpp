@@ -71,6 +71,12 @@ class Connection {
   using SessionIdCallback = std::function<void(const Error &, SessionId)>;
   using SessionCallback = std::function<void(const Error &, std::shared_ptr<Session>)>;
 
+  // The reference library's defaults (wait_ready, wait_for_ready_session,
+  // monitor_health).
+  static constexpr Duration kDefaultWaitTimeout{30'000};
+  static constexpr Duration kDefaultHealthCheckInterval{30'000};
+  static constexpr Duration kDefaultHealthRttTimeout{5'000};
+
   virtual ~Connection() = default;
 
   // Connects (QUIC + TLS + HTTP/3 SETTINGS exchange) and, when `path` is not
@@ -82,6 +88,11 @@ class Connection {
   static std::shared_ptr<Connection> create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host,
                                                    std::uint16_t port, const std::string &path,
                                                    const std::optional<Address> &proxy_addr, ConnectCallback cb);
+  // The same with the reference's defaults: a session on "/", no proxy.
+  static std::shared_ptr<Connection> create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host,
+                                                   std::uint16_t port, ConnectCallback cb) {
+    return create_client(loop, config, host, port, "/", std::nullopt, std::move(cb));
+  }
 
   // Server side: listens on host:port and hands every accepted QUIC
   // connection to `on_accept` once it is CONNECTED (connections whose
@@ -128,6 +139,11 @@ class Connection {
   // the connection closes or stop_health_monitor() is called.
   virtual void monitor_health(Duration check_interval, Duration rtt_timeout,
                               std::function<void(const HealthReport &)> cb) = 0;
+  // Every 30 s with a 5 s timeout; without a callback unhealthy probes are
+  // only logged (warning), as in the reference.
+  void monitor_health(std::function<void(const HealthReport &)> cb = {}) {
+    monitor_health(kDefaultHealthCheckInterval, kDefaultHealthRttTimeout, std::move(cb));
+  }
   virtual void stop_health_monitor() = 0;
   // Marks application activity now (ConnectionInfo::last_activity and the
   // idle policy's clock).
@@ -141,8 +157,20 @@ class Connection {
   // delay, blackhole). A server-side connection shares the server's socket.
   virtual void set_impairment(const ImpairmentConfig &cfg) = 0;
 
+  // Waits for the connection to be CONNECTED. Errc::timeout after `timeout`;
+  // Errc::connection when it closes or is lost first (or already has).
+  // timeout <= 0 does not wait: the answer is what holds now (as an asyncio
+  // wait with timeout 0 in the reference); Duration::max() waits as long as
+  // the connection lives. The answer always comes on a later loop turn.
   virtual void wait_ready(Duration timeout, DoneCallback cb) = 0;
+  void wait_ready(DoneCallback cb) { wait_ready(kDefaultWaitTimeout, std::move(cb)); }
+  // Waits for a session to be ready and answers with its id. Every way a
+  // session can end before it is ready answers at once with that session's
+  // error: refused (Errc::http_status / authentication with the status),
+  // reset, closed; so does the connection closing or being lost. Errc::timeout
+  // after `timeout`, with timeout <= 0 and Duration::max() as for wait_ready.
   virtual void wait_for_ready_session(Duration timeout, SessionIdCallback cb) = 0;
+  void wait_for_ready_session(SessionIdCallback cb) { wait_for_ready_session(kDefaultWaitTimeout, std::move(cb)); }
   virtual void wait_closed(CloseCallback cb) = 0;
 
   // Events.

@@ -1,10 +1,8 @@
 #include "client/client_impl.hpp"
 
-#include <uvwt/version.hpp>
-
 #include "client/client_session.hpp"
 #include "client/dialer.hpp"
-#include "client/headers.hpp"
+#include "connection/connect_headers.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "common/timer.hpp"
@@ -99,7 +97,7 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
 
 ClientImpl::ClientImpl(uv_loop_t *loop, const ClientConfig &config, std::shared_ptr<TlsClientContext> tls)
     : loop_(loop), config_(config), tls_(std::move(tls)), deferred_(Deferred::for_loop(loop)) {
-  user_agent_ = config_.user_agent.empty() ? "uvwt/" + std::string(version()) : config_.user_agent;
+  user_agent_ = connect_user_agent(config_);
   stats_.created_at = wall_seconds();
 }
 
@@ -127,8 +125,11 @@ CancelConnect ClientImpl::connect_cancellable(const std::string &url, const Conn
   if (connections_in_use() >= config_.max_connections)
     return fail(count_failure(Error(
         Errc::client, "connection limit reached (max_connections " + std::to_string(config_.max_connections) + ")")));
-  const Duration timeout = options.timeout.value_or(config_.connect_timeout);
-  if (timeout.count() <= 0) return fail(count_failure(Error(Errc::configuration, "invalid timeout: must be positive")));
+  // 0 falls back to the config as in the reference (`timeout or config.connect_timeout`).
+  Duration timeout = options.timeout.value_or(config_.connect_timeout);
+  if (timeout.count() == 0) timeout = config_.connect_timeout;
+  if (timeout.count() < 0)
+    return fail(count_failure(Error(Errc::configuration, "invalid timeout: must not be negative")));
   Headers headers;
   if (Error e = merge_connect_headers(user_agent_, config_.headers, default_headers_, options.headers, headers))
     return fail(count_failure(e));

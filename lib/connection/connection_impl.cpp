@@ -7,6 +7,7 @@
 
 #include "common/clock.hpp"
 #include "common/log.hpp"
+#include "connection/connect_headers.hpp"
 #include "h3/wt_codes.hpp"
 #include "quic/tls_context.hpp"
 #include "session/session_impl.hpp"
@@ -256,11 +257,20 @@ void ConnectionImpl::open_session(const std::string &path, const Headers &header
   }
   const auto &cc = std::get<ClientConfig>(cfg_);
   std::string authority;
-  for (const auto &[k, v] : headers)
-    if (k == ":authority") authority = v;
+  Headers own;
+  for (const auto &h : headers) {
+    if (h.first == ":authority")
+      authority = h.second;
+    else
+      own.push_back(h);
+  }
+  // The client's headers go on every CONNECT, whoever opens the session
+  // (merging again what Client::connect already merged changes nothing).
   Headers hs;
-  for (const auto &h : headers)
-    if (h.first != ":authority") hs.push_back(h);
+  if (Error e = merge_connect_headers(connect_user_agent(cc), cc.headers, {}, own, hs)) {
+    deferred_->post([cb = std::move(cb), e] { cb(e, nullptr); });
+    return;
+  }
   if (authority.empty() && quic_) authority = quic_->remote_addr().to_string();
   auto self = shared_from_this();
   h3_->open_session(
@@ -268,7 +278,14 @@ void ConnectionImpl::open_session(const std::string &path, const Headers &header
       [self, cb = std::move(cb), max_streams = cc.max_streams](const Error &err, std::shared_ptr<Session> s) {
         // Every client session, from Client or Connection::create_client.
         if (auto impl = std::dynamic_pointer_cast<SessionImpl>(s)) impl->set_max_local_streams(max_streams);
-        if (s) self->resolve_waiters(self->session_waiters_, Error());
+        if (s) {
+          self->resolve_waiters(self->session_waiters_, Error());
+        } else {
+          // Refused, reset or closed before it was ready: a waiter learns it
+          // now rather than at its timeout (the reference fails it at once).
+          const Error why = err ? err : Error(Errc::session, "session ended before it was ready");
+          self->deferred_->post([self, why] { self->resolve_waiters(self->session_waiters_, why); });
+        }
         cb(err, std::move(s));
       });
 }
@@ -391,9 +408,16 @@ void ConnectionImpl::finish_close() {
 
 void ConnectionImpl::add_waiter(LazyDeque<std::shared_ptr<Waiter>> &list, Duration timeout,
                                 std::function<void(const Error &)> cb, const char *what) {
+  if (timeout.count() <= 0) {
+    // No wait, as asyncio's timeout 0: what did not hold already is a timeout.
+    deferred_->post([cb = std::move(cb), msg = std::string(what) + " timed out (timeout 0: no wait)"] {
+      cb(Error(Errc::timeout, msg));
+    });
+    return;
+  }
   auto w = std::make_shared<Waiter>();
   w->cb = std::move(cb);
-  if (timeout.count() > 0) {
+  if (timeout != Duration::max()) {
     w->timer = std::make_unique<Timer>(loop_);
     std::weak_ptr<Waiter> weak = w;
     std::string msg = std::string(what) + " timed out";
@@ -453,7 +477,7 @@ void ConnectionImpl::wait_closed(CloseCallback cb) {
     return;
   }
   add_waiter(
-      closed_waiters_, Duration(0), [cb = std::move(cb)](const Error &) { cb(); }, "wait_closed");
+      closed_waiters_, Duration::max(), [cb = std::move(cb)](const Error &) { cb(); }, "wait_closed");
 }
 
 std::vector<SessionInfo> ConnectionImpl::get_all_sessions() const {

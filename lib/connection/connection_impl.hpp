@@ -86,6 +86,9 @@ class ConnectionImpl final : public Connection,
   [[nodiscard]] std::optional<SessionId> get_ready_session_id() const override;
   [[nodiscard]] std::optional<SessionInfo> get_session_info(SessionId id) const override;
   [[nodiscard]] std::shared_ptr<Session> get_session(SessionId id) const override;
+  using Connection::monitor_health;
+  using Connection::wait_for_ready_session;
+  using Connection::wait_ready;
   void monitor_health(Duration check_interval, Duration rtt_timeout,
                       std::function<void(const HealthReport &)> cb) override;
   void stop_health_monitor() override;
@@ -139,6 +142,9 @@ class ConnectionImpl final : public Connection,
   [[nodiscard]] bool gso() const noexcept { return ep_ != nullptr && ep_->gso(); }
   // PINGs monitor_health() has sent (tests check that it stops).
   [[nodiscard]] std::uint64_t health_probes_sent() const noexcept { return health_probes_sent_; }
+  // The running monitor's period and probe timeout (tests check the defaults).
+  [[nodiscard]] Duration health_interval() const noexcept { return health_interval_; }
+  [[nodiscard]] Duration health_rtt_timeout() const noexcept { return health_timeout_; }
   // Client connect with the connect timeout; cb once established (or failed).
   void start_connect_timer(Duration timeout);
   std::function<void(const Error &)> connect_cb;

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "common/deferred.hpp"
+#include "connection/connect_headers.hpp"
 #include "connection/connection_impl.hpp"
 #include "quic/tls_context.hpp"
 
@@ -91,6 +92,10 @@ std::shared_ptr<Connection> Connection::create_client(uv_loop_t *loop, const Cli
     return fail(Error(Errc::unsupported, "proxy not supported yet (MASQUE CONNECT-UDP proxying is a later feature)"));
   if (Error e = config.validate()) return fail(e);
   if (host.empty()) return fail(Error(Errc::invalid_url, "no host given"));
+  // The headers every CONNECT of this connection sends: refused now, not at the first session.
+  Headers merged;
+  if (Error e = detail::merge_connect_headers(detail::connect_user_agent(config), config.headers, {}, {}, merged))
+    return fail(e);
   Error err;
   auto tls = detail::TlsClientContext::create(detail::tls_options(config), err);
   if (!tls) return fail(err);

@@ -380,7 +380,7 @@ std::shared_ptr<Server> Connection::create_server(uv_loop_t *loop, const ServerC
   server->on_connection([on_accept = std::move(on_accept)](std::shared_ptr<Connection> c) {
     // Hand the connection over once it is established; one whose handshake
     // fails is dropped here, like a failed accept() that never returns.
-    c->wait_ready(Duration(0), [c, on_accept](const Error &err) {
+    c->wait_ready(Duration::max(), [c, on_accept](const Error &err) {
       if (!err && on_accept) on_accept(c);
     });
   });

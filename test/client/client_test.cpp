@@ -497,3 +497,42 @@ TEST_CASE("Client diagnostics report a really slow connect", "[client][loop][sta
   close_client(tl, client);
   close_server(tl, server);
 }
+
+TEST_CASE("Client connect: timeout 0 means the config's connect_timeout, as the reference", "[client][loop][timeout]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  using std::chrono::milliseconds;
+  using Clock = std::chrono::steady_clock;
+  ConnectOptions zero;
+  zero.timeout = Duration(0);
+  {
+    auto client = make_client(tl);
+    auto r = connect_client(tl, *client, url_of(server->port(), "/echo"), zero);
+    CHECK(r.err.ok());
+    CHECK(r.session);
+    close_client(tl, client);
+  }
+  {
+    // A silent server: the config's 400 ms end it.
+    ClientConfig cfg = client_config();
+    cfg.impairment.enabled = true;
+    cfg.impairment.blackhole = true;
+    cfg.connect_timeout = Duration(400);
+    auto silent = make_client(tl, cfg);
+    const auto t0 = Clock::now();
+    auto t = connect_client(tl, *silent, url_of(server->port(), "/echo"), zero);
+    const auto took = Clock::now() - t0;
+    CHECK(t.err.errc == Errc::timeout);
+    CHECK(t.err.message.find("timed out after 400 ms") != std::string::npos);
+    CHECK(took >= milliseconds(390));
+    CHECK(took < milliseconds(3'000));
+    // A negative timeout is still an error of the caller.
+    ConnectOptions negative;
+    negative.timeout = Duration(-5);
+    auto n = connect_client(tl, *silent, url_of(server->port(), "/echo"), negative);
+    CHECK(n.err.errc == Errc::configuration);
+    close_client(tl, silent);
+  }
+  close_server(tl, server);
+}

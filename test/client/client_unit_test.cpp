@@ -12,7 +12,7 @@
 
 #include "catch.hpp"
 #include "client/dialer.hpp"
-#include "client/headers.hpp"
+#include "connection/connect_headers.hpp"
 
 using namespace uvwt;
 

@@ -1,4 +1,6 @@
-#include "client/headers.hpp"
+#include "connection/connect_headers.hpp"
+
+#include <uvwt/version.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -9,6 +11,10 @@ Headers lower_case_names(Headers h) {
   for (auto &[k, v] : h)
     for (auto &c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return h;
+}
+
+std::string connect_user_agent(const ClientConfig &config) {
+  return config.user_agent.empty() ? "uvwt/" + std::string(version()) : config.user_agent;
 }
 
 namespace {
