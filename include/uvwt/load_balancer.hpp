@@ -20,8 +20,11 @@ namespace uvwt {
 struct LoadBalancerStats {
   std::size_t total_targets = 0;
   std::size_t failed_targets = 0;
-  std::size_t active_connections = 0;  // cached connections that are connected
-  std::size_t available_targets = 0;   // total_targets - failed_targets
+  // Cached connections, whatever their state, as the reference counts them: a
+  // connection that closed stays cached until its target is chosen again.
+  std::size_t active_connections = 0;
+  std::size_t available_targets = 0;      // total_targets - failed_targets
+  std::size_t connected_connections = 0;  // of active_connections, those still connected
 };
 
 // One entry of pywebtransport's get_target_stats().
@@ -29,8 +32,9 @@ struct TargetStats {
   std::string host;
   std::uint16_t port = 0;
   double weight = 1.0;
-  // Seconds: the smoothed RTT of the live cached connection, else the
-  // duration of the last successful connect; nullopt while never connected.
+  // Seconds: the smoothed RTT of the live cached connection, else the last
+  // one measured, else the duration of the last successful connect; nullopt
+  // while never connected and after a health check restored the target.
   std::optional<double> latency;
   bool failed = false;
   bool connected = false;  // a cached connection to it is connected
@@ -62,9 +66,13 @@ class ConnectionLoadBalancer {
 
   // Targets are (host, port); duplicates are dropped, order is kept; IPv6
   // literals may be given with or without brackets. Empty factory or checker:
-  // the defaults below.
-  ConnectionLoadBalancer(uv_loop_t *loop, std::vector<Address> targets, ConnectionFactory factory = {},
-                         HealthChecker health_checker = {}, LoadBalancerOptions options = {});
+  // the defaults below. nullptr and Errc::configuration for no target, a
+  // target with an empty host or port 0, or a health check interval or
+  // timeout that is not positive (the reference raises at construction too).
+  static std::unique_ptr<ConnectionLoadBalancer> create(uv_loop_t *loop, std::vector<Address> targets, Error &err,
+                                                        ConnectionFactory factory = {},
+                                                        HealthChecker health_checker = {},
+                                                        LoadBalancerOptions options = {});
   // Shuts down (without waiting) if shutdown() was not called.
   ~ConnectionLoadBalancer();
   ConnectionLoadBalancer(const ConnectionLoadBalancer &) = delete;
@@ -85,8 +93,12 @@ class ConnectionLoadBalancer {
   // Errc::closed (after shutdown).
   void get_connection(const ClientConfig &config, const std::string &path, const std::string &strategy,
                       Connection::ConnectCallback cb);
+  // The reference's defaults: path "/", strategy "round_robin".
   void get_connection(const ClientConfig &config, Connection::ConnectCallback cb) {
     get_connection(config, "/", "round_robin", std::move(cb));
+  }
+  void get_connection(const ClientConfig &config, const std::string &path, Connection::ConnectCallback cb) {
+    get_connection(config, path, "round_robin", std::move(cb));
   }
 
   // Errc::configuration for an unknown target or a negative / non-finite weight.
@@ -104,6 +116,8 @@ class ConnectionLoadBalancer {
   class Impl;
 
  private:
+  ConnectionLoadBalancer(uv_loop_t *loop, std::vector<Address> targets, ConnectionFactory factory,
+                         HealthChecker health_checker, LoadBalancerOptions options);
   std::shared_ptr<Impl> impl_;
 };
 

@@ -29,6 +29,19 @@ std::string bare_host(const std::string &h) {
 
 std::string target_name(const std::string &host, std::uint16_t port) { return Address{host, port}.to_string(); }
 
+Error check_arguments(const std::vector<Address> &targets, const LoadBalancerOptions &o) {
+  if (targets.empty()) return {Errc::configuration, "load balancer needs at least one target"};
+  for (const auto &t : targets) {
+    if (bare_host(t.host).empty()) return {Errc::configuration, "load balancer target with an empty host"};
+    if (t.port == 0) return {Errc::configuration, "load balancer target " + bare_host(t.host) + " has port 0"};
+  }
+  if (o.health_check_interval.count() <= 0)
+    return {Errc::configuration, "invalid health_check_interval: must be positive"};
+  if (o.health_check_timeout.count() <= 0)
+    return {Errc::configuration, "invalid health_check_timeout: must be positive"};
+  return {};
+}
+
 }  // namespace
 
 class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
@@ -113,7 +126,8 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
     s.total_targets = targets_.size();
     for (const auto &t : targets_) {
       if (t.failed) ++s.failed_targets;
-      if (t.conn && t.conn->is_connected()) ++s.active_connections;
+      if (t.conn) ++s.active_connections;
+      if (t.conn && t.conn->is_connected()) ++s.connected_connections;
     }
     s.available_targets = s.total_targets - s.failed_targets;
     return s;
@@ -369,6 +383,11 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
     if (shut_down_) return maybe_finish_shutdown();
     if (healthy && t.failed) {
       t.failed = false;
+      // Its figures predate the failure: measure it afresh. Without a latency
+      // it counts as untried, so least_latency tries it first (the reference
+      // resets its latency to 0 for the same effect).
+      t.rtt.reset();
+      t.connect_latency.reset();
       UVWT_INFO("load balancer: target %s passed its health check", target_name(t.host, t.port).c_str());
     } else if (!healthy) {
       UVWT_DEBUG("load balancer: target %s still failing", target_name(t.host, t.port).c_str());
@@ -403,6 +422,16 @@ ConnectionLoadBalancer::ConnectionLoadBalancer(uv_loop_t *loop, std::vector<Addr
                                                HealthChecker health_checker, LoadBalancerOptions options)
     : impl_(std::make_shared<Impl>(loop, std::move(targets), std::move(factory), std::move(health_checker),
                                    std::move(options))) {}
+
+std::unique_ptr<ConnectionLoadBalancer> ConnectionLoadBalancer::create(uv_loop_t *loop, std::vector<Address> targets,
+                                                                       Error &err, ConnectionFactory factory,
+                                                                       HealthChecker health_checker,
+                                                                       LoadBalancerOptions options) {
+  err = check_arguments(targets, options);
+  if (err) return nullptr;
+  return std::unique_ptr<ConnectionLoadBalancer>(new ConnectionLoadBalancer(
+      loop, std::move(targets), std::move(factory), std::move(health_checker), std::move(options)));
+}
 
 ConnectionLoadBalancer::~ConnectionLoadBalancer() {
   if (!impl_->is_shut_down()) impl_->shutdown({});

@@ -93,6 +93,18 @@ ClientConfig quick_client() {
   return c;
 }
 
+std::unique_ptr<ConnectionLoadBalancer> make_lb(TestLoop &tl, std::vector<Address> targets,
+                                                ConnectionLoadBalancer::ConnectionFactory factory = {},
+                                                ConnectionLoadBalancer::HealthChecker checker = {},
+                                                LoadBalancerOptions opts = {}) {
+  Error err;
+  auto lb = ConnectionLoadBalancer::create(&tl.loop, std::move(targets), err, std::move(factory), std::move(checker),
+                                           std::move(opts));
+  REQUIRE(err.ok());
+  REQUIRE(lb);
+  return lb;
+}
+
 }  // namespace
 
 TEST_CASE("load balancer: round robin visits targets in order and reuses connections", "[connection][lb][loop]") {
@@ -100,7 +112,8 @@ TEST_CASE("load balancer: round robin visits targets in order and reuses connect
   Servers sv(tl);
   auto targets = sv.targets();
   targets.push_back({"127.0.0.1", sv.port[1]});  // duplicate: dropped
-  ConnectionLoadBalancer lb(&tl.loop, targets);
+  auto lb_owner = make_lb(tl, targets);
+  auto &lb = *lb_owner;
   CHECK(lb.get_load_balancer_stats().total_targets == 3);
 
   std::vector<std::shared_ptr<Connection>> got;
@@ -157,7 +170,8 @@ TEST_CASE("load balancer: IPv6 targets, bracketed or not, are one target", "[con
   TestLoop tl;
   auto server = start_server(tl, server_config(), "::1");
   server->route("/echo", echo_handler());
-  ConnectionLoadBalancer lb(&tl.loop, {{"::1", server->port()}, {"[::1]", server->port()}});
+  auto lb_owner = make_lb(tl, {{"::1", server->port()}, {"[::1]", server->port()}});
+  auto &lb = *lb_owner;
   REQUIRE(lb.get_target_stats().size() == 1);
   CHECK(lb.get_target_stats()[0].host == "::1");
   auto p = pick(tl, lb, "round_robin");
@@ -174,7 +188,8 @@ TEST_CASE("load balancer: weighted picks follow the weights", "[connection][lb][
   Servers sv(tl);
   LoadBalancerOptions opts;
   opts.seed = 42;
-  ConnectionLoadBalancer lb(&tl.loop, sv.targets(), {}, {}, opts);
+  auto lb_owner = make_lb(tl, sv.targets(), {}, {}, opts);
+  auto &lb = *lb_owner;
   CHECK(lb.update_target_weight("127.0.0.1", sv.port[0], 1).ok());
   CHECK(lb.update_target_weight("127.0.0.1", sv.port[1], 2).ok());
   CHECK(lb.update_target_weight("127.0.0.1", sv.port[2], 3).ok());
@@ -204,7 +219,8 @@ TEST_CASE("load balancer: weighted picks follow the weights", "[connection][lb][
   CHECK(std::abs(count[2] - n / 2) < 110);
 
   // The same seed draws the same sequence.
-  ConnectionLoadBalancer lb2(&tl.loop, sv.targets(), {}, {}, opts);
+  auto lb2_owner = make_lb(tl, sv.targets(), {}, {}, opts);
+  auto &lb2 = *lb2_owner;
   for (std::size_t i = 0; i < 3; ++i) REQUIRE(lb2.update_target_weight("127.0.0.1", sv.port[i], double(i + 1)).ok());
   std::vector<std::size_t> order2;
   for (int i = 0; i < 50; ++i) {
@@ -214,7 +230,8 @@ TEST_CASE("load balancer: weighted picks follow the weights", "[connection][lb][
   }
   std::vector<std::size_t> order1;
   {
-    ConnectionLoadBalancer lb3(&tl.loop, sv.targets(), {}, {}, opts);
+    auto lb3_owner = make_lb(tl, sv.targets(), {}, {}, opts);
+    auto &lb3 = *lb3_owner;
     for (std::size_t i = 0; i < 3; ++i) REQUIRE(lb3.update_target_weight("127.0.0.1", sv.port[i], double(i + 1)).ok());
     for (int i = 0; i < 50; ++i) order1.push_back(sv.index_of(port_of(pick(tl, lb3, "weighted").conn)));
     shutdown(tl, lb3);
@@ -236,7 +253,8 @@ TEST_CASE("load balancer: least_latency avoids the slow target", "[connection][l
   slow.impairment.enabled = true;
   slow.impairment.delay_ms = 40;  // each way
   Servers sv(tl, {slow, server_config(), server_config()});
-  ConnectionLoadBalancer lb(&tl.loop, sv.targets());
+  auto lb_owner = make_lb(tl, sv.targets());
+  auto &lb = *lb_owner;
   // Untried targets first, in order.
   for (std::size_t i = 0; i < 3; ++i) {
     auto p = pick(tl, lb, "least_latency");
@@ -293,7 +311,8 @@ TEST_CASE("load balancer: least_latency compares connected and disconnected targ
                                     300, 0);
                               });
   };
-  ConnectionLoadBalancer lb(&tl.loop, {{"127.0.0.1", sv.port[0]}, {"127.0.0.1", sv.port[1]}}, factory);
+  auto lb_owner = make_lb(tl, {{"127.0.0.1", sv.port[0]}, {"127.0.0.1", sv.port[1]}}, factory);
+  auto &lb = *lb_owner;
   auto first = pick(tl, lb, "least_latency");
   REQUIRE(first.err.ok());
   CHECK(sv.index_of(port_of(first.conn)) == 0);
@@ -327,7 +346,8 @@ TEST_CASE("load balancer: failover, then restoration by health check", "[connect
   LoadBalancerOptions opts;
   opts.health_check_interval = std::chrono::milliseconds(150);
   opts.health_check_timeout = std::chrono::milliseconds(1'000);
-  ConnectionLoadBalancer lb(&tl.loop, sv.targets(), {}, {}, opts);
+  auto lb_owner = make_lb(tl, sv.targets(), {}, {}, opts);
+  auto &lb = *lb_owner;
   const ClientConfig cfg = quick_client();
   for (std::size_t i = 0; i < 3; ++i) REQUIRE(sv.index_of(port_of(pick(tl, lb, "round_robin", cfg).conn)) == i);
 
@@ -391,7 +411,8 @@ TEST_CASE("load balancer: gives up with a clear error when every target fails", 
   LoadBalancerOptions opts;
   opts.health_check_interval = std::chrono::milliseconds(50);
   opts.health_check_timeout = std::chrono::milliseconds(77);
-  ConnectionLoadBalancer lb(&tl.loop, {{"10.0.0.1", 1}, {"10.0.0.1", 2}, {"10.0.0.1", 3}}, failing, checker, opts);
+  auto lb_owner = make_lb(tl, {{"10.0.0.1", 1}, {"10.0.0.1", 2}, {"10.0.0.1", 3}}, failing, checker, opts);
+  auto &lb = *lb_owner;
   auto p = pick(tl, lb, "round_robin");
   CHECK(p.err.errc == Errc::connection);
   CHECK(p.err.message.find("no available target") != std::string::npos);
@@ -409,11 +430,6 @@ TEST_CASE("load balancer: gives up with a clear error when every target fails", 
   CHECK(bad.err.errc == Errc::configuration);
   CHECK(bad.err.message.find("fastest") != std::string::npos);
   shutdown(tl, lb);
-
-  ConnectionLoadBalancer empty(&tl.loop, {});
-  auto e = pick(tl, empty, "round_robin");
-  CHECK(e.err.errc == Errc::connection);
-  shutdown(tl, empty);
 }
 
 TEST_CASE("load balancer: concurrent callers share one connection attempt", "[connection][lb][loop]") {
@@ -425,7 +441,8 @@ TEST_CASE("load balancer: concurrent callers share one connection attempt", "[co
     ++calls;
     ConnectionLoadBalancer::default_connection_factory()(loop, cfg, host, port, path, std::move(cb));
   };
-  ConnectionLoadBalancer lb(&tl.loop, sv.targets(), counting);
+  auto lb_owner = make_lb(tl, sv.targets(), counting);
+  auto &lb = *lb_owner;
   // least_latency sends every caller to the first untried target while its
   // attempt runs.
   std::vector<std::shared_ptr<Pick>> ps;
@@ -458,5 +475,136 @@ TEST_CASE("load balancer: concurrent callers share one connection attempt", "[co
   lb.shutdown([&down] { down = true; });
   REQUIRE(tl.run_until([&] { return down && pending->done; }));
   CHECK(pending->err.errc == Errc::closed);
+  sv.close(tl);
+}
+
+TEST_CASE("load balancer: create refuses no targets and bad options with a clear error", "[connection][lb]") {
+  TestLoop tl;
+  Error err;
+  auto none = ConnectionLoadBalancer::create(&tl.loop, {}, err);
+  CHECK_FALSE(none);
+  CHECK(err.errc == Errc::configuration);
+  CHECK(err.message.find("at least one target") != std::string::npos);
+  // Only duplicates of nothing valid left: the same.
+  err = Error();
+  CHECK_FALSE(ConnectionLoadBalancer::create(&tl.loop, {{"", 4433}}, err));
+  CHECK(err.errc == Errc::configuration);
+  err = Error();
+  CHECK_FALSE(ConnectionLoadBalancer::create(&tl.loop, {{"127.0.0.1", 0}}, err));
+  CHECK(err.errc == Errc::configuration);
+  err = Error();
+  LoadBalancerOptions bad;
+  bad.health_check_interval = Duration(0);
+  CHECK_FALSE(ConnectionLoadBalancer::create(&tl.loop, {{"127.0.0.1", 4433}}, err, {}, {}, bad));
+  CHECK(err.errc == Errc::configuration);
+  CHECK(err.message.find("health_check_interval") != std::string::npos);
+  err = Error();
+  bad = LoadBalancerOptions{};
+  bad.health_check_timeout = Duration(-1);
+  CHECK_FALSE(ConnectionLoadBalancer::create(&tl.loop, {{"127.0.0.1", 4433}}, err, {}, {}, bad));
+  CHECK(err.errc == Errc::configuration);
+  // The reference's defaults.
+  const LoadBalancerOptions defaults;
+  CHECK(defaults.health_check_interval == std::chrono::seconds(30));
+  CHECK(defaults.health_check_timeout == std::chrono::seconds(5));
+}
+
+TEST_CASE("load balancer: the default factory sends the config's headers and user agent", "[connection][lb][loop]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  std::vector<Headers> seen;
+  server->route("/echo", [&](std::shared_ptr<Session>, const SessionRequest &r) { seen.push_back(r.headers); });
+  auto lb_owner = make_lb(tl, {{"127.0.0.1", server->port()}});
+  ClientConfig cfg = client_config();
+  cfg.headers = {{"x-tenant", "acme"}};
+  cfg.user_agent = "lb-test/1";
+  auto p = pick(tl, *lb_owner, "round_robin", cfg);
+  REQUIRE(p.err.ok());
+  REQUIRE(tl.run_until([&] { return seen.size() == 1; }));
+  auto has = [&](const std::string &k, const std::string &v) {
+    return std::find(seen[0].begin(), seen[0].end(), std::pair<std::string, std::string>{k, v}) != seen[0].end();
+  };
+  CHECK(has("x-tenant", "acme"));
+  CHECK(has("user-agent", "lb-test/1"));
+  shutdown(tl, *lb_owner);
+  close_all(tl, nullptr, server);
+}
+
+TEST_CASE("load balancer: active_connections counts every cached connection, as the reference",
+          "[connection][lb][loop]") {
+  TestLoop tl;
+  Servers sv(tl);
+  auto lb_owner = make_lb(tl, sv.targets());
+  auto &lb = *lb_owner;
+  auto a = pick(tl, lb, "round_robin");
+  auto b = pick(tl, lb, "round_robin");
+  REQUIRE(a.err.ok());
+  REQUIRE(b.err.ok());
+  CHECK(lb.get_load_balancer_stats().active_connections == 2);
+  CHECK(lb.get_load_balancer_stats().connected_connections == 2);
+  // A cached connection that closed stays cached until its target is chosen again.
+  bool closed = false;
+  a.conn->close(0, "test", [&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed; }));
+  const auto st = lb.get_load_balancer_stats();
+  CHECK(st.active_connections == 2);
+  CHECK(st.connected_connections == 1);
+  shutdown(tl, lb);
+  CHECK(lb.get_load_balancer_stats().active_connections == 0);
+  sv.close(tl);
+}
+
+TEST_CASE("load balancer: a target back from a failed health check starts with a fresh latency",
+          "[connection][lb][loop]") {
+  TestLoop tl;
+  Servers sv(tl);
+  std::map<std::uint16_t, bool> down;
+  auto factory = [&down](uv_loop_t *loop, const ClientConfig &cfg, const std::string &host, std::uint16_t port,
+                         const std::string &path, Connection::ConnectCallback cb) {
+    if (down[port]) return cb(Error(Errc::refused, "test: target down"), nullptr);
+    ConnectionLoadBalancer::default_connection_factory()(loop, cfg, host, port, path, std::move(cb));
+  };
+  auto checker = [&down](const std::string &, std::uint16_t port, Duration, std::function<void(bool)> cb) {
+    cb(!down[port]);
+  };
+  LoadBalancerOptions opts;
+  opts.health_check_interval = std::chrono::milliseconds(100);
+  auto lb_owner = make_lb(tl, sv.targets(), factory, checker, opts);
+  auto &lb = *lb_owner;
+  // least_latency tries every untried target first, in order: all three get an RTT.
+  for (std::size_t i = 0; i < 3; ++i) {
+    auto p = pick(tl, lb, "least_latency");
+    REQUIRE(p.err.ok());
+    CHECK(sv.index_of(port_of(p.conn)) == i);
+  }
+  for (const auto &t : lb.get_target_stats()) CHECK(t.latency.has_value());
+
+  // Target 1 goes down: its live connection closes, its next attempt fails
+  // and the caller fails over to target 2.
+  down[sv.port[1]] = true;
+  CHECK(sv.index_of(port_of(pick(tl, lb, "round_robin").conn)) == 0);
+  auto one = pick(tl, lb, "round_robin");
+  REQUIRE(sv.index_of(port_of(one.conn)) == 1);
+  bool closed = false;
+  one.conn->close(0, "test", [&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed; }));
+  CHECK(sv.index_of(port_of(pick(tl, lb, "round_robin").conn)) == 2);
+  CHECK(sv.index_of(port_of(pick(tl, lb, "round_robin").conn)) == 0);
+  auto again = pick(tl, lb, "round_robin");
+  REQUIRE(again.err.ok());
+  CHECK(sv.index_of(port_of(again.conn)) == 2);
+  REQUIRE(lb.get_target_stats()[1].failed);
+  CHECK(lb.get_target_stats()[1].latency.has_value());  // the old RTT, while failed
+
+  // Back: the health check restores it without its old RTT, so least_latency
+  // tries it first, as an untried target.
+  down[sv.port[1]] = false;
+  REQUIRE(tl.run_until([&] { return !lb.get_target_stats()[1].failed; }, 5'000));
+  CHECK_FALSE(lb.get_target_stats()[1].latency.has_value());
+  auto fresh = pick(tl, lb, "least_latency");
+  REQUIRE(fresh.err.ok());
+  CHECK(sv.index_of(port_of(fresh.conn)) == 1);
+  CHECK(lb.get_target_stats()[1].latency.has_value());
+  shutdown(tl, lb);
   sv.close(tl);
 }
