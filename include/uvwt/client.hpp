@@ -40,8 +40,10 @@ Error parse_webtransport_url(std::string_view url, WebTransportUrl &out);
 
 // Per-call options of Client::connect.
 struct ConnectOptions {
-  std::optional<Duration> timeout;  // whole sequence; default config().connect_timeout
-  Headers headers;                  // win over the client's default headers
+  // The whole sequence; nullopt or 0: config().connect_timeout (0 as the
+  // reference's `timeout or config.connect_timeout`); negative: Errc::configuration.
+  std::optional<Duration> timeout;
+  Headers headers;  // win over the client's default headers
 };
 
 // pywebtransport's ClientStats. Times are in seconds.
@@ -140,6 +142,9 @@ class ReconnectingClient {
   // The ready session at once, or once one is ready within wait_timeout;
   // nullptr when closed, given up or timed out. Never synchronous.
   virtual void get_session(Duration wait_timeout, SessionCallback cb) = 0;
+  // The reference's default wait: 5 s.
+  static constexpr Duration kDefaultGetSessionTimeout{5'000};
+  void get_session(SessionCallback cb) { get_session(kDefaultGetSessionTimeout, std::move(cb)); }
 
   // attempt: 1 for the first attempt after a start or a loss.
   virtual void on_connected(ConnectedCallback cb) = 0;
@@ -195,9 +200,10 @@ class ClientFleet {
   using SessionsCallback = std::function<void(std::vector<std::shared_ptr<Session>>)>;
 
   virtual ~ClientFleet() = default;
-  // max_concurrent_handshakes 0: the first client's config value. The loop
-  // is the clients' (callbacks of an empty fleet are deferred on it).
-  static std::shared_ptr<ClientFleet> create(uv_loop_t *loop, std::vector<std::shared_ptr<Client>> clients,
+  // Needs at least one client and no null one (else nullptr and Errc::client,
+  // as the reference refuses an empty fleet at construction).
+  // max_concurrent_handshakes 0: the first client's config value.
+  static std::shared_ptr<ClientFleet> create(uv_loop_t *loop, std::vector<std::shared_ptr<Client>> clients, Error &err,
                                              std::size_t max_concurrent_handshakes = 0);
 
   // The next client, starting with the first; nullptr and Errc::client when

@@ -14,8 +14,7 @@ class ClientFleetImpl final : public ClientFleet, public std::enable_shared_from
   ClientFleetImpl(uv_loop_t *loop, std::vector<std::shared_ptr<Client>> clients, std::size_t max_concurrent)
       : clients_(std::move(clients)), max_concurrent_(max_concurrent), deferred_(Deferred::for_loop(loop)) {
     if (max_concurrent_ == 0)
-      max_concurrent_ =
-          clients_.empty() ? 1 : std::max<std::size_t>(1, clients_.front()->config().max_concurrent_handshakes);
+      max_concurrent_ = std::max<std::size_t>(1, clients_.front()->config().max_concurrent_handshakes);
   }
 
   std::shared_ptr<Client> get_client(Error &err) override {
@@ -109,7 +108,16 @@ class ClientFleetImpl final : public ClientFleet, public std::enable_shared_from
 }  // namespace detail
 
 std::shared_ptr<ClientFleet> ClientFleet::create(uv_loop_t *loop, std::vector<std::shared_ptr<Client>> clients,
-                                                 std::size_t max_concurrent_handshakes) {
+                                                 Error &err, std::size_t max_concurrent_handshakes) {
+  if (clients.empty()) {
+    err = Error(Errc::client, "client fleet needs at least one client");
+    return nullptr;
+  }
+  if (std::find(clients.begin(), clients.end(), nullptr) != clients.end()) {
+    err = Error(Errc::client, "client fleet: a client is null");
+    return nullptr;
+  }
+  err = Error();
   return std::make_shared<detail::ClientFleetImpl>(loop, std::move(clients), max_concurrent_handshakes);
 }
 

@@ -58,6 +58,7 @@ class ReconnectingClientImpl final : public ReconnectingClient,
   void on_lost(LostCallback cb) override { on_lost_ = std::move(cb); }
   void on_failed(FailedCallback cb) override { on_failed_ = std::move(cb); }
 
+  using ReconnectingClient::get_session;
   void get_session(Duration wait_timeout, SessionCallback cb) override {
     if (closed_ || failed_ || is_connected() || wait_timeout.count() <= 0) {
       std::shared_ptr<Session> s = !closed_ && is_connected() ? session_ : nullptr;

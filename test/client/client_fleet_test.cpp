@@ -18,12 +18,21 @@ ClientConfig unreachable_config() {
   c.connect_timeout = Duration(300);
   return c;
 }
+
+std::shared_ptr<ClientFleet> make_fleet(TestLoop &tl, std::vector<std::shared_ptr<Client>> clients,
+                                        std::size_t max_concurrent = 0) {
+  Error err;
+  auto fleet = ClientFleet::create(&tl.loop, std::move(clients), err, max_concurrent);
+  REQUIRE(err.ok());
+  REQUIRE(fleet);
+  return fleet;
+}
 }  // namespace
 
 TEST_CASE("ClientFleet hands clients out round robin, starting with the first", "[client][loop][fleet]") {
   TestLoop tl;
   std::vector<std::shared_ptr<Client>> clients{make_client(tl), make_client(tl), make_client(tl)};
-  auto fleet = ClientFleet::create(&tl.loop, clients);
+  auto fleet = make_fleet(tl, clients);
   CHECK(fleet->client_count() == 3);
   Error err;
   for (int i = 0; i < 7; ++i) {
@@ -39,16 +48,28 @@ TEST_CASE("ClientFleet hands clients out round robin, starting with the first", 
   CHECK(fleet->get_client(err) == nullptr);
   CHECK(err.errc == Errc::client);
 
-  auto empty = ClientFleet::create(&tl.loop, {});
-  CHECK(empty->get_client(err) == nullptr);
-  CHECK(err.errc == Errc::client);
+  // A closed fleet answers connect_all with nothing, on a later turn.
   bool answered = false;
-  empty->connect_all("https://127.0.0.1:1/x", [&](std::vector<std::shared_ptr<Session>> s) {
+  fleet->connect_all("https://127.0.0.1:1/x", [&](std::vector<std::shared_ptr<Session>> s) {
     CHECK(s.empty());
     answered = true;
   });
   CHECK_FALSE(answered);
   REQUIRE(tl.run_until([&] { return answered; }, 1'000));
+}
+
+TEST_CASE("ClientFleet::create refuses an empty fleet and null clients", "[client][loop][fleet]") {
+  TestLoop tl;
+  Error err;
+  auto empty = ClientFleet::create(&tl.loop, {}, err);
+  CHECK_FALSE(empty);
+  CHECK(err.errc == Errc::client);
+  CHECK(err.message.find("at least one client") != std::string::npos);
+  auto c = make_client(tl);
+  err = Error();
+  CHECK_FALSE(ClientFleet::create(&tl.loop, {c, nullptr}, err));
+  CHECK(err.errc == Errc::client);
+  close_client(tl, c);
 }
 
 TEST_CASE("ClientFleet::connect_all keeps the successes, in client order", "[client][loop][fleet]") {
@@ -59,7 +80,7 @@ TEST_CASE("ClientFleet::connect_all keeps the successes, in client order", "[cli
   std::vector<std::shared_ptr<Client>> clients{make_client(tl), make_client(tl, unreachable), make_client(tl),
                                                make_client(tl)};
   const std::size_t limit = GENERATE(0, 1, 2);  // 0: the first client's config
-  auto fleet = ClientFleet::create(&tl.loop, clients, limit);
+  auto fleet = make_fleet(tl, clients, limit);
 
   // Count handshakes in flight at the server to observe the bound.
   std::size_t in_flight = 0, peak = 0;
@@ -121,7 +142,7 @@ TEST_CASE("ClientFleet::connect_all logs each failure as a warning", "[client][l
   const ClientConfig unreachable = unreachable_config();
   std::vector<std::shared_ptr<Client>> clients{make_client(tl, unreachable), make_client(tl),
                                                make_client(tl, unreachable)};
-  auto fleet = ClientFleet::create(&tl.loop, clients);
+  auto fleet = make_fleet(tl, clients);
   std::vector<std::shared_ptr<Session>> sessions;
   bool done = false;
   {
@@ -151,7 +172,7 @@ TEST_CASE("ClientFleet::close_all while connect_all is running", "[client][loop]
   slow.impairment.enabled = true;
   slow.impairment.delay_ms = 300;  // handshakes still under way when close_all comes
   std::vector<std::shared_ptr<Client>> clients{make_client(tl, slow), make_client(tl, slow), make_client(tl, slow)};
-  auto fleet = ClientFleet::create(&tl.loop, clients, 1);
+  auto fleet = make_fleet(tl, clients, 1);
   std::vector<std::shared_ptr<Session>> sessions;
   bool connected = false, closed = false;
   fleet->connect_all(url_of(server->port(), "/echo"), [&](std::vector<std::shared_ptr<Session>> s) {

@@ -298,3 +298,30 @@ TEST_CASE("ReconnectingClient reconnects at once after a lost session", "[client
   server_side.reset();
   close_server(tl, server);
 }
+
+TEST_CASE("ReconnectingClient::get_session waits 5 s by default", "[client][loop][reconnect][timing]") {
+  TestLoop tl;
+  ClientConfig cfg = retry_config(-1);
+  cfg.impairment.enabled = true;
+  cfg.impairment.blackhole = true;
+  cfg.connect_timeout = Duration(20'000);
+  auto client = make_client(tl, cfg);
+  auto server = start_server(tl);
+  auto rc = ReconnectingClient::create(client, url_of(server->port(), "/echo"));
+  CHECK(ReconnectingClient::kDefaultGetSessionTimeout == std::chrono::seconds(5));
+  bool done = false;
+  std::shared_ptr<Session> got;
+  const auto t0 = std::chrono::steady_clock::now();
+  rc->get_session([&](std::shared_ptr<Session> s) {
+    got = std::move(s);
+    done = true;
+  });
+  REQUIRE(tl.run_until([&] { return done; }, 15'000));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  CHECK(got == nullptr);
+  CHECK(waited >= std::chrono::milliseconds(4'900));
+  CHECK(waited < std::chrono::milliseconds(9'000));
+  close_rc(tl, *rc);
+  close_client(tl, client);
+  close_server(tl, server);
+}
