@@ -83,8 +83,8 @@ class ConnectionLoadBalancer {
   // the probe timeout, closed right after; healthy when it completes.
   static HealthChecker default_health_checker(uv_loop_t *loop, ClientConfig config);
 
-  // Returns a connection to a target chosen by `strategy`: "round_robin",
-  // "weighted" or "least_latency". A live cached connection to the target is
+  // Returns a connection to a target chosen by `strategy`: "round_robin"
+  // (starting with the first target), "weighted" or "least_latency". A live cached connection to the target is
   // reused (whatever `path` it was created with); concurrent callers choosing
   // the same target share one connection attempt. A failed attempt marks the
   // target failed and the next available target is tried.
