@@ -21,7 +21,8 @@ constexpr std::size_t kRetryScidLen = 18;
 void Endpoint::set_admission(const HandshakeLimitsConfig &limits, std::uint32_t stateless_per_second,
                              std::uint32_t stateless_burst) {
   limits_.configure(limits);
-  stateless_bucket_.configure(stateless_per_second, stateless_burst);
+  // A rate of 0 means no stateless answers at all, not a one-off burst.
+  stateless_bucket_.configure(stateless_per_second, stateless_per_second == 0 ? 0 : stateless_burst);
 }
 
 bool Endpoint::stateless_allowed() {

@@ -199,3 +199,26 @@ TEST_CASE("stateless answers: a flood draws at most the token bucket's allowance
   CHECK(st.stateless_answers_limited >= kFlood / 2);
   close_all(tl, nullptr, server);
 }
+
+TEST_CASE("ServerConfig validates the handshake and stateless limits", "[server][config][limits]") {
+  auto rejects = [](const std::function<void(ServerConfig &)> &edit, const char *field) {
+    ServerConfig cfg = server_config();
+    REQUIRE(cfg.validate().ok());
+    edit(cfg);
+    const Error e = cfg.validate();
+    INFO(field << ": " << e.to_string());
+    CHECK(e.errc == Errc::configuration);
+    CHECK(e.message.find(field) != std::string::npos);
+  };
+  rejects([](ServerConfig &c) { c.max_handshakes = 0; }, "max_handshakes");
+  rejects([](ServerConfig &c) { c.max_unvalidated_handshakes = c.max_handshakes + 1; }, "max_unvalidated_handshakes");
+  rejects([](ServerConfig &c) { c.max_handshakes_per_address = 0; }, "max_handshakes_per_address");
+  rejects([](ServerConfig &c) { c.stateless_answer_burst = 0; }, "stateless_answer_burst");
+  rejects([](ServerConfig &c) { c.pending_session_timeout = Duration(0); }, "pending_session_timeout");
+  rejects([](ServerConfig &c) { c.impairment.corrupt = 1.5; }, "impairment");
+  ServerConfig quiet = server_config();
+  quiet.stateless_answers_per_second = 0;  // no stateless answers at all
+  quiet.stateless_answer_burst = 0;
+  quiet.max_unvalidated_handshakes = 0;  // every Initial needs a Retry token
+  CHECK(quiet.validate().ok());
+}
