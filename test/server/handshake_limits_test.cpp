@@ -165,7 +165,40 @@ Bytes unknown_version_initial(std::uint32_t i) {
   return b;
 }
 
+// A QUIC v1 Initial (RFC 9000 17.2.2) whose token claims to be one of our
+// Retry tokens (magic 0xb6) but is random bytes; padded to 1200 bytes.
+Bytes initial_with_forged_token(std::uint32_t seed) {
+  Bytes b = {0xc3, 0x00, 0x00, 0x00, 0x01, 8};
+  const Bytes ids = pattern(16, seed);
+  b.insert(b.end(), ids.begin(), ids.begin() + 8);  // DCID
+  b.push_back(8);
+  b.insert(b.end(), ids.begin() + 8, ids.end());  // SCID
+  Bytes token = pattern(60, seed + 1);
+  token[0] = 0xb6;
+  b.push_back(static_cast<std::uint8_t>(token.size()));
+  b.insert(b.end(), token.begin(), token.end());
+  const std::size_t rest = 1200 - b.size() - 2;  // Length (2-byte varint) covers the rest
+  b.push_back(static_cast<std::uint8_t>(0x40 | (rest >> 8)));
+  b.push_back(static_cast<std::uint8_t>(rest & 0xff));
+  const Bytes payload = pattern(rest, seed + 2);
+  b.insert(b.end(), payload.begin(), payload.end());
+  return b;
+}
+
 }  // namespace
+
+TEST_CASE("handshake limits: an Initial with a forged Retry token is dropped and counted", "[server][loop][limits]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  RawUdp raw(server->port());
+  for (std::uint32_t i = 0; i < 5; ++i) raw.send(initial_with_forged_token(i * 3));
+  REQUIRE(tl.run_until([&] { return server->stats().invalid_retry_tokens == 5; }));
+  tl.run_for(50);
+  CHECK(raw.drain() == 0);  // no answer at all
+  CHECK(server->stats().connections_accepted == 0);
+  CHECK(server->stats().handshakes_active == 0);
+  close_all(tl, nullptr, server);
+}
 
 TEST_CASE("stateless answers: a flood draws at most the token bucket's allowance", "[server][loop][limits]") {
   TestLoop tl;
