@@ -132,6 +132,7 @@ void Endpoint::on_writable(UdpSocket &sock) {
 
 void Endpoint::on_packets(UdpSocket &sock, std::span<const RecvPacket> pkts) {
   UVWT_TRACE("%zu packets on %s", pkts.size(), sock.local_addr().to_string().c_str());
+  stateless_this_tick_ = 0;
   for (const auto &pkt : pkts) handle_packet(sock, pkt);
   // Connections are destroyed only on a later loop turn, so every pointer
   // collected during this batch is still valid here.

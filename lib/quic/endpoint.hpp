@@ -17,8 +17,8 @@
 #include <uvwt/error.hpp>
 
 #include "common/deferred.hpp"
-#include "quic/handshake_limits.hpp"
 #include "quic/socket_addr.hpp"
+#include "quic/handshake_limits.hpp"
 #include "quic/token_bucket.hpp"
 #include "quic/udp_socket.hpp"
 
@@ -156,12 +156,13 @@ class Endpoint : public UdpReceiver {
 
  private:
   void handle_packet(UdpSocket &sock, const RecvPacket &pkt);
+  void send_version_negotiation(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc);
+  void send_stateless_reset(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc);
+
   // endpoint_admission.cpp: Retry, token checks and the handshake limits.
   void admit_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd);
   void send_retry(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd);
   bool stateless_allowed();
-  void send_version_negotiation(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc);
-  void send_stateless_reset(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc);
 
   uv_loop_t *loop_;
   TransportConfig cfg_;
@@ -183,8 +184,9 @@ class Endpoint : public UdpReceiver {
   std::vector<Pending> pending_;
   std::vector<QuicConnection *> waiting_;
   std::vector<QuicConnection *> touched_;  // capacity kept across batches
+  std::size_t stateless_this_tick_ = 0;    // resets and refusals sent in this receive batch
   HandshakeLimits limits_;
-  TokenBucket stateless_bucket_;  // resets, refusals, version negotiation
+  TokenBucket stateless_bucket_;  // resets, refusals, version negotiation: over time
   EndpointCounters counters_;
 };
 

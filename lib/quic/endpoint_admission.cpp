@@ -16,6 +16,7 @@ namespace {
 // A Retry token is good for this long: a round trip, with room for a slow one.
 constexpr ngtcp2_duration kRetryTokenLifetime = 10 * NGTCP2_SECONDS;
 constexpr std::size_t kRetryScidLen = 18;
+constexpr std::size_t kMaxStatelessPerBatch = 64;
 }  // namespace
 
 void Endpoint::set_admission(const HandshakeLimitsConfig &limits, std::uint32_t stateless_per_second,
@@ -26,7 +27,9 @@ void Endpoint::set_admission(const HandshakeLimitsConfig &limits, std::uint32_t 
 }
 
 bool Endpoint::stateless_allowed() {
-  if (stateless_bucket_.take(now_ns())) return true;
+  // Over time the bucket; within one receive batch also a fixed cap, which
+  // bounds the work one burst of garbage causes whatever the bucket holds.
+  if (++stateless_this_tick_ <= kMaxStatelessPerBatch && stateless_bucket_.take(now_ns())) return true;
   ++counters_.stateless_rate_limited;
   return false;
 }

@@ -15,9 +15,10 @@
 #include <uvwt/config.hpp>
 #include <uvwt/error.hpp>
 
-#include "quic/handshake_limits.hpp"
 #include "quic/quic_app.hpp"
 #include "quic/socket_addr.hpp"
+
+#include "quic/handshake_limits.hpp"
 
 namespace uvwt::detail {
 
@@ -144,8 +145,10 @@ class QuicConnection {
   std::vector<std::array<std::uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN>> reset_tokens_;
   int in_callback_ = 0;  // depth of ngtcp2_conn_read_pkt / write on the stack
   bool write_scheduled_ = false;
-  bool release_tls_ = false;              // server: handshake confirmed, TLS no longer needed
-  HandshakeLimits::Slot handshake_slot_;  // server: counted by the endpoint until the handshake completes
+  bool release_tls_ = false;  // server: handshake confirmed, TLS no longer needed
+
+  // Server: counted by the endpoint's handshake limits until the handshake completes.
+  HandshakeLimits::Slot handshake_slot_;
 
  public:
   bool in_touched_list = false;  // endpoint bookkeeping for batched writes
