@@ -135,6 +135,7 @@ void raw_flood(const detail::SockAddr &to, const Options &o, bool vn) {
   std::uint8_t pkt[1200], buf[2048];
   std::size_t answers = 0;
   std::uint64_t x = 88172645463325252ull;
+  const auto t0 = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < o.count; ++i) {
     for (auto &b : pkt) b = static_cast<std::uint8_t>(x ^= x << 13, x ^= x >> 7, x ^= x << 17);
     std::size_t len = 60;
@@ -150,9 +151,10 @@ void raw_flood(const detail::SockAddr &to, const Options &o, bool vn) {
     (void)::sendto(fd, pkt, len, 0, to.sa(), to.len);
     while (::recv(fd, buf, sizeof buf, 0) >= 0) ++answers;
   }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   usleep(200'000);
   while (::recv(fd, buf, sizeof buf, 0) >= 0) ++answers;
-  std::printf("sent %zu packets, %zu answers came back\n", o.count, answers);
+  std::printf("sent %zu packets in %.2f s, %zu answers came back\n", o.count, secs, answers);
   ::close(fd);
 }
 
