@@ -190,7 +190,15 @@ class StreamEcho : public std::enable_shared_from_this<StreamEcho> {
   static std::shared_ptr<StreamEcho> make(const std::shared_ptr<uvwt::Stream> &in) {
     auto echo = std::make_shared<StreamEcho>();
     echo->in_ = in;
+    // A paused receive-only stream whose FIN has arrived is done as far as
+    // QUIC goes and may be let go by its session: held here until its data
+    // (FIN included) has been read or it failed.
+    echo->in_hold_ = in;
     in->on_data([echo](std::span<const std::uint8_t> d, bool fin) { echo->on_data(d, fin); });
+    std::weak_ptr<StreamEcho> weak = echo;
+    in->on_error([weak](const uvwt::Error &) {
+      if (auto e = weak.lock()) e->in_hold_.reset();
+    });
     return echo;
   }
 
@@ -208,6 +216,7 @@ class StreamEcho : public std::enable_shared_from_this<StreamEcho> {
         pending_.emplace_back(d.begin(), d.end());
     }
     fin_seen_ = fin_seen_ || fin;
+    if (fin) in_hold_.reset();  // nothing more to read
     if (!out || !pending_.empty() || !out->writable()) {
       if (auto in = in_.lock(); in && !in->paused()) in->pause();
     } else if (fin_seen_ && !ended_) {
@@ -232,6 +241,7 @@ class StreamEcho : public std::enable_shared_from_this<StreamEcho> {
   }
 
   std::weak_ptr<uvwt::Stream> in_, out_;
+  std::shared_ptr<uvwt::Stream> in_hold_;
   std::deque<uvwt::Bytes> pending_;
   bool fin_seen_ = false;
   bool ended_ = false;
