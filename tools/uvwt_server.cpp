@@ -1,8 +1,8 @@
 // uvwt-server: a WebTransport test server for browsers, the demo and benchmarks.
 //
 //   /echo     bidi streams echoed as data arrives (FIN included); each uni
-//             stream's content echoed on a new server-opened uni stream;
-//             datagrams echoed
+//             stream echoed as it arrives on a new server-opened uni stream;
+//             datagrams echoed. Reading pauses while the echo cannot be sent.
 //   /push     opens a bidi stream ("hello from server", FIN) and a uni stream
 //             ("uni from server"), then echoes like /echo
 //   /close    closes the session after 200 ms with 4242 "bye from server"
@@ -12,6 +12,7 @@
 // on stdout (tests parse these lines).
 #include <uv.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -32,7 +33,8 @@ struct Options {
   std::uint16_t port = 4433;
   std::string cert_file, key_file;
   std::string qlog_dir;
-  double exit_after = 0;  // seconds; 0 = run until a signal
+  double exit_after = 0;      // seconds; 0 = run until a signal
+  uvwt::ServerConfig limits;  // only the limit fields are read from here
 };
 
 void usage(FILE *out) {
@@ -46,6 +48,15 @@ void usage(FILE *out) {
                "  --log-level LEVEL   trace, debug, info, warning, error, off\n"
                "  --qlog-dir DIR      write a qlog file per connection\n"
                "  --exit-after SECS   shut down gracefully after SECS seconds\n"
+               "limits (docs/security.md):\n"
+               "  --retry             address validation: a Retry before every connection\n"
+               "  --max-unvalidated N handshakes in progress before Initials need a Retry token (128)\n"
+               "  --max-half-open N   handshakes in progress, validated or not (1024)\n"
+               "  --max-per-address N handshakes in progress per source IP address (64)\n"
+               "  --handshake-timeout MS  a handshake not done by then is dropped (10000)\n"
+               "  --stateless-rate N  stateless resets, Version Negotiation and refusals per second (1000)\n"
+               "  --pending-session-timeout MS  early streams/datagrams wait this long for their session (3000)\n"
+               "  --max-connections N (10000)\n"
                "routes: /echo /push /close /discard\n");
 }
 
@@ -61,6 +72,27 @@ bool parse_log_level(const std::string &s, uvwt::LogLevel &out) {
     }
   }
   return false;
+}
+
+// A positive decimal number for one of the limit options.
+bool set_limit(uvwt::ServerConfig &c, const std::string &name, const std::string &v) {
+  char *end = nullptr;
+  const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || n == 0 || n > (1ull << 32)) {
+    std::fprintf(stderr, "uvwt-server: bad %s %s (a positive number)\n", name.c_str(), v.c_str());
+    return false;
+  }
+  if (name == "--max-unvalidated") c.max_unvalidated_handshakes = n;
+  if (name == "--max-half-open") c.max_handshakes = n;
+  if (name == "--max-per-address") c.max_handshakes_per_address = n;
+  if (name == "--handshake-timeout") c.handshake_timeout = uvwt::Duration(static_cast<std::int64_t>(n));
+  if (name == "--stateless-rate") {
+    c.stateless_answers_per_second = static_cast<std::uint32_t>(n);
+    c.stateless_answer_burst = static_cast<std::uint32_t>(std::max<unsigned long long>(1, n / 10));
+  }
+  if (name == "--pending-session-timeout") c.pending_session_timeout = uvwt::Duration(static_cast<std::int64_t>(n));
+  if (name == "--max-connections") c.max_connections = n;
+  return true;
 }
 
 // Returns 0 to run, 1 on a bad command line, -1 after --help.
@@ -105,6 +137,13 @@ int parse_options(int argc, char **argv, Options &o) {
         return 1;
       }
       uvwt::set_log_level(lvl);
+    } else if (a == "--retry") {
+      o.limits.validate_address = true;
+    } else if (a == "--max-unvalidated" || a == "--max-half-open" || a == "--max-per-address" ||
+               a == "--handshake-timeout" || a == "--stateless-rate" || a == "--pending-session-timeout" ||
+               a == "--max-connections") {
+      if (!value(v)) return 1;
+      if (!set_limit(o.limits, a, v)) return 1;
     } else if (a == "--exit-after") {
       if (!value(v)) return 1;
       char *end = nullptr;
@@ -126,90 +165,87 @@ int parse_options(int argc, char **argv, Options &o) {
   return 0;
 }
 
-// Echoes one stream's incoming bytes back on its own send side. When the send
-// buffer is full the stream is paused, so the peer is held back by flow
-// control instead of the server buffering without bound.
-class StreamEcho {
+// Echoes one stream's incoming bytes on a send side: its own (bidi) or a
+// server-opened uni stream (uni). Bytes are written as they are read; while
+// the send side is full, or not open yet, the reader is paused, so the peer
+// is held back by flow control and no more than the stream's receive window
+// ever waits here (no whole-stream buffering).
+class StreamEcho : public std::enable_shared_from_this<StreamEcho> {
  public:
-  static void attach(const std::shared_ptr<uvwt::Stream> &st) {
-    auto echo = std::make_shared<StreamEcho>();
-    echo->stream_ = st;
-    st->on_data([echo](std::span<const std::uint8_t> d, bool fin) { echo->on_data(d, fin); });
-    st->on_writable([echo] { echo->flush(); });
+  static void attach(const std::shared_ptr<uvwt::Stream> &st) { make(st)->set_out(st); }
+
+  static void attach_uni(const std::shared_ptr<uvwt::Session> &session, const std::shared_ptr<uvwt::Stream> &st) {
+    auto echo = make(st);
+    session->open_uni_stream([echo](const uvwt::Error &err, std::shared_ptr<uvwt::Stream> out) {
+      if (err) {
+        std::fprintf(stderr, "uvwt-server: open uni stream: %s\n", err.to_string().c_str());
+        if (auto in = echo->in_.lock()) in->stop_sending(1);
+        return;
+      }
+      echo->set_out(out);
+    });
   }
 
  private:
+  static std::shared_ptr<StreamEcho> make(const std::shared_ptr<uvwt::Stream> &in) {
+    auto echo = std::make_shared<StreamEcho>();
+    echo->in_ = in;
+    // A paused receive-only stream whose FIN has arrived is done as far as
+    // QUIC goes and may be let go by its session: held here until its data
+    // (FIN included) has been read or it failed.
+    echo->in_hold_ = in;
+    in->on_data([echo](std::span<const std::uint8_t> d, bool fin) { echo->on_data(d, fin); });
+    std::weak_ptr<StreamEcho> weak = echo;
+    in->on_error([weak](const uvwt::Error &) {
+      if (auto e = weak.lock()) e->in_hold_.reset();
+    });
+    return echo;
+  }
+
+  void set_out(const std::shared_ptr<uvwt::Stream> &out) {
+    out_ = out;
+    out->on_writable([self = shared_from_this()] { self->flush(); });
+    flush();
+  }
   void on_data(std::span<const std::uint8_t> d, bool fin) {
-    auto st = stream_.lock();
-    if (!st) return;
+    auto out = out_.lock();
     if (!d.empty()) {
-      if (pending_.empty() && st->writable())
-        st->write(uvwt::Bytes(d.begin(), d.end()));
+      if (out && pending_.empty() && out->writable())
+        out->write(uvwt::Bytes(d.begin(), d.end()));
       else
         pending_.emplace_back(d.begin(), d.end());
     }
     fin_seen_ = fin_seen_ || fin;
-    if (!pending_.empty() || !st->writable()) {
-      if (!st->paused()) st->pause();
+    if (fin) in_hold_.reset();  // nothing more to read
+    if (!out || !pending_.empty() || !out->writable()) {
+      if (auto in = in_.lock(); in && !in->paused()) in->pause();
     } else if (fin_seen_ && !ended_) {
       ended_ = true;
-      st->end();
+      out->end();
     }
   }
 
   void flush() {
-    auto st = stream_.lock();
-    if (!st) return;
-    while (!pending_.empty() && st->writable()) {
-      st->write(std::move(pending_.front()));
+    auto out = out_.lock();
+    if (!out) return;
+    while (!pending_.empty() && out->writable()) {
+      out->write(std::move(pending_.front()));
       pending_.pop_front();
     }
     if (!pending_.empty()) return;
     if (fin_seen_ && !ended_) {
       ended_ = true;
-      st->end();
+      out->end();
     }
-    if (st->paused() && st->writable()) st->resume();
+    if (auto in = in_.lock(); in && in->paused() && out->writable()) in->resume();
   }
 
-  std::weak_ptr<uvwt::Stream> stream_;
+  std::weak_ptr<uvwt::Stream> in_, out_;
+  std::shared_ptr<uvwt::Stream> in_hold_;
   std::deque<uvwt::Bytes> pending_;
   bool fin_seen_ = false;
   bool ended_ = false;
 };
-
-// Collects a whole uni stream, then sends it back on a new server-opened one.
-void echo_uni_stream(const std::shared_ptr<uvwt::Session> &session, const std::shared_ptr<uvwt::Stream> &st) {
-  constexpr std::size_t kMaxUniEcho = 64u << 20;  // a test server, not a sink for unbounded data
-  struct Collected {
-    uvwt::Bytes data;
-    bool refused = false;
-  };
-  auto buf = std::make_shared<Collected>();
-  std::weak_ptr<uvwt::Session> ws = session;
-  std::weak_ptr<uvwt::Stream> wst = st;
-  st->on_data([buf, ws, wst](std::span<const std::uint8_t> d, bool fin) {
-    if (buf->refused) return;
-    if (buf->data.size() + d.size() > kMaxUniEcho) {
-      buf->refused = true;
-      buf->data = {};
-      if (auto s = wst.lock()) s->stop_sending(1);
-      return;
-    }
-    buf->data.insert(buf->data.end(), d.begin(), d.end());
-    if (!fin) return;
-    auto s = ws.lock();
-    if (!s) return;
-    s->open_uni_stream(
-        [data = std::move(buf->data)](const uvwt::Error &err, std::shared_ptr<uvwt::Stream> out) mutable {
-          if (err) {
-            std::fprintf(stderr, "uvwt-server: open uni stream: %s\n", err.to_string().c_str());
-            return;
-          }
-          out->write_and_end(std::move(data));
-        });
-  });
-}
 
 void echo_session(const std::shared_ptr<uvwt::Session> &s) {
   std::weak_ptr<uvwt::Session> ws = s;
@@ -218,7 +254,7 @@ void echo_session(const std::shared_ptr<uvwt::Session> &s) {
   });
   s->on_bidi_stream([](std::shared_ptr<uvwt::Stream> st) { StreamEcho::attach(st); });
   s->on_uni_stream([ws](std::shared_ptr<uvwt::Stream> st) {
-    if (auto s = ws.lock()) echo_uni_stream(s, st);
+    if (auto s = ws.lock()) StreamEcho::attach_uni(s, st);
   });
 }
 
@@ -284,6 +320,19 @@ void log_session(const char *route, const uvwt::SessionRequest &req) {
   std::fflush(stdout);
 }
 
+// One line at exit, for the hardening measurements (docs/security.md).
+void print_stats(const uvwt::ServerStats &s) {
+  std::printf(
+      "stats: accepted %llu rejected %llu retries %llu handshakes_refused %llu invalid_tokens %llu resets %llu "
+      "version_negotiations %llu stateless_limited %llu sessions %llu\n",
+      static_cast<unsigned long long>(s.connections_accepted), static_cast<unsigned long long>(s.connections_rejected),
+      static_cast<unsigned long long>(s.retries_sent), static_cast<unsigned long long>(s.handshakes_refused),
+      static_cast<unsigned long long>(s.invalid_retry_tokens), static_cast<unsigned long long>(s.stateless_resets_sent),
+      static_cast<unsigned long long>(s.version_negotiations_sent),
+      static_cast<unsigned long long>(s.stateless_answers_limited),
+      static_cast<unsigned long long>(s.sessions_accepted));
+}
+
 // Everything the process owns on the loop besides the server's own handles.
 struct App {
   uv_loop_t *loop = nullptr;
@@ -324,6 +373,15 @@ int main(int argc, char **argv) {
 
   uvwt::ServerConfig cfg;
   cfg.qlog_dir = opt.qlog_dir;
+  cfg.validate_address = opt.limits.validate_address;
+  cfg.max_unvalidated_handshakes = std::min(opt.limits.max_unvalidated_handshakes, opt.limits.max_handshakes);
+  cfg.max_handshakes = opt.limits.max_handshakes;
+  cfg.max_handshakes_per_address = opt.limits.max_handshakes_per_address;
+  cfg.handshake_timeout = opt.limits.handshake_timeout;
+  cfg.stateless_answers_per_second = opt.limits.stateless_answers_per_second;
+  cfg.stateless_answer_burst = opt.limits.stateless_answer_burst;
+  cfg.pending_session_timeout = opt.limits.pending_session_timeout;
+  cfg.max_connections = opt.limits.max_connections;
   if (opt.cert_file.empty()) {
     uvwt::CertificatePair cert;
     if (auto err = uvwt::generate_self_signed_certificate({"localhost", "127.0.0.1", "::1"}, cert)) {
@@ -411,6 +469,7 @@ int main(int argc, char **argv) {
   std::fflush(stdout);
 
   uv_run(loop, UV_RUN_DEFAULT);
+  print_stats(app.server->stats());
   app.server.reset();
   uv_run(loop, UV_RUN_DEFAULT);  // close callbacks queued by the last releases
   if (const int rc = uv_loop_close(loop); rc != 0) {

@@ -20,10 +20,14 @@ struct ImpairmentConfig {
   double loss = 0.0;       // probability a packet is dropped
   double duplicate = 0.0;  // probability a packet is duplicated
   double reorder = 0.0;    // probability a packet is held back behind later ones
+  double corrupt = 0.0;    // probability one byte of a packet is flipped (QUIC's AEAD must drop it)
   std::uint32_t delay_ms = 0;
   std::uint32_t jitter_ms = 0;
   std::uint64_t seed = 1;
   bool blackhole = false;  // drop everything (can be toggled at runtime)
+  // Drop only what arrives, send as usual: a peer that never hears the
+  // answers (e.g. an Initial sent from a forged address).
+  bool receive_blackhole = false;
 };
 
 // QUIC and WebTransport knobs shared by clients and servers.
@@ -46,6 +50,10 @@ struct TransportConfig {
   std::size_t datagram_send_queue = 256;   // datagrams queued before send_datagram fails
   std::size_t max_pending_streams = 24;    // early streams buffered per not-yet-ready session
   std::size_t max_pending_datagrams = 64;  // early datagrams buffered per not-yet-ready session
+  // How long early streams and datagrams wait for their session: after it,
+  // streams are refused (WT_BUFFERED_STREAM_REJECTED) and datagrams dropped
+  // and counted, so that buffers for a session that never comes are freed.
+  Duration pending_session_timeout{3'000};
   std::size_t max_sessions_per_connection = 16;
   // After close() sent WT_CLOSE_SESSION and FIN: how long to wait for the
   // peer's FIN before giving up on it (STOP_SENDING WT_SESSION_GONE on the
@@ -111,7 +119,24 @@ struct ServerConfig : TransportConfig {
   std::vector<std::string> alpn{"h3"};
   std::size_t max_connections = 10'000;
   std::size_t max_sessions = 100'000;
-  bool validate_address = false;  // send Retry before accepting a connection
+  // Handshake limits (docs/security.md). A handshake in progress holds a
+  // connection and its TLS state until it completes, fails, or
+  // handshake_timeout reaps it. An Initial without a Retry token may come
+  // from a forged address: beyond max_unvalidated_handshakes handshakes in
+  // progress (or from one source address beyond max_handshakes_per_address),
+  // or always with validate_address, it is answered with a Retry, which costs
+  // the server no state. A client that returns the Retry token has shown it
+  // receives our packets; its Initial is refused (CONNECTION_REFUSED) beyond
+  // max_handshakes in progress or max_handshakes_per_address from its address.
+  bool validate_address = false;                 // Retry before every connection
+  std::size_t max_unvalidated_handshakes = 128;  // handshakes in progress before Retry is required
+  std::size_t max_handshakes = 1024;             // handshakes in progress, validated or not
+  std::size_t max_handshakes_per_address = 64;   // per source IP address (any port)
+  // Answers sent without connection state (stateless resets, Version
+  // Negotiation, CONNECTION_REFUSED to Initials) draw from a token bucket:
+  // this many per second, at most stateless_answer_burst at once. 0: none.
+  std::uint32_t stateless_answers_per_second = 1000;
+  std::uint32_t stateless_answer_burst = 100;
   // Keys stateless reset tokens (and Retry tokens); at least 16 bytes, kept
   // secret. Empty: a random key per Server, so after a restart the server
   // can no longer reset its previous run's connections and their clients

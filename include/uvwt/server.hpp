@@ -47,6 +47,13 @@ struct ServerStats {
   std::uint64_t retries_sent = 0;  // Retry packets (address validation)
   // Stateless resets: answers to packets of connections the server does not know.
   std::uint64_t stateless_resets_sent = 0;
+  std::uint64_t handshakes_active = 0;     // connections whose handshake is in progress
+  std::uint64_t handshakes_refused = 0;    // validated Initials beyond the handshake limits
+  std::uint64_t invalid_retry_tokens = 0;  // Initials with a forged or stale Retry token (dropped)
+  std::uint64_t version_negotiations_sent = 0;
+  // Stateless resets, Version Negotiation and refusals not sent: over the
+  // stateless_answers_per_second rate.
+  std::uint64_t stateless_answers_limited = 0;
   std::uint64_t connections_active = 0;
   std::uint64_t sessions_accepted = 0;
   std::uint64_t sessions_rejected = 0;

@@ -23,8 +23,9 @@ Error validate_transport(const TransportConfig &c) {
   if (c.datagram_send_queue == 0) return bad("datagram_send_queue", "must be positive");
   if (c.max_sessions_per_connection == 0) return bad("max_sessions_per_connection", "must be positive");
   if (c.session_close_timeout.count() <= 0) return bad("session_close_timeout", "must be positive");
+  if (c.pending_session_timeout.count() <= 0) return bad("pending_session_timeout", "must be positive");
   const auto &im = c.impairment;
-  for (double p : {im.loss, im.duplicate, im.reorder})
+  for (double p : {im.loss, im.duplicate, im.reorder, im.corrupt})
     if (p < 0.0 || p > 1.0) return bad("impairment", "probabilities must be in [0, 1]");
   return {};
 }
@@ -86,6 +87,12 @@ Error ServerConfig::validate() const {
   if (max_sessions == 0) return bad("max_sessions", "must be positive");
   if (!stateless_reset_secret.empty() && stateless_reset_secret.size() < 16)
     return bad("stateless_reset_secret", "needs at least 16 bytes (or none for a random key)");
+  if (max_handshakes == 0) return bad("max_handshakes", "must be positive");
+  if (max_unvalidated_handshakes > max_handshakes)
+    return bad("max_unvalidated_handshakes", "must not exceed max_handshakes");
+  if (max_handshakes_per_address == 0) return bad("max_handshakes_per_address", "must be positive");
+  if (stateless_answers_per_second > 0 && stateless_answer_burst == 0)
+    return bad("stateless_answer_burst", "must be positive when stateless answers are allowed");
   if (shutdown_timeout.count() < 0) return bad("shutdown_timeout", "must not be negative");
   if (drain_timeout.count() < 0) return bad("drain_timeout", "must not be negative");
   for (const auto &d : dialects)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/clock.hpp"
 #include "common/log.hpp"
 #include "h3/datagram.hpp"
 #include "h3/wt_codes.hpp"
@@ -424,7 +425,8 @@ void H3Connection::attach_wt_stream(std::int64_t sid, SessionId session_id, bool
       owner_.on_error_counted();
       return;
     }
-    early_streams_.push_back({sid, session_id, bidi, std::vector<std::uint8_t>(payload, payload + len), fin});
+    early_streams_.push_back({sid, session_id, bidi, std::vector<std::uint8_t>(payload, payload + len), fin, now_ns()});
+    note_early_arrival();
     return;
   }
   auto s = sit->second;
@@ -1063,6 +1065,8 @@ void H3Connection::on_datagram(const std::uint8_t *data, std::size_t len) {
       return;
     }
     eit = early_dgrams_.emplace(session_id, EarlyDatagrams{}).first;
+    eit->second.since_ns = now_ns();
+    note_early_arrival();
   }
   if (eit->second.queue.size() >= cfg_.max_pending_datagrams) {
     ++eit->second.dropped;

@@ -17,6 +17,7 @@
 
 #include "common/lazy_deque.hpp"
 #include "common/deferred.hpp"
+#include "common/timer.hpp"
 #include "h3/control_stream.hpp"
 #include "h3/dialect.hpp"
 #include "h3/stream_preamble.hpp"
@@ -175,6 +176,11 @@ class H3Connection final : public QuicApp, public SessionHost {
   void release_early(SessionId id);
   // Session `id` will never be (or is no longer) ready: refuse what waits for it.
   void drop_early(SessionId id, std::uint64_t h3_code);
+  // early_arrivals.cpp: what waits longer than pending_session_timeout for
+  // its session is refused (streams) or dropped (datagrams).
+  void note_early_arrival();
+  void arm_early_timer();
+  void expire_early();
   void reject_stream(std::int64_t sid, bool bidi, std::uint64_t h3_code, std::size_t credit);
   void remember_gone(SessionId id);
   // A stream or datagram naming `id` can never find a session any more.
@@ -217,12 +223,15 @@ class H3Connection final : public QuicApp, public SessionHost {
     bool bidi;
     std::vector<std::uint8_t> data;
     bool fin;
+    std::uint64_t since_ns;  // arrival
   };
   LazyDeque<EarlyStream> early_streams_;
   struct EarlyDatagrams {
     LazyDeque<std::vector<std::uint8_t>> queue;  // at most max_pending_datagrams
     std::size_t dropped = 0;
+    std::uint64_t since_ns = 0;  // the session's first early datagram
   };
+  std::unique_ptr<Timer> early_timer_;                // created on the first early arrival
   std::map<SessionId, EarlyDatagrams> early_dgrams_;  // per not-yet-ready session
   // Sessions that ended (closed, rejected, failed) and left sessions_: late
   // streams for them get WT_SESSION_GONE instead of waiting as "early".

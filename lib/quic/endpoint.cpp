@@ -14,11 +14,10 @@ namespace uvwt::detail {
 
 namespace {
 constexpr std::size_t kScidLen = 18;
-constexpr std::size_t kMaxResetsPerTick = 64;
 }  // namespace
 
 Endpoint::Endpoint(uv_loop_t *loop, const TransportConfig &cfg)
-    : loop_(loop), cfg_(cfg), deferred_(Deferred::for_loop(loop)) {
+    : loop_(loop), cfg_(cfg), deferred_(Deferred::for_loop(loop)), stateless_bucket_(1000, 100) {
   gnutls_rnd(GNUTLS_RND_KEY, secret_.data(), secret_.size());
 }
 
@@ -183,25 +182,27 @@ void Endpoint::handle_packet(UdpSocket &sock, const RecvPacket &pkt) {
     if (vc.version == 0) send_stateless_reset(sock, pkt, vc);
     return;
   }
-  acceptor_->accept_initial(sock, pkt, hd);
+  admit_initial(sock, pkt, hd);
 }
 
 void Endpoint::send_version_negotiation(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc) {
+  if (!stateless_allowed()) return;
   std::uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
   std::uint8_t unused;
   gnutls_rnd(GNUTLS_RND_NONCE, &unused, 1);
   const std::uint32_t versions[] = {NGTCP2_PROTO_VER_V1};
   const ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(buf, sizeof buf, unused, vc.scid, vc.scidlen, vc.dcid,
                                                               vc.dcidlen, versions, 1);
-  if (n > 0)
-    sock.send(*pkt.remote, pkt.local, 0, std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)),
-              static_cast<std::size_t>(n));
+  if (n > 0 && sock.send(*pkt.remote, pkt.local, 0, std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)),
+                         static_cast<std::size_t>(n))
+                   .ok())
+    ++counters_.version_negotiations_sent;
 }
 
 void Endpoint::send_stateless_reset(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc) {
   // Never answer with something as large as the trigger (RFC 9000 10.3.3),
   // and bound the work a flood of garbage can cause.
-  if (pkt.data.size() < 41 || ++stateless_this_tick_ > kMaxResetsPerTick) return;
+  if (pkt.data.size() < 41 || !stateless_allowed()) return;
   // The token is the keyed hash of the id the peer addressed us with: the
   // same hash that made the token we gave it for that id (handshake SCID or
   // NEW_CONNECTION_ID), so the peer recognises the reset.
@@ -224,7 +225,7 @@ void Endpoint::send_stateless_reset(UdpSocket &sock, const RecvPacket &pkt, cons
 
 void Endpoint::refuse_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd, const char *reason) {
   // Only an Initial carries the keys the client can read the close with.
-  if (hd.type != NGTCP2_PKT_INITIAL || ++stateless_this_tick_ > kMaxResetsPerTick) return;
+  if (hd.type != NGTCP2_PKT_INITIAL || !stateless_allowed()) return;
   std::uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
   const std::size_t reasonlen = reason != nullptr ? std::strlen(reason) : 0;
   const ngtcp2_ssize n =

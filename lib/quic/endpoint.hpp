@@ -18,6 +18,8 @@
 
 #include "common/deferred.hpp"
 #include "quic/socket_addr.hpp"
+#include "quic/handshake_limits.hpp"
+#include "quic/token_bucket.hpp"
 #include "quic/udp_socket.hpp"
 
 namespace uvwt::detail {
@@ -64,16 +66,24 @@ struct ResetTokenHash {
 struct EndpointCounters {
   std::uint64_t stateless_resets_sent = 0;
   std::uint64_t connections_refused = 0;  // Initials answered with CONNECTION_REFUSED
-  std::uint64_t sends_blocked = 0;        // sends that met a full socket (EAGAIN)
-  std::uint64_t writable_wakeups = 0;     // connections resumed because the socket drained
+  std::uint64_t retries_sent = 0;
+  std::uint64_t version_negotiations_sent = 0;
+  std::uint64_t invalid_tokens = 0;          // Initials with a forged or stale Retry token (dropped)
+  std::uint64_t handshakes_refused = 0;      // validated Initials beyond the handshake limits
+  std::uint64_t stateless_rate_limited = 0;  // resets, refusals and version negotiations not sent
+  std::uint64_t sends_blocked = 0;           // sends that met a full socket (EAGAIN)
+  std::uint64_t writable_wakeups = 0;        // connections resumed because the socket drained
 };
 
 // Decides what to do with an Initial packet for an unknown connection.
 class Acceptor {
  public:
   virtual ~Acceptor() = default;
-  // Creates and registers a connection for this Initial, or returns false to drop it.
-  virtual bool accept_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd) = 0;
+  // Creates and registers a connection for this Initial, or returns false to
+  // drop it. `original_dcid`: the client came back with our Retry token,
+  // which named the connection id of its first Initial.
+  virtual bool accept_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd,
+                              const ngtcp2_cid *original_dcid) = 0;
 };
 
 // The UDP side of QUIC: sockets on the user's loop, the connection-ID table,
@@ -96,6 +106,11 @@ class Endpoint : public UdpReceiver {
   // Retry tokens, so that a restarted server can still reset the connections
   // of its previous run. Call before any connection exists.
   void set_static_secret(std::span<const std::uint8_t> key);
+  // Server side: handshake limits and the rate of stateless answers
+  // (endpoint_admission.cpp).
+  void set_admission(const HandshakeLimitsConfig &limits, std::uint32_t stateless_per_second,
+                     std::uint32_t stateless_burst);
+  [[nodiscard]] HandshakeLimits &handshake_limits() noexcept { return limits_; }
   void defer(std::function<void()> fn) { deferred_->post(std::move(fn)); }
 
   void register_cid(const ngtcp2_cid &cid, QuicConnection *c);
@@ -144,6 +159,11 @@ class Endpoint : public UdpReceiver {
   void send_version_negotiation(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc);
   void send_stateless_reset(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc);
 
+  // endpoint_admission.cpp: Retry, token checks and the handshake limits.
+  void admit_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd);
+  void send_retry(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd);
+  bool stateless_allowed();
+
   uv_loop_t *loop_;
   TransportConfig cfg_;
   std::shared_ptr<Deferred> deferred_;
@@ -165,6 +185,8 @@ class Endpoint : public UdpReceiver {
   std::vector<QuicConnection *> waiting_;
   std::vector<QuicConnection *> touched_;  // capacity kept across batches
   std::size_t stateless_this_tick_ = 0;    // resets and refusals sent in this receive batch
+  HandshakeLimits limits_;
+  TokenBucket stateless_bucket_;  // resets, refusals, version negotiation: over time
   EndpointCounters counters_;
 };
 

@@ -42,11 +42,11 @@ std::uint64_t Prng::next() noexcept {
 }
 
 Impairment::Impairment(const ImpairmentConfig &cfg, std::size_t queue_limit)
-    : cfg_(cfg), prng_(cfg.seed), limit_(queue_limit) {}
+    : cfg_(cfg), prng_(cfg.seed), corrupt_prng_(cfg.seed ^ 0xc0ffee5eed5ull), limit_(queue_limit) {}
 
-ImpairVerdict Impairment::judge() noexcept {
+ImpairVerdict Impairment::judge(ImpairDirection dir) noexcept {
   ImpairVerdict v;
-  if (cfg_.blackhole) {
+  if (blackhole(dir)) {
     v.drop = true;
     ++counters_.dropped;
     return v;
@@ -72,11 +72,17 @@ ImpairVerdict Impairment::judge() noexcept {
   if (v.reordered) v.delay_ns += kReorderHoldNs;
   if (v.duplicate) ++counters_.duplicated;
   if (v.reordered) ++counters_.reordered;
+  if (cfg_.corrupt > 0 && corrupt_prng_.uniform() < cfg_.corrupt) {
+    const std::uint64_t r = corrupt_prng_.next();
+    v.corrupt = (r & ~std::uint64_t{0xff}) | ((r & 0xff) == 0 ? 0x01 : (r & 0xff));
+    ++counters_.corrupted;
+  }
   return v;
 }
 
 bool Impairment::hold(std::uint64_t now_ns, std::uint64_t delay_ns, ImpairDirection dir, const SockAddr &remote,
-                      const SockAddr *local, std::uint8_t ecn, std::span<const std::uint8_t> data) {
+                      const SockAddr *local, std::uint8_t ecn, std::span<const std::uint8_t> data,
+                      std::uint64_t corrupt) {
   if (heap_.size() >= limit_) {
     ++counters_.dropped;
     ++counters_.overflowed;
@@ -93,6 +99,8 @@ bool Impairment::hold(std::uint64_t now_ns, std::uint64_t delay_ns, ImpairDirect
     p.has_local = true;
   }
   p.data.assign(data.begin(), data.end());
+  if (corrupt != 0 && !p.data.empty())
+    p.data[(corrupt >> 8) % p.data.size()] ^= static_cast<std::uint8_t>(corrupt & 0xff);
   heap_.push_back(std::move(p));
   std::push_heap(heap_.begin(), heap_.end(), later);
   ++counters_.delayed;

@@ -36,6 +36,10 @@ enum class ImpairDirection : std::uint8_t { send, receive };
 
 struct ImpairVerdict {
   bool drop = false;
+  // Non-zero: flip bits of one byte (low 8 bits: the XOR mask, the rest: the
+  // byte's position modulo the packet size). Applied to the held copy, so
+  // a corrupted packet always goes through the queue.
+  std::uint64_t corrupt = 0;
   bool duplicate = false;  // deliver twice (both copies share the delay)
   bool reordered = false;
   std::uint64_t delay_ns = 0;  // 0: pass now
@@ -48,6 +52,7 @@ struct ImpairmentCounters {
   std::uint64_t duplicated = 0;
   std::uint64_t reordered = 0;
   std::uint64_t overflowed = 0;  // subset of dropped: queue was full
+  std::uint64_t corrupted = 0;
 };
 
 // A packet copied into the queue until its release time.
@@ -70,6 +75,8 @@ class Impairment {
   static constexpr std::size_t kDefaultQueueLimit = 4096;
 
   explicit Impairment(const ImpairmentConfig &cfg, std::size_t queue_limit = kDefaultQueueLimit);
+  // Packets the socket must copy into the queue (delayed or corrupted).
+  static bool held(const ImpairVerdict &v) noexcept { return v.delay_ns > 0 || v.corrupt != 0; }
 
   [[nodiscard]] const ImpairmentConfig &config() const noexcept { return cfg_; }
   // Takes effect for the next packet, queued ones included (a blackhole drops
@@ -77,15 +84,18 @@ class Impairment {
   void set_config(const ImpairmentConfig &cfg) noexcept { cfg_ = cfg; }
   void set_blackhole(bool on) noexcept { cfg_.blackhole = on; }
   [[nodiscard]] bool blackhole() const noexcept { return cfg_.blackhole; }
+  [[nodiscard]] bool blackhole(ImpairDirection dir) const noexcept {
+    return cfg_.blackhole || (dir == ImpairDirection::receive && cfg_.receive_blackhole);
+  }
 
   // Decides the fate of one packet and counts it (a duplicate counts once in
   // `passed`).
-  ImpairVerdict judge() noexcept;
+  ImpairVerdict judge(ImpairDirection dir = ImpairDirection::send) noexcept;
 
   // Copies a packet into the queue, due `delay_ns` after `now_ns`. False (and
   // counted as dropped) when the queue is full.
   bool hold(std::uint64_t now_ns, std::uint64_t delay_ns, ImpairDirection dir, const SockAddr &remote,
-            const SockAddr *local, std::uint8_t ecn, std::span<const std::uint8_t> data);
+            const SockAddr *local, std::uint8_t ecn, std::span<const std::uint8_t> data, std::uint64_t corrupt = 0);
   // Earliest release time; UINT64_MAX when the queue is empty.
   [[nodiscard]] std::uint64_t next_due() const noexcept;
   // Appends every packet due at `now_ns` to `out`, earliest first.
@@ -100,6 +110,9 @@ class Impairment {
  private:
   ImpairmentConfig cfg_;
   Prng prng_;
+  // Corruption draws from its own stream, so that turning it on leaves the
+  // loss/duplicate/reorder pattern of a seed as it was.
+  Prng corrupt_prng_;
   std::size_t limit_;
   std::uint64_t seq_ = 0;
   std::vector<HeldPacket> heap_;  // min-heap on (due_ns, seq)

@@ -76,7 +76,10 @@ struct QuicCallbacks {
                self(ud)->remote_.to_string().c_str());
     // A server's handshake is confirmed as it completes (RFC 9001, 4.1.2):
     // its TLS session is released once this packet has been processed.
-    if (self(ud)->server_) self(ud)->release_tls_ = true;
+    if (self(ud)->server_) {
+      self(ud)->release_tls_ = true;
+      self(ud)->handshake_slot_.release();
+    }
     self(ud)->app_.on_handshake_completed();
     return 0;
   }
@@ -385,6 +388,7 @@ std::unique_ptr<QuicConnection> QuicConnection::create_server(Endpoint &ep, UdpS
   if (!c->tls_) return nullptr;
   ngtcp2_conn_set_tls_native_handle(c->conn_, c->tls_->native());
   c->scid_ = scid;
+  c->handshake_slot_ = ep.handshake_limits().open(remote);
   ep.register_cid(scid, c.get());
   // Packets still addressed to the client's chosen DCID must find us too.
   c->original_dcid_ = hd.dcid;

@@ -18,6 +18,8 @@
 #include "quic/quic_app.hpp"
 #include "quic/socket_addr.hpp"
 
+#include "quic/handshake_limits.hpp"
+
 namespace uvwt::detail {
 
 class Endpoint;
@@ -144,6 +146,9 @@ class QuicConnection {
   int in_callback_ = 0;  // depth of ngtcp2_conn_read_pkt / write on the stack
   bool write_scheduled_ = false;
   bool release_tls_ = false;  // server: handshake confirmed, TLS no longer needed
+
+  // Server: counted by the endpoint's handshake limits until the handshake completes.
+  HandshakeLimits::Slot handshake_slot_;
 
  public:
   bool in_touched_list = false;  // endpoint bookkeeping for batched writes

@@ -313,18 +313,19 @@ void UdpSocket::process_message(std::size_t i) {
 
 void UdpSocket::emit(const RecvPacket &pkt) {
   if (impair_ != nullptr) [[unlikely]] {
-    const ImpairVerdict v = impair_->judge();
+    const ImpairVerdict v = impair_->judge(ImpairDirection::receive);
     if (v.drop) return;
     const int copies = v.duplicate ? 2 : 1;
     for (int k = 0; k < copies; ++k) {
-      if (v.delay_ns > 0) {
-        impair_->hold(now_ns(), v.delay_ns, ImpairDirection::receive, *pkt.remote, pkt.local, pkt.ecn, pkt.data);
+      if (Impairment::held(v)) {
+        impair_->hold(now_ns(), v.delay_ns, ImpairDirection::receive, *pkt.remote, pkt.local, pkt.ecn, pkt.data,
+                      v.corrupt);
       } else {
         if (out_len_ == kOutBatch) flush_out();
         out_[out_len_++] = pkt;
       }
     }
-    if (v.delay_ns > 0) arm_impair_timer();
+    if (Impairment::held(v)) arm_impair_timer();
     return;
   }
   if (out_len_ == kOutBatch) flush_out();
@@ -403,12 +404,12 @@ SendResult UdpSocket::send_slow(const SockAddr &remote, const SockAddr *local, s
   // Judged per QUIC packet; the survivors go out one by one (no GSO).
   for (std::size_t off = 0; off < data.size(); off += seg) {
     const auto pkt = data.subspan(off, std::min(seg, data.size() - off));
-    const ImpairVerdict v = impair_->judge();
+    const ImpairVerdict v = impair_->judge(ImpairDirection::send);
     if (!v.drop) {
       const int copies = v.duplicate ? 2 : 1;
       for (int k = 0; k < copies; ++k) {
-        if (v.delay_ns > 0) {
-          impair_->hold(now_ns(), v.delay_ns, ImpairDirection::send, remote, local, ecn, pkt);
+        if (Impairment::held(v)) {
+          impair_->hold(now_ns(), v.delay_ns, ImpairDirection::send, remote, local, ecn, pkt, v.corrupt);
           held = true;
           continue;
         }
@@ -614,7 +615,7 @@ void UdpSocket::on_timer() {
   impair_->take_due(now_ns(), released_);
   for (auto &p : released_) {
     if (closing_) break;
-    if (impair_ != nullptr && impair_->blackhole()) {
+    if (impair_ != nullptr && impair_->blackhole(p.dir)) {
       impair_->count_drop();
       continue;
     }

@@ -3,10 +3,6 @@
 #include <algorithm>
 #include <set>
 
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
-#include <ngtcp2/ngtcp2_crypto.h>
-
 #include "common/clock.hpp"
 #include "common/deferred.hpp"
 #include "common/log.hpp"
@@ -21,8 +17,6 @@ namespace uvwt {
 
 namespace detail {
 
-constexpr ngtcp2_duration kRetryTokenLifetime = 10 * NGTCP2_SECONDS;
-
 class ServerImpl final : public Server,
                          public Acceptor,
                          public ConnectionServerHooks,
@@ -36,6 +30,12 @@ class ServerImpl final : public Server,
         ep_(std::make_shared<Endpoint>(loop, cfg)) {
     ep_->set_acceptor(this);
     ep_->set_static_secret(cfg.stateless_reset_secret);
+    HandshakeLimitsConfig limits;
+    limits.always_retry = cfg.validate_address;
+    limits.max_unvalidated = cfg.max_unvalidated_handshakes;
+    limits.max_total = cfg.max_handshakes;
+    limits.max_per_address = cfg.max_handshakes_per_address;
+    ep_->set_admission(limits, cfg.stateless_answers_per_second, cfg.stateless_answer_burst);
   }
 
   // Dropped without close(): nothing may call back into this object any
@@ -132,7 +132,14 @@ class ServerImpl final : public Server,
   [[nodiscard]] ServerStats stats() const override {
     ServerStats s = stats_;
     s.connections_active = conns_.size();
-    s.stateless_resets_sent = ep_->counters().stateless_resets_sent;
+    const auto &ec = ep_->counters();
+    s.stateless_resets_sent = ec.stateless_resets_sent;
+    s.retries_sent = ec.retries_sent;
+    s.handshakes_active = ep_->handshake_limits().in_progress();
+    s.handshakes_refused = ec.handshakes_refused;
+    s.invalid_retry_tokens = ec.invalid_tokens;
+    s.version_negotiations_sent = ec.version_negotiations_sent;
+    s.stateless_answers_limited = ec.stateless_rate_limited;
     return s;
   }
   [[nodiscard]] std::vector<std::shared_ptr<Connection>> connections() const override {
@@ -140,27 +147,12 @@ class ServerImpl final : public Server,
   }
 
   // Acceptor
-  bool accept_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd) override {
+  bool accept_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd,
+                      const ngtcp2_cid *original_dcid) override {
     if (closing_ || draining_ || conns_.size() >= cfg_.max_connections) {
       ++stats_.connections_rejected;
       ep_->refuse_initial(sock, pkt, hd, closing_ || draining_ ? "server shutting down" : "too many connections");
       return false;
-    }
-    ngtcp2_cid odcid;
-    const ngtcp2_cid *original_dcid = nullptr;
-    if (cfg_.validate_address) {
-      if (hd.tokenlen == 0 || hd.token[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
-        send_retry(sock, pkt, hd);
-        return false;
-      }
-      const auto &secret = ep_->static_secret();
-      if (ngtcp2_crypto_verify_retry_token(&odcid, hd.token, hd.tokenlen, secret.data(), secret.size(), hd.version,
-                                           pkt.remote->sa(), pkt.remote->len, &hd.dcid, kRetryTokenLifetime,
-                                           now_ns()) != 0) {
-        ++stats_.connections_rejected;
-        return false;  // forged or stale token: drop silently (RFC 9000 8.1.3)
-      }
-      original_dcid = &odcid;
     }
     Error err;
     auto c = ConnectionImpl::accept(ep_, sock, pkt, hd, original_dcid, cfg_, tls_, this, err);
@@ -178,27 +170,6 @@ class ServerImpl final : public Server,
       });
     }
     return true;
-  }
-
-  // Address validation: answer a token-less Initial with a Retry whose token
-  // binds the client's address and original destination id.
-  void send_retry(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd) {
-    const auto &secret = ep_->static_secret();
-    ngtcp2_cid scid;
-    scid.datalen = 18;
-    gnutls_rnd(GNUTLS_RND_NONCE, scid.data, scid.datalen);
-    std::uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
-    const ngtcp2_ssize tokenlen = ngtcp2_crypto_generate_retry_token(
-        token, secret.data(), secret.size(), hd.version, pkt.remote->sa(), pkt.remote->len, &scid, &hd.dcid, now_ns());
-    if (tokenlen < 0) return;
-    std::uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
-    const ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, sizeof buf, hd.version, &hd.scid, &scid, &hd.dcid, token,
-                                                     static_cast<std::size_t>(tokenlen));
-    if (n > 0) {
-      ++stats_.retries_sent;
-      sock.send(*pkt.remote, pkt.local, 0, std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)),
-                static_cast<std::size_t>(n));
-    }
   }
 
   // ConnectionServerHooks

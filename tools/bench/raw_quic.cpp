@@ -183,12 +183,13 @@ TransportConfig raw_transport() {
 class RawAcceptor final : public detail::Acceptor {
  public:
   RawAcceptor(detail::Endpoint &ep, detail::TlsServerContext &tls) : ep_(ep), tls_(tls) {}
-  bool accept_initial(detail::UdpSocket &sock, const detail::RecvPacket &pkt, const ngtcp2_pkt_hd &hd) override {
+  bool accept_initial(detail::UdpSocket &sock, const detail::RecvPacket &pkt, const ngtcp2_pkt_hd &hd,
+                      const ngtcp2_cid *original_dcid) override {
     auto app = std::make_unique<RawApp>(true);
     Error err;
     const detail::SockAddr local = pkt.local != nullptr ? *pkt.local : sock.local_addr();
-    auto q =
-        QuicConnection::create_server(ep_, sock, local, *pkt.remote, hd, nullptr, tls_, raw_transport(), *app, err);
+    auto q = QuicConnection::create_server(ep_, sock, local, *pkt.remote, hd, original_dcid, tls_, raw_transport(),
+                                           *app, err);
     if (!q) return false;
     app->q = q.get();
     q->on_packet(pkt);
