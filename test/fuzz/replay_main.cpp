@@ -3,6 +3,7 @@
 // buffers and mutations of the target's valid encodings. Registered as a
 // meson test so that the normal (sanitized) suite exercises the parsers.
 //   fuzz-replay-NAME [FILE|DIR...]      replay files (a directory: every file in it)
+//   fuzz-replay-NAME --runs N           N generated inputs instead of the default
 //   fuzz-replay-NAME --write-seeds DIR  write the seeds as a libFuzzer corpus
 
 #include <algorithm>
@@ -18,7 +19,7 @@
 
 namespace {
 
-constexpr int kRandomRuns = 20000;
+constexpr int kDefaultRandomRuns = 20000;
 
 struct Rng {
   std::uint64_t s;
@@ -85,6 +86,11 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
+  int random_runs = kDefaultRandomRuns;
+  if (argc == 3 && std::string(argv[1]) == "--runs") {
+    random_runs = std::stoi(argv[2]);
+    argc = 1;
+  }
   if (argc > 1) {
     std::vector<std::filesystem::path> files;
     for (int i = 1; i < argc; ++i) {
@@ -120,7 +126,7 @@ int main(int argc, char **argv) {
     ++runs;
   }
   run({});
-  for (int i = 0; i < kRandomRuns; ++i) {
+  for (int i = 0; i < random_runs; ++i) {
     std::vector<std::uint8_t> b;
     if (!seeds.empty() && i % 4 != 0) {
       b = seeds[rng.below(seeds.size())];
