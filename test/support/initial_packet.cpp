@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace uvwt::test {
 
@@ -113,7 +114,7 @@ std::vector<std::uint8_t> seal_client_initial(std::span<const std::uint8_t> dcid
   return pkt;
 }
 
-std::optional<std::vector<std::uint8_t>> open_client_initial(std::span<const std::uint8_t> d) {
+std::optional<OpenedInitial> open_client_initial(std::span<const std::uint8_t> d) {
   if (d.size() < 7 || (d[0] & 0xf0) != 0xc0) return std::nullopt;  // long header, Initial
   std::size_t at = 5;
   const std::size_t dcid_len = d[at++];
@@ -121,6 +122,8 @@ std::optional<std::vector<std::uint8_t>> open_client_initial(std::span<const std
   const auto dcid = d.subspan(at, dcid_len);
   at += dcid_len;
   const std::size_t scid_len = d[at++];
+  if (at + scid_len > d.size()) return std::nullopt;
+  const auto scid = d.subspan(at, scid_len);
   at += scid_len;
   bool ok = true;
   at += read_varint(d, at, ok);  // token
@@ -152,7 +155,7 @@ std::optional<std::vector<std::uint8_t>> open_client_initial(std::span<const std
   gnutls_aead_cipher_deinit(aead);
   if (rv != 0) return std::nullopt;
   plain.resize(plain_len);
-  return plain;
+  return OpenedInitial{{dcid.begin(), dcid.end()}, {scid.begin(), scid.end()}, std::move(plain)};
 }
 
 }  // namespace uvwt::test

@@ -27,8 +27,12 @@ std::vector<std::uint8_t> seal_client_initial(std::span<const std::uint8_t> dcid
                                               std::uint32_t pn, std::span<const std::uint8_t> frames,
                                               std::size_t min_size = 1200);
 
-// The frames of the first packet of `datagram` if it is a client Initial
-// protected with the keys of its own Destination Connection ID.
-std::optional<std::vector<std::uint8_t>> open_client_initial(std::span<const std::uint8_t> datagram);
+struct OpenedInitial {
+  std::vector<std::uint8_t> dcid, scid, frames;
+};
+
+// The first packet of `datagram` if it is a client Initial protected with the
+// keys of its own Destination Connection ID: its connection ids and frames.
+std::optional<OpenedInitial> open_client_initial(std::span<const std::uint8_t> datagram);
 
 }  // namespace uvwt::test
