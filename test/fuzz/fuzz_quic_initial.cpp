@@ -86,8 +86,9 @@ struct Env {
     cc.server_certificate_hashes = {cert_hash};
     cc.connect_timeout = std::chrono::milliseconds(100);
     bool done = false;
-    auto c = uvwt::Connection::create_client(&loop, cc, "127.0.0.1", local_port(), "/echo", std::nullopt,
-                                             [&done](const uvwt::Error &, std::shared_ptr<uvwt::Connection>) { done = true; });
+    auto c = uvwt::Connection::create_client(
+        &loop, cc, "127.0.0.1", local_port(), "/echo", std::nullopt,
+        [&done](const uvwt::Error &, std::shared_ptr<uvwt::Connection>) { done = true; });
     std::optional<uvwt::test::OpenedInitial> first;
     std::uint8_t buf[2048];
     while (!done) {
@@ -132,7 +133,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     send_to(e, server->port(), rest);
   } else {
     std::uint32_t pn = 0;
-    if ((mode & 4) != 0) send_to(e, server->port(), uvwt::test::seal_client_initial(kDcid, e.scid, pn++, e.client_hello_frames));
+    if ((mode & 4) != 0)
+      send_to(e, server->port(), uvwt::test::seal_client_initial(kDcid, e.scid, pn++, e.client_hello_frames));
     send_to(e, server->port(), uvwt::test::seal_client_initial(kDcid, e.scid, pn, rest, (mode & 2) != 0 ? 0 : 1200));
   }
   for (int i = 0; i < 4; ++i) uv_run(&e.loop, UV_RUN_NOWAIT);
@@ -174,8 +176,8 @@ std::vector<std::vector<std::uint8_t>> seeds() {
   std::vector<std::uint8_t> vn = {0xc0, 0x1a, 0x2a, 0x3a, 0x4a, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0};
   vn.resize(1200, 0);
   s.push_back(with_mode(1, vn));
-  s.push_back(with_mode(1, std::vector<std::uint8_t>{0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
-                                                     18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}));
+  s.push_back(with_mode(1, std::vector<std::uint8_t>{0x40, 1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                                     16,   17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30}));
   return s;
 }
 }  // namespace uvwt_fuzz
