@@ -457,8 +457,9 @@ std::vector<std::vector<std::uint8_t>> seeds() {
       const std::uint8_t bidi = role == 0 ? 4 : 1, uni = role == 0 ? 14 : 15;
       Bytes8 in = {head};
       // A WebTransport bidi stream of session 0 with data and FIN, a uni one, a datagram.
-      stream(in, bidi, true, {0x41, 0x00, 'p', 'i', 'n', 'g'});
-      stream(in, uni, false, {0x54, 0x00, 'u', 'n', 'i'});
+      // 0x41 and 0x54 are two-byte varints (0x40 0x41, 0x40 0x54), then the session id.
+      stream(in, bidi, true, {0x40, 0x41, 0x00, 'p', 'i', 'n', 'g'});
+      stream(in, uni, false, {0x40, 0x54, 0x00, 'u', 'n', 'i'});
       in.insert(in.end(), {1, 4, 0x00, 'd', 'g', '!'});
       in.insert(in.end(), {5, 0, 0xff, 0});  // pump
       in.insert(in.end(), {6, 0});           // ack
@@ -483,7 +484,7 @@ std::vector<std::vector<std::uint8_t>> seeds() {
       s.push_back(close_in);
       // Early streams and datagrams for a session that is not there yet.
       Bytes8 early = {static_cast<std::uint8_t>(role | d << 2)};
-      stream(early, bidi, false, {0x41, 0x08, 'e'});
+      stream(early, bidi, false, {0x40, 0x41, 0x08, 'e'});
       early.insert(early.end(), {1, 2, 0x02, 'x'});
       s.push_back(early);
     }
