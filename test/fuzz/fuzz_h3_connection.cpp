@@ -27,6 +27,7 @@
 #include "h3/wt_codes.hpp"
 #include "quic/quic_connection.hpp"
 #include "session/session_impl.hpp"
+#include "session/stream_impl.hpp"
 
 using namespace uvwt;
 using namespace uvwt::detail;
@@ -328,10 +329,38 @@ struct Harness {
     return all.empty() ? nullptr : all.front();
   }
 
-  void app_action(Reader &r) {
+  void app_action(Reader &r, std::int64_t sid) {
+    const std::uint8_t what = r.u8();
+    if (what % 8 == 5 || what % 8 == 6) {  // GOAWAY, as a server going away sends it
+      if (!quic.server()) return;
+      if (what % 8 == 5)
+        h3->shutdown_notice();
+      else
+        h3->shutdown_final();
+      return;
+    }
+    if (what % 8 == 7) {  // the application acts on one WebTransport stream
+      auto st = h3->wt_stream(sid);
+      if (!st) return;
+      switch (r.u8() % 4) {
+        case 0:
+          st->reset(r.u8());
+          break;
+        case 1:
+          st->stop_sending(r.u8());
+          break;
+        case 2:
+          st->pause();
+          break;
+        case 3:
+          st->resume();
+          break;
+      }
+      return;
+    }
     auto s = any_session();
     if (!s) return;
-    switch (r.u8() % 5) {
+    switch (what % 8) {
       case 0:
         s->close(static_cast<std::uint32_t>(r.u16()), "fuzz", {});
         break;
@@ -404,7 +433,7 @@ struct Harness {
           h3->on_extend_max_stream_data(sid);
         break;
       case 8:
-        if (!closed()) app_action(r);
+        if (!closed()) app_action(r, sid);
         break;
       case 9:
         if (!closed() && quic.known(sid)) h3->on_stream_blocked(sid, false);
