@@ -45,8 +45,8 @@ constexpr bool kRssChecked = true;
 #endif
 
 // What one half-open connection (an Initial the server accepted, handshake
-// not finished) may cost: measured about 38 KiB with garbage CRYPTO and
-// about 55 KiB with a real ClientHello (server first flight kept for
+// not finished) may cost: measured about 39 KiB with garbage CRYPTO and
+// about 61 KiB with a real ClientHello (server first flight kept for
 // retransmission). There is no cap on their number yet (issue 11 point 1),
 // so the bound grows with the flood.
 constexpr std::size_t kHalfOpenBudgetKiB = 96;
