@@ -387,7 +387,11 @@ bool H3Connection::route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, 
     case PreambleState::http3: {
       r.route = Route::http3;
       const auto held = r.preamble.held();  // bytes from earlier calls, never shown to nghttp3 yet
-      if (!r.preamble.bidi() && r.preamble.uni_type() == 0x00) {
+      // Only the first control stream is read alongside nghttp3: a second one
+      // is nghttp3's to refuse with H3_STREAM_CREATION_ERROR (RFC 9114 section
+      // 6.2.1); teeing it into the reader would answer H3_FRAME_UNEXPECTED.
+      if (!r.preamble.bidi() && r.preamble.uni_type() == 0x00 &&
+          std::none_of(routes_.begin(), routes_.end(), [](const auto &kv) { return kv.second.peer_control; })) {
         r.peer_control = true;
       }
       std::vector<std::uint8_t> all(held.begin(), held.end());

@@ -2,11 +2,14 @@
 // line (to reproduce a crash), or over a fixed, seeded set of inputs: random
 // buffers and mutations of the target's valid encodings. Registered as a
 // meson test so that the normal (sanitized) suite exercises the parsers.
-//   fuzz-replay-NAME [FILE...]          replay files
+//   fuzz-replay-NAME [FILE|DIR...]      replay files (a directory: every file in it)
+//   fuzz-replay-NAME --runs N           N generated inputs instead of the default
 //   fuzz-replay-NAME --write-seeds DIR  write the seeds as a libFuzzer corpus
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -16,7 +19,7 @@
 
 namespace {
 
-constexpr int kRandomRuns = 20000;
+constexpr int kDefaultRandomRuns = 20000;
 
 struct Rng {
   std::uint64_t s;
@@ -83,16 +86,36 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
+  int random_runs = kDefaultRandomRuns;
+  if (argc == 3 && std::string(argv[1]) == "--runs") {
+    random_runs = std::stoi(argv[2]);
+    argc = 1;
+  }
   if (argc > 1) {
+    std::vector<std::filesystem::path> files;
     for (int i = 1; i < argc; ++i) {
-      std::ifstream f(argv[i], std::ios::binary);
+      std::error_code ec;
+      if (std::filesystem::is_directory(argv[i], ec)) {
+        for (const auto &e : std::filesystem::directory_iterator(argv[i]))
+          if (e.is_regular_file()) files.push_back(e.path());
+      } else {
+        files.emplace_back(argv[i]);
+      }
+    }
+    std::sort(files.begin(), files.end());  // a fixed order: a crash reproduces alike
+    for (const auto &p : files) {
+      std::ifstream f(p, std::ios::binary);
       if (!f) {
-        std::fprintf(stderr, "cannot read %s\n", argv[i]);
+        std::fprintf(stderr, "cannot read %s\n", p.c_str());
         return 2;
       }
       run(std::vector<std::uint8_t>(std::istreambuf_iterator<char>(f), {}));
     }
-    std::printf("replayed %d file(s)\n", argc - 1);
+    if (files.empty()) {
+      std::fprintf(stderr, "no input files\n");
+      return 2;
+    }
+    std::printf("replayed %zu file(s)\n", files.size());
     return 0;
   }
 
@@ -103,7 +126,7 @@ int main(int argc, char **argv) {
     ++runs;
   }
   run({});
-  for (int i = 0; i < kRandomRuns; ++i) {
+  for (int i = 0; i < random_runs; ++i) {
     std::vector<std::uint8_t> b;
     if (!seeds.empty() && i % 4 != 0) {
       b = seeds[rng.below(seeds.size())];
