@@ -7,6 +7,8 @@
 #include "h3/datagram.hpp"
 #include "h3/sf_item.hpp"
 #include "h3/wt_codes.hpp"
+#include "h3/client_dialect.hpp"
+#include "h3/wt_flow_settings.hpp"
 #include "quic/quic_connection.hpp"
 #include "quic/tls_session.hpp"
 #include "session/session_impl.hpp"
@@ -290,14 +292,60 @@ bool H3Connection::setup_nghttp3() {
   ctrl_sid_ = ctrl;
   LocalWtSettings wt;
   wt.max_sessions = cfg_.max_sessions_per_connection;
+  // Session flow control limits (draft-15 section 5.5): all 0 announce none.
+  wt.initial_max_data = cfg_.wt_initial_max_data;
+  wt.initial_max_streams_bidi = cfg_.wt_initial_max_streams_bidi;
+  wt.initial_max_streams_uni = cfg_.wt_initial_max_streams_uni;
+  wt.flow_control = wt.initial_max_data != 0 || wt.initial_max_streams_bidi != 0 || wt.initial_max_streams_uni != 0;
   if (server_cfg_ != nullptr && !server_cfg_->dialects.empty()) {
     wt.dialects = 0;
     for (const auto &name : server_cfg_->dialects)
       if (const Dialect d = dialect_from_name(name); d != Dialect::none) wt.dialects |= 1u << static_cast<unsigned>(d);
   }
+  if (!server_) wt.dialects = client_dialects_;
   ctrl_out_.set_local_settings(wt);
   for (auto sid : {ctrl, qenc, qdec}) routes_.emplace(sid, StreamRoute(false)).first->second.route = Route::http3;
   return true;
+}
+
+void H3Connection::set_client_dialects(const std::vector<std::string> &names) noexcept {
+  if (names.empty()) return;
+  client_dialects_ = 0;
+  for (const auto &name : names)
+    if (const Dialect d = dialect_from_name(name); d != Dialect::none) client_dialects_ |= 1u << static_cast<unsigned>(d);
+}
+
+bool H3Connection::session_flow_control(Dialect d) const noexcept {
+  return wt_flow_control_enabled(d, ctrl_out_.local_settings(), peer_ctrl_.settings());
+}
+
+void H3Connection::setup_flow_control(SessionImpl &s, Dialect d) const {
+  if (session_flow_control(d))
+    s.enable_flow_control(local_wt_limits(ctrl_out_.local_settings()), peer_wt_limits(peer_ctrl_.settings()));
+}
+
+std::size_t H3Connection::live_sessions() const noexcept {
+  std::size_t live = 0;
+  for (const auto &[id, s] : sessions_) live += s->is_closed() ? 0 : 1;
+  return live;
+}
+
+void H3Connection::reject_request(std::int64_t sid) {
+  // Draft-15 sections 5.1 and 5.2: H3_REQUEST_REJECTED tells the client's
+  // HTTP/3 stack the request was not processed at all.
+  if (h3_ != nullptr) {
+    nghttp3_conn_shutdown_stream_read(h3w(), sid);
+    nghttp3_conn_shutdown_stream_write(h3w(), sid);
+  }
+  quic_->shutdown_stream_read(sid, kH3RequestRejected);
+  quic_->shutdown_stream_write(sid, kH3RequestRejected);
+  remember_gone(static_cast<SessionId>(sid));
+  drop_early(static_cast<SessionId>(sid), kWtSessionGone);
+}
+
+void H3Connection::reset_connect_stream(SessionImpl &s, std::uint64_t h3_code) {
+  owner_.on_error_counted();
+  abort_request_stream(static_cast<std::int64_t>(s.id()), h3_code);  // h3_conformance.cpp
 }
 
 void H3Connection::on_handshake_completed() {
@@ -457,6 +505,10 @@ void H3Connection::attach_wt_stream(std::int64_t sid, SessionId session_id, bool
     return;
   }
   auto s = sit->second;
+  if (!s->on_peer_stream_opened(bidi)) {  // over our WT_MAX_STREAMS: the session is over
+    reject_stream(sid, bidi, kWtSessionGone, len);
+    return;
+  }
   auto st =
       std::make_shared<StreamImpl>(*this, s, sid, bidi ? StreamDirection::bidirectional : StreamDirection::receive_only,
                                    false, s->config().stream_send_buffer);
@@ -485,10 +537,24 @@ void H3Connection::open_session(const std::string &authority, const std::string 
 void H3Connection::send_connect(const std::string &authority, const std::string &path, const Headers &headers,
                                 const std::vector<std::string> &protocols,
                                 std::function<void(const Error &, std::shared_ptr<Session>)> cb) {
-  const Dialect d = peer_ctrl_.settings().best_dialect();
+  const Dialect d = client_dialect(peer_ctrl_.settings(), client_dialects_);
   if (d == Dialect::none) {
-    defer([cb = std::move(cb)] {
-      cb(Error(Errc::handshake, "server does not support WebTransport (no WebTransport SETTINGS)"), nullptr);
+    defer([cb = std::move(cb), any = client_dialects_ == LocalWtSettings::kAllDialects] {
+      cb(Error(Errc::handshake, any ? "server does not support WebTransport (no WebTransport SETTINGS)"
+                                    : "server announces none of the dialects in ClientConfig::dialects"),
+         nullptr);
+    });
+    return;
+  }
+  // The server's session limit as the dialect reads it: its WT_MAX_SESSIONS,
+  // and one session without flow control (draft-15 section 5.1).
+  const std::uint64_t allowed =
+      wt_client_session_limit(d, session_flow_control(d), peer_ctrl_.settings(), cfg_.max_sessions_per_connection);
+  if (live_sessions() >= allowed) {
+    defer([cb = std::move(cb), allowed] {
+      cb(Error(Errc::flow_control, "the server allows " + std::to_string(allowed) +
+                                       " WebTransport session(s) on this connection; all are in use"),
+         nullptr);
     });
     return;
   }
@@ -509,6 +575,7 @@ void H3Connection::send_connect(const std::string &authority, const std::string 
   for (const auto &[k, v] : headers)
     if (k == "origin") info.origin = v;
   auto s = std::make_shared<SessionImpl>(*this, static_cast<SessionId>(sid), true, info, cfg_);
+  setup_flow_control(*s, d);
   s->ready_cb = std::move(cb);
   sessions_[static_cast<SessionId>(sid)] = s;
   routes_.emplace(sid, StreamRoute(true)).first->second.route = Route::http3;
@@ -605,11 +672,25 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   if (quic_ != nullptr && quic_->tls() != nullptr)
     req.client_certificate_sha256 = quic_->tls()->peer_certificate_sha256();
 
+  // ":protocol webtransport" without the draft-02 header is draft-07 or -13:
+  // the client took the newest of those we announced.
+  const bool announced13 = ctrl_out_.local_settings().announces(Dialect::draft13);
+  const Dialect dialect = rs.protocol == "webtransport-h3" ? Dialect::draft15
+                          : draft02                        ? Dialect::draft02
+                          : announced13                    ? Dialect::draft13
+                                                           : Dialect::draft07;
+  // Over the session limit (one without flow control): refused unprocessed
+  // with H3_REQUEST_REJECTED, not answered (draft-15 sections 5.1, 5.2).
+  const bool fc = session_flow_control(dialect);
+  if (live_sessions() >= wt_server_session_limit(dialect, fc, cfg_.max_sessions_per_connection)) {
+    UVWT_DEBUG("refusing session %lld: over the per-connection session limit%s", static_cast<long long>(sid),
+               fc ? "" : " (one without session flow control)");
+    reject_request(sid);
+    return;
+  }
   Server::SessionHandler handler;
   AcceptDecision decision;
-  std::size_t live = 0;
-  for (const auto &[id, s] : sessions_) live += s->is_closed() ? 0 : 1;
-  if (goaway_sent_ || live >= cfg_.max_sessions_per_connection)
+  if (goaway_sent_)
     decision = AcceptDecision::reject(429);
   else
     decision = owner_.on_session_request(req, handler);
@@ -626,14 +707,9 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   info.authority = rs.authority;
   info.origin = rs.origin;
   info.headers = rs.headers;
-  // ":protocol webtransport" without the draft-02 header is draft-07 or -13:
-  // the client took the newest of those we announced.
-  const bool announced13 = ctrl_out_.local_settings().announces(Dialect::draft13);
-  info.dialect = rs.protocol == "webtransport-h3" ? "draft15"
-                 : draft02                        ? "draft02"
-                 : announced13                    ? "draft13"
-                                                  : "draft07";
+  info.dialect = dialect_name(dialect);
   auto s = std::make_shared<SessionImpl>(*this, static_cast<SessionId>(sid), false, info, cfg_);
+  setup_flow_control(*s, dialect);
   sessions_[static_cast<SessionId>(sid)] = s;
   rs.session = s;
   const std::string st = std::to_string(decision.status);
@@ -670,7 +746,10 @@ void H3Connection::release_early(SessionId id) {
     auto early = std::move(it->second);
     early_dgrams_.erase(it);
     s->count_dropped_datagrams(early.dropped);
-    for (const auto &d : early.queue) s->on_datagram_payload(d);
+    for (const auto &d : early.queue) {
+      wt_bytes_received += d.size();
+      s->on_datagram_payload(d);
+    }
   }
 }
 
@@ -1116,6 +1195,7 @@ void H3Connection::on_datagram(const std::uint8_t *data, std::size_t len) {
       return;
     }
     if (s->state() != SessionState::connecting) {
+      wt_bytes_received += payload.size();
       s->on_datagram_payload(payload);
       return;
     }

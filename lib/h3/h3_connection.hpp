@@ -59,6 +59,9 @@ class H3Connection final : public QuicApp, public SessionHost {
   H3Connection &operator=(const H3Connection &) = delete;
 
   void attach(QuicConnection *q) noexcept { quic_ = q; }
+  // Client: the dialects to announce and choose from (ClientConfig::dialects;
+  // empty: all). Before the handshake completes.
+  void set_client_dialects(const std::vector<std::string> &names) noexcept;
   [[nodiscard]] bool ready() const noexcept { return h3_ready_; }
   [[nodiscard]] Dialect dialect() const noexcept { return peer_ctrl_.settings().best_dialect(); }
   [[nodiscard]] const PeerSettings &peer_settings() const noexcept { return peer_ctrl_.settings(); }
@@ -127,7 +130,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void session_finished(SessionImpl &s) override;
   void session_closed(SessionImpl &s) override;
   void abandon_connect_stream(SessionImpl &s, bool reset_send) override;
-  void abort_connect_stream(SessionImpl &s, std::uint64_t h3_code) override;
+  void reset_connect_stream(SessionImpl &s, std::uint64_t h3_code) override;
   [[nodiscard]] uv_loop_t *host_loop() override { return deferred_->loop(); }
   void stream_finished(StreamImpl &st) override;
   void defer(std::function<void()> fn) override;
@@ -207,6 +210,13 @@ class H3Connection final : public QuicApp, public SessionHost {
   bool refuse_by_settings(std::int64_t sid, const RequestState &rs, bool draft02_header);
   // Client: the wt-protocol answer is acceptable for dialect `d`; fails the session otherwise.
   bool check_wt_protocol(std::int64_t sid, RequestState &rs, Dialect d);
+  // Session flow control for a new session of dialect `d` (wt_flow_settings.hpp).
+  [[nodiscard]] bool session_flow_control(Dialect d) const noexcept;
+  void setup_flow_control(SessionImpl &s, Dialect d) const;
+  [[nodiscard]] std::size_t live_sessions() const noexcept;
+  // Server: a CONNECT over the session limit, refused as unprocessed
+  // (RESET_STREAM and STOP_SENDING with H3_REQUEST_REJECTED).
+  void reject_request(std::int64_t sid);
   [[nodiscard]] bool is_local_stream(std::int64_t sid) const noexcept { return ((sid & 1) != 0) == server_; }
 
   H3Owner &owner_;
@@ -224,6 +234,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   LazyDeque<std::weak_ptr<const StreamImpl>> budget_waiters_;
   bool granting_budget_ = false;
   const ServerConfig *server_cfg_;
+  std::uint8_t client_dialects_ = LocalWtSettings::kAllDialects;
   QuicConnection *quic_ = nullptr;
   nghttp3_conn *h3_ = nullptr;
   bool h3_ready_ = false, handshake_done_ = false;
