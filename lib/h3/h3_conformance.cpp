@@ -56,7 +56,7 @@ bool H3Connection::count_field(RequestState &rs, std::size_t name_len, std::size
   return !rs.too_large;
 }
 
-void H3Connection::refuse_oversized(std::int64_t sid, bool nghttp3_knows) {
+void H3Connection::refuse_oversized(std::int64_t sid, bool nghttp3_has_headers) {
   owner_.on_error_counted();
   UVWT_WARN("%s: header section on stream %lld over max_field_section_size (%llu)", server_ ? "server" : "client",
             static_cast<long long>(sid), static_cast<unsigned long long>(cfg_.max_field_section_size));
@@ -72,9 +72,11 @@ void H3Connection::refuse_oversized(std::int64_t sid, bool nghttp3_knows) {
   }
   // RFC 9114 4.2.2: a server "can send an HTTP 431"; 4.1: it stops reading
   // the rest of the request with H3_NO_ERROR and ends its response cleanly.
-  if (nghttp3_knows && h3_ != nullptr) nghttp3_conn_shutdown_stream_read(h3w(), sid);
   quic_->shutdown_stream_read(sid, kH3NoError);
-  raw_.queue(sid, status_only_headers(431), true);
+  if (nghttp3_has_headers)
+    submit_simple_response(sid, 431, nullptr);  // nghttp3 decoded the section: it answers
+  else
+    raw_.queue(sid, status_only_headers(431), true);
   remember_gone(static_cast<SessionId>(sid));
   drop_early(static_cast<SessionId>(sid), kWtSessionGone);
   quic_->schedule_write();

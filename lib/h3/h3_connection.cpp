@@ -312,7 +312,8 @@ void H3Connection::set_client_dialects(const std::vector<std::string> &names) no
   if (names.empty()) return;
   client_dialects_ = 0;
   for (const auto &name : names)
-    if (const Dialect d = dialect_from_name(name); d != Dialect::none) client_dialects_ |= 1u << static_cast<unsigned>(d);
+    if (const Dialect d = dialect_from_name(name); d != Dialect::none)
+      client_dialects_ |= 1u << static_cast<unsigned>(d);
 }
 
 bool H3Connection::session_flow_control(Dialect d) const noexcept {
@@ -407,7 +408,7 @@ bool H3Connection::on_stream_data(std::int64_t sid, bool fin, const std::uint8_t
           return true;
         }
         if (!guard_header_size(sid, r, data, len)) {
-          refuse_oversized(sid, true);
+          refuse_oversized(sid, false);
           return true;
         }
       }

@@ -198,7 +198,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void abort_request_stream(std::int64_t sid, std::uint64_t code);
   // A HEADERS frame over max_field_section_size: refused before nghttp3 reads it.
   bool guard_header_size(std::int64_t sid, StreamRoute &r, const std::uint8_t *data, std::size_t len);
-  void refuse_oversized(std::int64_t sid, bool nghttp3_knows);
+  void refuse_oversized(std::int64_t sid, bool nghttp3_has_headers);
   // Counts a received field; false once the section is over the limit.
   bool count_field(RequestState &rs, std::size_t name_len, std::size_t value_len);
   // Server: whether a CONNECT may be answered now; parks it until the

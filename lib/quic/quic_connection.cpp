@@ -643,7 +643,7 @@ bool QuicConnection::write_packets() {
     int accepted = 0;
     if (dgram != nullptr) {
       nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, p, max_udp, &accepted, NGTCP2_WRITE_DATAGRAM_FLAG_MORE,
-                                           0, dgram, 1, ts);
+                                           0, dgram, dgram->len > 0 ? 1 : 0, ts);  // an empty one has no vec
       if (nwrite == NGTCP2_ERR_WRITE_MORE) {
         app_.on_datagram_written(true);
         continue;

@@ -187,9 +187,8 @@ void SessionImpl::on_stream_consumed(std::size_t n) {
 bool SessionImpl::on_peer_stream_opened(bool bidi) {
   if (fc_.on_peer_stream(bidi)) return true;
   // Section 5.6.2: an incoming stream over the advertised Maximum Streams.
-  abort_with(kWtFlowControlError,
-             std::string("peer opened more ") + (bidi ? "bidirectional" : "unidirectional") +
-                 " streams than its WT_MAX_STREAMS allowed");
+  abort_with(kWtFlowControlError, std::string("peer opened more ") + (bidi ? "bidirectional" : "unidirectional") +
+                                      " streams than its WT_MAX_STREAMS allowed");
   return false;
 }
 
@@ -417,8 +416,7 @@ void SessionImpl::handle_capsule(std::uint64_t type, std::span<const std::uint8_
       info_.state = SessionState::draining;
       if (on_draining_) on_draining_();
     }
-  }
-  else {
+  } else {
     handle_flow_capsule(type, value);
   }
 }
