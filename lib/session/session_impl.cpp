@@ -494,7 +494,11 @@ void SessionImpl::on_connect_stream_fin() {
 void SessionImpl::on_connect_stream_reset(std::uint64_t code) {
   SessionCloseInfo ci;
   ci.remote = true;
-  ci.error = Error(Errc::session, "CONNECT stream reset by peer", code);
+  ci.error = Error(Errc::session, "CONNECT stream reset by peer" + wt_code_suffix(code), code);
+  if (info_.state == SessionState::connecting && code == kH3RequestRejected)
+    // Draft-15 section 5.2: the server did not process the request (over its
+    // session limit); the client may try another connection.
+    ci.error = Error(Errc::session, "server refused the session unprocessed (H3_REQUEST_REJECTED)", code);
   finish(ci);
 }
 
