@@ -64,6 +64,14 @@ struct TransportConfig {
   // peer's FIN before giving up on it (STOP_SENDING WT_SESSION_GONE on the
   // CONNECT stream) and completing the close anyway.
   Duration session_close_timeout{2'000};
+  // SETTINGS_MAX_FIELD_SECTION_SIZE (RFC 9114, 4.2.2): announced to the peer
+  // and enforced on every header section received (names + values + 32 bytes
+  // per field). A request over it is answered 431, a response over it fails
+  // the session (docs/protocol.md, "What uvwt does").
+  std::uint64_t max_field_section_size = 16u << 10;
+  // Server: how long a CONNECT waits for the client's SETTINGS before it is
+  // refused (the answer depends on them: docs/protocol.md).
+  Duration peer_settings_timeout{2'000};
   std::string qlog_dir;   // write one qlog file per connection when set
   bool keylog = false;    // append TLS secrets to $SSLKEYLOGFILE
   bool allow_gso = true;  // use UDP GSO/GRO where the kernel has it

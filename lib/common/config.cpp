@@ -48,6 +48,8 @@ Error validate_transport(const TransportConfig &c) {
   if (c.max_sessions_per_connection == 0) return bad("max_sessions_per_connection", "must be positive");
   if (Error e = validate_wt_flow_control(c)) return e;
   if (c.session_close_timeout.count() <= 0) return bad("session_close_timeout", "must be positive");
+  if (c.max_field_section_size < 1024) return bad("max_field_section_size", "must be at least 1024");
+  if (c.peer_settings_timeout.count() <= 0) return bad("peer_settings_timeout", "must be positive");
   const auto &im = c.impairment;
   for (double p : {im.loss, im.duplicate, im.reorder})
     if (p < 0.0 || p > 1.0) return bad("impairment", "probabilities must be in [0, 1]");

@@ -5,6 +5,7 @@
 
 #include "common/log.hpp"
 #include "h3/datagram.hpp"
+#include "h3/sf_item.hpp"
 #include "h3/wt_codes.hpp"
 #include "h3/client_dialect.hpp"
 #include "h3/wt_flow_settings.hpp"
@@ -116,13 +117,17 @@ struct H3Callbacks {
 
   static int recv_header(nghttp3_conn *, std::int64_t sid, std::int32_t, nghttp3_rcbuf *name, nghttp3_rcbuf *value,
                          std::uint8_t, void *ud, void *) {
-    auto &rs = self(ud)->requests_[sid];
+    auto *c = self(ud);
+    auto &rs = c->requests_[sid];
     const auto n = rcbuf_view(name);
     const auto v = rcbuf_view(value);
+    if (!c->count_field(rs, n.size(), v.size())) return 0;  // refused at end_headers
     if (n == ":method")
       rs.method = v;
     else if (n == ":protocol")
       rs.protocol = v;
+    else if (n == ":scheme")
+      rs.scheme = v;
     else if (n == ":path")
       rs.path = v;
     else if (n == ":authority")
@@ -137,8 +142,10 @@ struct H3Callbacks {
       else if (n == "wt-available-protocols")
         rs.offered = parse_sf_string_list(v);
       else if (n == "wt-protocol") {
-        auto l = parse_sf_string_list(v);
-        rs.wt_protocol = l.empty() ? std::string(v) : l.front();
+        // draft-ietf-webtrans-http3 3.3: an sf-item that must be a String.
+        auto str = parse_sf_string_item(v);
+        rs.wt_protocol = str.value_or(std::string());
+        rs.wt_protocol_bad = !str.has_value();
       }
       rs.headers.emplace_back(n, v);
     }
@@ -149,6 +156,10 @@ struct H3Callbacks {
     auto *c = self(ud);
     auto it = c->requests_.find(sid);
     if (it == c->requests_.end()) return 0;
+    if (it->second.too_large) {
+      c->refuse_oversized(sid, true);
+      return 0;
+    }
     if (c->server_)
       c->handle_request_headers(sid, it->second);
     else
@@ -166,6 +177,8 @@ struct H3Callbacks {
   }
 
   static int stop_sending(nghttp3_conn *, std::int64_t sid, std::uint64_t code, void *ud, void *) {
+    UVWT_DEBUG("nghttp3 stops reading stream %lld (0x%llx)", static_cast<long long>(sid),
+               static_cast<unsigned long long>(code));
     self(ud)->quic_->shutdown_stream_read(sid, code);
     return 0;
   }
@@ -266,6 +279,7 @@ bool H3Connection::setup_nghttp3() {
   s.h3_datagram = 1;
   s.qpack_max_dtable_capacity = 4096;
   s.qpack_blocked_streams = 100;
+  s.max_field_section_size = cfg_.max_field_section_size;
   const int rv = server_ ? nghttp3_conn_server_new(&h3_, &cb, &s, nghttp3_mem_default(), this)
                          : nghttp3_conn_client_new(&h3_, &cb, &s, nghttp3_mem_default(), this);
   if (rv != 0) return fatal(kH3InternalError, std::string("nghttp3 setup: ") + nghttp3_strerror(rv));
@@ -329,17 +343,6 @@ void H3Connection::reject_request(std::int64_t sid) {
   drop_early(static_cast<SessionId>(sid), kWtSessionGone);
 }
 
-void H3Connection::reset_connect_stream(SessionImpl &s, std::uint64_t h3_code) {
-  const auto sid = static_cast<std::int64_t>(s.id());
-  if (quic_ == nullptr || closed_) return;
-  if (h3_ != nullptr) {
-    nghttp3_conn_shutdown_stream_read(h3w(), sid);
-    nghttp3_conn_shutdown_stream_write(h3w(), sid);
-  }
-  quic_->shutdown_stream_read(sid, h3_code);
-  quic_->shutdown_stream_write(sid, h3_code);
-}
-
 void H3Connection::on_handshake_completed() {
   handshake_done_ = true;
   if (!setup_nghttp3()) return;
@@ -391,6 +394,16 @@ bool H3Connection::on_stream_data(std::int64_t sid, bool fin, const std::uint8_t
         if (!peer_ctrl_settings_seen_ && peer_ctrl_.settings_received()) {
           peer_ctrl_settings_seen_ = true;
           check_ready();
+          on_peer_settings();
+        }
+      } else if ((sid & 2) == 0) {  // a request stream
+        if (r.refused) {
+          quic_->extend_stream_offset(sid, len);
+          return true;
+        }
+        if (!guard_header_size(sid, r, data, len)) {
+          refuse_oversized(sid, true);
+          return true;
         }
       }
       return feed_nghttp3(sid, data, len, fin);
@@ -445,6 +458,10 @@ bool H3Connection::route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, 
       }
       std::vector<std::uint8_t> all(held.begin(), held.end());
       all.insert(all.end(), data, data + len);
+      if (r.preamble.bidi() && !guard_header_size(sid, r, all.data(), all.size())) {
+        refuse_oversized(sid, false);
+        return true;
+      }
       if (r.peer_control) {
         // The reader takes the control stream after its type byte(s).
         const std::size_t type_len = r.preamble.type_len();
@@ -454,6 +471,7 @@ bool H3Connection::route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, 
         if (!peer_ctrl_settings_seen_ && peer_ctrl_.settings_received()) {
           peer_ctrl_settings_seen_ = true;
           check_ready();
+          on_peer_settings();
         }
       }
       return feed_nghttp3(sid, all.data(), all.size(), fin);
@@ -558,6 +576,7 @@ void H3Connection::send_connect(const std::string &authority, const std::string 
   routes_.emplace(sid, StreamRoute(true)).first->second.route = Route::http3;
   auto &rs = requests_[sid];
   rs.session = s;
+  rs.offered = protocols;  // a wt-protocol answer must be one of these
 
   const std::string_view token = protocol_token(d);
   std::vector<nghttp3_nv> nva;
@@ -586,6 +605,7 @@ void H3Connection::handle_response_headers(std::int64_t sid, RequestState &rs) {
   auto s = rs.session;
   if (!s) return;
   if (rs.status >= 200 && rs.status < 300) {
+    if (!check_wt_protocol(sid, rs, dialect_from_name(s->info().dialect))) return;
     if (hold_ready_) {
       held_ready_.push_back({s->id(), rs.wt_protocol});
       return;
@@ -621,6 +641,20 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
     drop_early(static_cast<SessionId>(sid), kWtSessionGone);
     return;
   }
+  if (rs.scheme != "https") {
+    // draft-ietf-webtrans-http3 3.2 (-13..-16): ":scheme field MUST be
+    // https"; a well-formed request asking for something else: 400 (RFC 9110 15.5.1).
+    owner_.on_error_counted();
+    submit_simple_response(sid, 400, nullptr);
+    remember_gone(static_cast<SessionId>(sid));
+    drop_early(static_cast<SessionId>(sid), kWtSessionGone);
+    return;
+  }
+  if (!settings_known_for(sid, rs)) return;  // answered once they arrive (or refused in time)
+  bool draft02 = false;
+  for (const auto &[k, v] : rs.headers)
+    if (k == "sec-webtransport-http3-draft02") draft02 = true;
+  if (refuse_by_settings(sid, rs, draft02)) return;
   SessionRequest req;
   const auto q = rs.path.find('?');
   req.path = rs.path.substr(0, q);
@@ -632,9 +666,6 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   req.remote_address = remote_;
   if (quic_ != nullptr && quic_->tls() != nullptr)
     req.client_certificate_sha256 = quic_->tls()->peer_certificate_sha256();
-  bool draft02 = false;
-  for (const auto &[k, v] : rs.headers)
-    if (k == "sec-webtransport-http3-draft02") draft02 = true;
 
   // ":protocol webtransport" without the draft-02 header is draft-07 or -13:
   // the client took the newest of those we announced.
@@ -921,6 +952,7 @@ void H3Connection::stream_finished(StreamImpl &) {}
 
 void H3Connection::next_stream_write(StreamWrite &w) {
   last_write_was_h3_ = false;
+  last_write_was_raw_ = false;
   // Asking nghttp3 costs a walk over its streams for every packet; when it
   // last had nothing and nothing was fed to it since, it still has nothing.
   if (h3_ != nullptr && !h3_idle_) {
@@ -972,6 +1004,10 @@ void H3Connection::next_stream_write(StreamWrite &w) {
     }
     return;
   }
+  if (!raw_.empty() && raw_.fill(w)) {
+    last_write_was_raw_ = true;
+    return;
+  }
   while (!send_queue_.empty()) {
     const std::int64_t sid = send_queue_.front();
     auto it = wt_streams_.find(sid);
@@ -994,6 +1030,10 @@ void H3Connection::on_stream_written(std::int64_t sid, std::size_t n, bool fin_s
     ctrl_sent_ += n;
     return;
   }
+  if (last_write_was_raw_) {
+    raw_.written(sid, n, fin_sent);
+    return;
+  }
   auto it = wt_streams_.find(sid);
   if (it == wt_streams_.end()) return;
   it->second->on_written(n, fin_sent);
@@ -1009,10 +1049,22 @@ void H3Connection::on_stream_written(std::int64_t sid, std::size_t n, bool fin_s
 
 void H3Connection::on_stream_blocked(std::int64_t sid, bool shut) {
   if (last_write_was_h3_) {
-    if (shut)
-      nghttp3_conn_shutdown_stream_write(h3w(), sid);
-    else
+    if (!shut) {
       nghttp3_conn_block_stream(h3w(), sid);
+      return;
+    }
+    nghttp3_conn_shutdown_stream_write(h3w(), sid);
+    // ngtcp2 1.x reports a peer's STOP_SENDING by no event of its own (it
+    // answers with RESET_STREAM and shuts our side): the next write on the
+    // stream is where it shows. On a CONNECT stream it ends the session.
+    if (auto it = requests_.find(sid); it != requests_.end() && it->second.session) {
+      auto s = it->second.session;
+      s->on_connect_stream_stopped(0);
+    }
+    return;
+  }
+  if (last_write_was_raw_) {
+    raw_.blocked(sid, shut);
     return;
   }
   if (auto it = wt_streams_.find(sid); it != wt_streams_.end()) {
@@ -1032,6 +1084,7 @@ void H3Connection::on_extend_max_stream_data(std::int64_t sid) {
     stream_ready_to_send(*it->second);
     return;
   }
+  raw_.unblocked(sid);
   if (h3_ != nullptr) nghttp3_conn_unblock_stream(h3w(), sid);
 }
 
@@ -1085,6 +1138,7 @@ void H3Connection::on_stream_close(std::int64_t sid, bool has_code, std::uint64_
     }
   }
   erase_if(early_streams_, [sid](const EarlyStream &e) { return e.sid == sid; });
+  raw_.closed(sid);
   if (rit != routes_.end()) routes_.erase(rit);
   // Give the peer its stream credit back: nghttp3 does so only for streams it saw.
   if (remote) quic_->extend_max_streams(bidi, 1);
@@ -1120,7 +1174,10 @@ void H3Connection::on_datagram(const std::uint8_t *data, std::size_t len) {
   owner_.on_activity();
   const auto d = decode_datagram_prefix(std::span<const std::uint8_t>(data, len));
   if (!d) {
+    // RFC 9297 2.1: a payload too short for the Quarter Stream ID, or one
+    // above 2^60-1, is a connection error of type H3_DATAGRAM_ERROR.
     ++dgram_dropped_;
+    fatal(kH3DatagramError, len == 0 ? "empty datagram" : "malformed datagram quarter stream id");
     return;
   }
   const auto [session_id, prefix] = *d;
@@ -1160,6 +1217,8 @@ void H3Connection::on_datagram(const std::uint8_t *data, std::size_t len) {
 
 std::size_t H3Connection::max_datagram_payload(const SessionImpl &s) const {
   if (quic_ == nullptr) return 0;
+  // RFC 9297 2.1.1: no DATAGRAM frames until SETTINGS_H3_DATAGRAM=1 was received.
+  if (!peer_ctrl_.settings().h3_datagram) return 0;
   const std::size_t q = quic_->max_datagram_payload();
   std::uint8_t tmp[8];
   const std::size_t prefix = encode_datagram_prefix(s.id(), tmp);

@@ -15,6 +15,11 @@ SessionImpl::SessionImpl(SessionHost &host, SessionId id, bool client, SessionIn
     : host_(host), keep_(host.host_connection()), id_(id), client_(client), info_(std::move(info)), cfg_(cfg) {
   info_.session_id = id;
   info_.created_at = wall_seconds();
+  // A Maximum Streams value over 2^60: draft-ietf-webtrans-http3-16 5.6.2
+  // closes the session with WT_FLOW_CONTROL_ERROR; -13/-14 only say the
+  // value cannot exceed 2^60, so the capsule is malformed (RFC 9297 3.3:
+  // H3_MESSAGE_ERROR).
+  parser_.set_stream_limit_code(info_.dialect == "draft15" ? kWtFlowControlError : kH3MessageError);
   stats_.created_at = info_.created_at;
 }
 
@@ -196,11 +201,7 @@ void SessionImpl::send_credit_grew() {
 
 void SessionImpl::abort_with(std::uint64_t h3_code, const std::string &why) {
   if (info_.state == SessionState::closed) return;
-  UVWT_WARN("session %llu: %s", static_cast<unsigned long long>(id_), why.c_str());
-  host_.reset_connect_stream(*this, h3_code);
-  SessionCloseInfo ci;
-  ci.error = Error(Errc::protocol, why, h3_code);
-  finish(ci);
+  protocol_error(Error(Errc::protocol, why, h3_code));
 }
 
 void SessionImpl::on_bidi_stream(IncomingStreamCallback cb) {
@@ -447,15 +448,38 @@ void SessionImpl::handle_flow_capsule(std::uint64_t type, std::span<const std::u
   }
 }
 
+void SessionImpl::protocol_error(const Error &err) {
+  UVWT_WARN("session %llu: %s", static_cast<unsigned long long>(id_), err.message.c_str());
+  host_.abort_connect_stream(*this, err.code);
+  fail(err);
+}
+
 void SessionImpl::on_capsule_data(const std::uint8_t *data, std::size_t len) {
   auto self = shared_from_this();
-  const Error err =
-      parser_.feed(std::span<const std::uint8_t>(data, len),
-                   [this](std::uint64_t type, std::span<const std::uint8_t> value) { handle_capsule(type, value); });
-  if (err) {
-    UVWT_WARN("session %llu: bad capsule: %s", static_cast<unsigned long long>(id_), err.message.c_str());
-    fail(err);
+  // draft-ietf-webtrans-http3 section 6 (-13..-16): "If any additional
+  // stream data is received on the CONNECT stream after receiving a
+  // WT_CLOSE_SESSION capsule, the stream MUST be reset with code H3_MESSAGE_ERROR."
+  const Error after_close(Errc::protocol, "data after WT_CLOSE_SESSION", kH3MessageError);
+  if (peer_closed_capsule_) {
+    if (len > 0) protocol_error(after_close);
     return;
+  }
+  std::span<const std::uint8_t> in(data, len);
+  Capsule c{};
+  for (bool more = true; more;) {
+    switch (parser_.next(in, c)) {
+      case CapsuleParser::Step::need_more:
+        more = false;
+        break;
+      case CapsuleParser::Step::error:
+        protocol_error(parser_.error());  // RFC 9297 3.3 and the codes the parser chose
+        return;
+      case CapsuleParser::Step::capsule:
+        handle_capsule(c.type, c.value);
+        if (peer_closed_capsule_ && !in.empty()) return protocol_error(after_close);
+        more = !peer_closed_capsule_;
+        break;
+    }
   }
   if (peer_closed_capsule_ && info_.state != SessionState::closed) {
     // The close capsule ends the session; answer with our FIN. When both
@@ -477,6 +501,9 @@ void SessionImpl::on_capsule_data(const std::uint8_t *data, std::size_t len) {
 
 void SessionImpl::on_connect_stream_fin() {
   if (info_.state == SessionState::closed) return;
+  // RFC 9297 3.3: a FIN that cuts the last capsule short makes the message
+  // malformed, not a clean close.
+  if (Error cut = parser_.finish(); cut) return protocol_error(cut);
   queue_capsule({}, true);
   SessionCloseInfo ci;
   if (local_close_) {
@@ -499,6 +526,22 @@ void SessionImpl::on_connect_stream_reset(std::uint64_t code) {
     // Draft-15 section 5.2: the server did not process the request (over its
     // session limit); the client may try another connection.
     ci.error = Error(Errc::session, "server refused the session unprocessed (H3_REQUEST_REJECTED)", code);
+  finish(ci);
+}
+
+void SessionImpl::on_connect_stream_stopped(std::uint64_t code) {
+  if (info_.state == SessionState::closed) return;
+  SessionCloseInfo ci;
+  if (local_close_) {
+    // draft section 6: after our WT_CLOSE_SESSION the peer MAY stop reading (WT_SESSION_GONE).
+    ci.code = local_code_;
+    ci.reason = local_reason_;
+  } else {
+    ci.remote = true;
+    ci.error = Error(Errc::session, "peer stopped reading the CONNECT stream (STOP_SENDING)", code);
+  }
+  // Nothing more to read either: stop the peer's side with WT_SESSION_GONE.
+  host_.abandon_connect_stream(*this, false);
   finish(ci);
 }
 

@@ -60,6 +60,8 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void on_capsule_data(const std::uint8_t *data, std::size_t len);
   void on_connect_stream_fin();
   void on_connect_stream_reset(std::uint64_t code);
+  // The peer sent STOP_SENDING on the CONNECT stream: the session is over.
+  void on_connect_stream_stopped(std::uint64_t code);
   void on_connect_stream_closed();
   void on_datagram_payload(std::span<const std::uint8_t> payload);
   void on_goaway();
@@ -115,6 +117,9 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void send_flow_updates();
   void queue_flow_capsule(std::uint8_t *buf, std::size_t n);
   void fail_waiting_opens();
+  // The peer broke a capsule rule: the CONNECT stream is reset and stopped
+  // with err.code and the application sees err (Errc::protocol).
+  void protocol_error(const Error &err);
 
   SessionHost &host_;
   std::shared_ptr<Connection> keep_;  // the host lives inside it
