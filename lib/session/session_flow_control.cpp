@@ -20,7 +20,9 @@ std::uint64_t SessionFlowControl::send_credit() const noexcept {
   return peer_max_data_ > sent_ ? peer_max_data_ - sent_ : 0;
 }
 
-bool SessionFlowControl::can_open(bool bidi) const noexcept { return !enabled_ || opened_[bidi] < peer_max_streams_[bidi]; }
+bool SessionFlowControl::can_open(bool bidi) const noexcept {
+  return !enabled_ || opened_[bidi] < peer_max_streams_[bidi];
+}
 
 bool SessionFlowControl::on_max_data(std::uint64_t v) noexcept {
   // Section 5.6.4: a WT_MAX_DATA that does not increase the value previously

@@ -57,7 +57,7 @@ class SessionFlowControl {
 
   // What went over the wire (or came in), for tests and diagnostics.
   struct Counters {
-    std::uint64_t max_data_sent = 0, max_streams_sent = 0;        // our top-ups
+    std::uint64_t max_data_sent = 0, max_streams_sent = 0;          // our top-ups
     std::uint64_t data_blocked_sent = 0, streams_blocked_sent = 0;  // our BLOCKED capsules
     std::uint64_t max_data_received = 0, max_streams_received = 0;  // the peer's top-ups
   };

@@ -251,8 +251,7 @@ TEST_CASE("16 MiB through a 64 KiB session window arrives intact", "[session][lo
   close_all(tl, p.c.conn, p.server);
 }
 
-TEST_CASE("stream opens wait for the peer's WT_MAX_STREAMS and complete once it grows",
-          "[session][loop][flow]") {
+TEST_CASE("stream opens wait for the peer's WT_MAX_STREAMS and complete once it grows", "[session][loop][flow]") {
   TestLoop tl;
   ServerConfig scfg = server_config();
   tiny_window(scfg, 1 << 20, 2);
@@ -297,8 +296,7 @@ TEST_CASE("a client honours the server's WT_MAX_SESSIONS (draft-13)", "[session]
   close_all(tl, p.c.conn, p.server);
 }
 
-TEST_CASE("a server without flow control resets a second CONNECT with H3_REQUEST_REJECTED",
-          "[session][loop][flow]") {
+TEST_CASE("a server without flow control resets a second CONNECT with H3_REQUEST_REJECTED", "[session][loop][flow]") {
   TestLoop tl;
   ServerConfig scfg = server_config();
   flow_control_off(scfg);

@@ -27,7 +27,7 @@ inline std::uint64_t fnv1a(std::span<const std::uint8_t> d, std::uint64_t h = 14
 }
 
 inline std::shared_ptr<EchoResult> echo_bidi_stream(const std::shared_ptr<Session> &s, Bytes data,
-                                                   std::size_t piece = 64 * 1024) {
+                                                    std::size_t piece = 64 * 1024) {
   auto r = std::make_shared<EchoResult>();
   s->open_bidi_stream([r, piece, data = std::move(data)](const Error &err, std::shared_ptr<Stream> st) mutable {
     if (err) {
