@@ -355,3 +355,62 @@ TEST_CASE("conformance: close(0, \"\") is a bare FIN; a FIN without capsule is c
 }
 
 }  // namespace uvwt::test
+
+namespace uvwt::test {
+
+TEST_CASE("conformance: a uvwt client honours a draft-13 server's zero limits until WT_MAX_STREAMS and WT_MAX_DATA",
+          "[conformance][flow]") {
+  TestLoop tl;
+  WirePeer::Options o;
+  // A strict draft-13 server allowing 16 sessions and announcing no
+  // WT_INITIAL_*: flow control on, zero credit (-13/-14 section 5.1).
+  o.settings = wire_dialect_settings(WireDialect::draft13, 16);
+  auto peer = WirePeer::listen(&tl.loop, o);
+  auto attempt = start_uvwt_client(tl, peer->port());
+  REQUIRE(tl.run_until([&] { return !peer->requests().empty() && peer->headers(peer->requests()[0]).has_value(); }));
+  const auto sid = peer->requests()[0];
+  // The client announced its own limits (section 5.5).
+  REQUIRE(peer->peer_settings().has_value());
+  CHECK(peer->peer_setting(0x2b61) == ClientConfig{}.wt_initial_max_data);
+  CHECK(peer->peer_setting(0x2b65) == ClientConfig{}.wt_initial_max_streams_bidi);
+  peer->send_response(sid, {{":status", "200"}});
+  REQUIRE(tl.run_until([&] { return attempt->done; }));
+  REQUIRE(attempt->err.ok());
+  REQUIRE(attempt->session);
+  CHECK(attempt->session->info().dialect == "draft13");
+  std::shared_ptr<Stream> opened;
+  attempt->session->open_bidi_stream([&](const Error &e, std::shared_ptr<Stream> st) {
+    REQUIRE(e.ok());
+    opened = st;
+    st->write(wire_bytes("hello"));
+  });
+  // Section 5.6.3: blocked at the bidi limit 0 (type 0x190B4D43).
+  REQUIRE(tl.run_until([&] { return !capsules_of(*peer, sid, 0x190B4D43).empty(); }));
+  CHECK(capsule_number(capsules_of(*peer, sid, 0x190B4D43).front()) == 0);
+  tl.run_for(200);
+  CHECK_FALSE(opened);  // the open waits, its callback deferred
+  peer->send_capsule(sid, kMaxStreamsBidi, wire_varint(1));
+  REQUIRE(tl.run_until([&] { return opened != nullptr; }));
+  // The stream header goes out without data credit; the payload does not.
+  const WireBytes header = wire_cat({wire_varint(0x41), wire_varint(static_cast<std::uint64_t>(sid))});
+  REQUIRE(tl.run_until([&] { return peer->stream(opened->id()).data.size() >= header.size(); }));
+  REQUIRE(tl.run_until([&] { return !capsules_of(*peer, sid, kDataBlocked).empty(); }));
+  CHECK(capsule_number(capsules_of(*peer, sid, kDataBlocked).front()) == 0);
+  CHECK(peer->stream(opened->id()).data == header);
+  CHECK_FALSE(opened->writable());  // no session credit
+  peer->send_capsule(sid, kMaxData, wire_varint(5));
+  const WireBytes all = wire_cat({header, wire_bytes("hello")});
+  REQUIRE(tl.run_until([&] { return peer->stream(opened->id()).data == all; }));
+  // 5 of 5 used: still not writable; the next top-up says so through on_writable.
+  CHECK_FALSE(opened->writable());
+  bool told = false;
+  opened->on_writable([&] { told = true; });
+  peer->send_capsule(sid, kMaxData, wire_varint(1000));
+  REQUIRE(tl.run_until([&] { return told; }));
+  CHECK(opened->writable());
+  opened.reset();
+  close_client(tl, attempt);
+  peer->close(tl);
+}
+
+}  // namespace uvwt::test
