@@ -551,7 +551,7 @@ void H3Connection::send_connect(const std::string &authority, const std::string 
   // and one session without flow control (draft-15 section 5.1).
   const std::uint64_t allowed =
       wt_client_session_limit(d, session_flow_control(d), peer_ctrl_.settings(), cfg_.max_sessions_per_connection);
-  if (live_sessions() >= allowed) {
+  if (live_sessions() >= allowed && !ignore_session_limit_) {
     defer([cb = std::move(cb), allowed] {
       cb(Error(Errc::flow_control, "the server allows " + std::to_string(allowed) +
                                        " WebTransport session(s) on this connection; all are in use"),

@@ -94,6 +94,9 @@ class H3Connection final : public QuicApp, public SessionHost {
   void release_held_ready_for_test();
   // Never answer a peer's WT_CLOSE_SESSION / FIN: a peer that went silent.
   void ignore_session_close_for_test(bool on) noexcept { ignore_session_close_ = on; }
+  // Client: send CONNECT even over the server's session limit (a peer that
+  // ignores the rule), so the server's refusal can be tested.
+  void ignore_session_limit_for_test(bool on) noexcept { ignore_session_limit_ = on; }
   // Opens a stream owned by `s` whose preamble names `preamble_session`.
   void open_wt_stream_for_test(const std::shared_ptr<SessionImpl> &s, SessionId preamble_session, bool bidi,
                                std::function<void(const Error &, std::int64_t)> cb);
@@ -271,7 +274,7 @@ class H3Connection final : public QuicApp, public SessionHost {
     std::string protocol;
   };
   std::vector<HeldReady> held_ready_;
-  bool hold_ready_ = false, ignore_session_close_ = false;
+  bool hold_ready_ = false, ignore_session_close_ = false, ignore_session_limit_ = false;
   LazyDeque<std::int64_t> send_queue_;  // WT streams with data, round robin
   bool last_write_was_h3_ = false;
   // nghttp3 had nothing to write at its last poll; cleared by every call that feeds it.

@@ -14,7 +14,9 @@ WtLimits peer_wt_limits(const PeerSettings &peer) noexcept {
 }
 
 namespace {
-bool any_limit(const WtLimits &l) noexcept { return l.max_data != 0 || l.max_streams_bidi != 0 || l.max_streams_uni != 0; }
+bool any_limit(const WtLimits &l) noexcept {
+  return l.max_data != 0 || l.max_streams_bidi != 0 || l.max_streams_uni != 0;
+}
 }  // namespace
 
 bool wt_flow_control_enabled(Dialect d, const LocalWtSettings &local, const PeerSettings &peer) noexcept {

@@ -20,7 +20,9 @@ std::uint64_t SessionFlowControl::send_credit() const noexcept {
   return peer_max_data_ > sent_ ? peer_max_data_ - sent_ : 0;
 }
 
-bool SessionFlowControl::can_open(bool bidi) const noexcept { return !enabled_ || opened_[bidi] < peer_max_streams_[bidi]; }
+bool SessionFlowControl::can_open(bool bidi) const noexcept {
+  return !enabled_ || opened_[bidi] < peer_max_streams_[bidi];
+}
 
 bool SessionFlowControl::on_max_data(std::uint64_t v) noexcept {
   // Section 5.6.4: a WT_MAX_DATA that does not increase the value previously
@@ -28,6 +30,7 @@ bool SessionFlowControl::on_max_data(std::uint64_t v) noexcept {
   if (v < peer_max_data_ || (v == peer_max_data_ && peer_data_by_capsule_)) return false;
   peer_max_data_ = v;
   peer_data_by_capsule_ = true;
+  ++counters_.max_data_received;
   return true;
 }
 
@@ -37,18 +40,21 @@ bool SessionFlowControl::on_max_streams(bool bidi, std::uint64_t v) noexcept {
   if (v < peer_max_streams_[bidi] || (v == peer_max_streams_[bidi] && peer_streams_by_capsule_[bidi])) return false;
   peer_max_streams_[bidi] = v;
   peer_streams_by_capsule_[bidi] = true;
+  ++counters_.max_streams_received;
   return true;
 }
 
 std::optional<std::uint64_t> SessionFlowControl::take_data_blocked() noexcept {
   if (!enabled_ || send_credit() > 0 || data_blocked_reported_ == peer_max_data_) return std::nullopt;
   data_blocked_reported_ = peer_max_data_;
+  ++counters_.data_blocked_sent;
   return peer_max_data_;
 }
 
 std::optional<std::uint64_t> SessionFlowControl::take_streams_blocked(bool bidi) noexcept {
   if (can_open(bidi) || streams_blocked_reported_[bidi] == peer_max_streams_[bidi]) return std::nullopt;
   streams_blocked_reported_[bidi] = peer_max_streams_[bidi];
+  ++counters_.streams_blocked_sent;
   return peer_max_streams_[bidi];
 }
 
@@ -70,6 +76,7 @@ std::optional<std::uint64_t> SessionFlowControl::take_max_data_update() noexcept
   // once half of it is used, so top-ups come in batches.
   if (local_max_data_ - consumed_ > data_window_ / 2) return std::nullopt;
   local_max_data_ = consumed_ + data_window_;
+  ++counters_.max_data_sent;
   return local_max_data_;
 }
 
@@ -81,6 +88,7 @@ std::optional<std::uint64_t> SessionFlowControl::take_max_streams_update(bool bi
   const std::uint64_t next = closed + window;
   if (next > kMaxStreams || next <= local_max_streams_[bidi]) return std::nullopt;
   local_max_streams_[bidi] = next;
+  ++counters_.max_streams_sent;
   return next;
 }
 

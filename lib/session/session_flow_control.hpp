@@ -55,6 +55,14 @@ class SessionFlowControl {
   [[nodiscard]] std::uint64_t local_max_data() const noexcept { return local_max_data_; }
   [[nodiscard]] std::uint64_t received() const noexcept { return received_; }
 
+  // What went over the wire (or came in), for tests and diagnostics.
+  struct Counters {
+    std::uint64_t max_data_sent = 0, max_streams_sent = 0;          // our top-ups
+    std::uint64_t data_blocked_sent = 0, streams_blocked_sent = 0;  // our BLOCKED capsules
+    std::uint64_t max_data_received = 0, max_streams_received = 0;  // the peer's top-ups
+  };
+  [[nodiscard]] const Counters &counters() const noexcept { return counters_; }
+
  private:
   bool enabled_ = false;
   // send side
@@ -72,6 +80,7 @@ class SessionFlowControl {
   std::uint64_t local_max_streams_[2] = {kUnlimited, kUnlimited};
   std::uint64_t received_ = 0, consumed_ = 0;
   std::uint64_t peer_opened_[2] = {0, 0}, peer_closed_[2] = {0, 0};
+  Counters counters_;
 };
 
 }  // namespace uvwt::detail

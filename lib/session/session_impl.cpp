@@ -200,11 +200,7 @@ void SessionImpl::send_credit_grew() {
 
 void SessionImpl::abort_with(std::uint64_t h3_code, const std::string &why) {
   if (info_.state == SessionState::closed) return;
-  UVWT_WARN("session %llu: %s", static_cast<unsigned long long>(id_), why.c_str());
-  host_.reset_connect_stream(*this, h3_code);
-  SessionCloseInfo ci;
-  ci.error = Error(Errc::protocol, why, h3_code);
-  finish(ci);
+  protocol_error(Error(Errc::protocol, why, h3_code));
 }
 
 void SessionImpl::on_bidi_stream(IncomingStreamCallback cb) {
@@ -524,7 +520,11 @@ void SessionImpl::on_connect_stream_fin() {
 void SessionImpl::on_connect_stream_reset(std::uint64_t code) {
   SessionCloseInfo ci;
   ci.remote = true;
-  ci.error = Error(Errc::session, "CONNECT stream reset by peer", code);
+  ci.error = Error(Errc::session, "CONNECT stream reset by peer" + wt_code_suffix(code), code);
+  if (info_.state == SessionState::connecting && code == kH3RequestRejected)
+    // Draft-15 section 5.2: the server did not process the request (over its
+    // session limit); the client may try another connection.
+    ci.error = Error(Errc::session, "server refused the session unprocessed (H3_REQUEST_REJECTED)", code);
   finish(ci);
 }
 
