@@ -67,7 +67,7 @@ struct TransportConfig {
   // SETTINGS_MAX_FIELD_SECTION_SIZE (RFC 9114, 4.2.2): announced to the peer
   // and enforced on every header section received (names + values + 32 bytes
   // per field). A request over it is answered 431, a response over it fails
-  // the session (docs/protocol.md, "What uvwt does").
+  // the session (docs/protocol.md, "What uvwt does"). 1024..32768.
   std::uint64_t max_field_section_size = 16u << 10;
   // Server: how long a CONNECT waits for the client's SETTINGS before it is
   // refused (the answer depends on them: docs/protocol.md).

@@ -17,10 +17,12 @@ Error validate_wt_flow_control(const TransportConfig &c) {
   if (c.wt_initial_max_data > kMaxData) return bad("wt_initial_max_data", "must be below 2^62");
   if (c.wt_initial_max_streams_bidi > kMaxStreams) return bad("wt_initial_max_streams_bidi", "must be at most 2^60");
   if (c.wt_initial_max_streams_uni > kMaxStreams) return bad("wt_initial_max_streams_uni", "must be at most 2^60");
-  const bool off = c.wt_initial_max_data == 0 && c.wt_initial_max_streams_bidi == 0 && c.wt_initial_max_streams_uni == 0;
+  const bool off =
+      c.wt_initial_max_data == 0 && c.wt_initial_max_streams_bidi == 0 && c.wt_initial_max_streams_uni == 0;
   if (off && c.max_sessions_per_connection > 1)
-    return bad("wt_initial_max_data", "session flow control can only be off (all wt_initial_* 0) with "
-                                      "max_sessions_per_connection = 1");
+    return bad("wt_initial_max_data",
+               "session flow control can only be off (all wt_initial_* 0) with "
+               "max_sessions_per_connection = 1");
   if (!off && c.wt_initial_max_data == 0)
     return bad("wt_initial_max_data", "must be positive when stream limits are set (no session could send)");
   return {};
@@ -48,7 +50,11 @@ Error validate_transport(const TransportConfig &c) {
   if (c.max_sessions_per_connection == 0) return bad("max_sessions_per_connection", "must be positive");
   if (Error e = validate_wt_flow_control(c)) return e;
   if (c.session_close_timeout.count() <= 0) return bad("session_close_timeout", "must be positive");
-  if (c.max_field_section_size < 1024) return bad("max_field_section_size", "must be at least 1024");
+  // At most 32 KiB: nghttp3's QPACK decoder fails the whole connection
+  // (H3_INTERNAL_ERROR) on a single large decoded value (a 100 KB one did),
+  // and a Huffman-coded section decodes to at most 8/5 of its size.
+  if (c.max_field_section_size < 1024 || c.max_field_section_size > (32u << 10))
+    return bad("max_field_section_size", "must be between 1024 and 32768");
   if (c.peer_settings_timeout.count() <= 0) return bad("peer_settings_timeout", "must be positive");
   const auto &im = c.impairment;
   for (double p : {im.loss, im.duplicate, im.reorder})
