@@ -43,11 +43,6 @@ void H3Connection::abort_request_stream(std::int64_t sid, std::uint64_t code) {
   quic_->shutdown_stream_write(sid, code);
 }
 
-void H3Connection::abort_connect_stream(SessionImpl &s, std::uint64_t h3_code) {
-  owner_.on_error_counted();
-  abort_request_stream(static_cast<std::int64_t>(s.id()), h3_code);
-}
-
 bool H3Connection::guard_header_size(std::int64_t sid, StreamRoute &r, const std::uint8_t *data, std::size_t len) {
   if (r.header_guard.feed(std::span<const std::uint8_t>(data, len), cfg_.max_field_section_size)) return true;
   quic_->extend_stream_offset(sid, len);

@@ -343,6 +343,11 @@ void H3Connection::reject_request(std::int64_t sid) {
   drop_early(static_cast<SessionId>(sid), kWtSessionGone);
 }
 
+void H3Connection::reset_connect_stream(SessionImpl &s, std::uint64_t h3_code) {
+  owner_.on_error_counted();
+  abort_request_stream(static_cast<std::int64_t>(s.id()), h3_code);  // h3_conformance.cpp
+}
+
 void H3Connection::on_handshake_completed() {
   handshake_done_ = true;
   if (!setup_nghttp3()) return;

@@ -133,7 +133,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void session_finished(SessionImpl &s) override;
   void session_closed(SessionImpl &s) override;
   void abandon_connect_stream(SessionImpl &s, bool reset_send) override;
-  void abort_connect_stream(SessionImpl &s, std::uint64_t h3_code) override;
+  void reset_connect_stream(SessionImpl &s, std::uint64_t h3_code) override;
   [[nodiscard]] uv_loop_t *host_loop() override { return deferred_->loop(); }
   void stream_finished(StreamImpl &st) override;
   void defer(std::function<void()> fn) override;
@@ -196,13 +196,6 @@ class H3Connection final : public QuicApp, public SessionHost {
   // A stream or datagram naming `id` can never find a session any more.
   [[nodiscard]] bool session_gone(SessionId id) const;
   bool fatal(std::uint64_t h3_code, const std::string &why);
-  // Session flow control for a new session of dialect `d` (wt_flow_settings.hpp).
-  [[nodiscard]] bool session_flow_control(Dialect d) const noexcept;
-  void setup_flow_control(SessionImpl &s, Dialect d) const;
-  [[nodiscard]] std::size_t live_sessions() const noexcept;
-  // Server: a CONNECT over the session limit, refused as unprocessed
-  // (RESET_STREAM and STOP_SENDING with H3_REQUEST_REJECTED).
-  void reject_request(std::int64_t sid);
   // Conformance rules (h3_conformance.cpp; docs/protocol.md, "What uvwt does").
   // Stream error on a request stream: reset and stop it with `code`.
   void abort_request_stream(std::int64_t sid, std::uint64_t code);
@@ -220,6 +213,13 @@ class H3Connection final : public QuicApp, public SessionHost {
   bool refuse_by_settings(std::int64_t sid, const RequestState &rs, bool draft02_header);
   // Client: the wt-protocol answer is acceptable for dialect `d`; fails the session otherwise.
   bool check_wt_protocol(std::int64_t sid, RequestState &rs, Dialect d);
+  // Session flow control for a new session of dialect `d` (wt_flow_settings.hpp).
+  [[nodiscard]] bool session_flow_control(Dialect d) const noexcept;
+  void setup_flow_control(SessionImpl &s, Dialect d) const;
+  [[nodiscard]] std::size_t live_sessions() const noexcept;
+  // Server: a CONNECT over the session limit, refused as unprocessed
+  // (RESET_STREAM and STOP_SENDING with H3_REQUEST_REJECTED).
+  void reject_request(std::int64_t sid);
   [[nodiscard]] bool is_local_stream(std::int64_t sid) const noexcept { return ((sid & 1) != 0) == server_; }
 
   H3Owner &owner_;

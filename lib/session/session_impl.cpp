@@ -450,7 +450,7 @@ void SessionImpl::handle_flow_capsule(std::uint64_t type, std::span<const std::u
 
 void SessionImpl::protocol_error(const Error &err) {
   UVWT_WARN("session %llu: %s", static_cast<unsigned long long>(id_), err.message.c_str());
-  host_.abort_connect_stream(*this, err.code);
+  host_.reset_connect_stream(*this, err.code);
   fail(err);
 }
 
@@ -476,6 +476,7 @@ void SessionImpl::on_capsule_data(const std::uint8_t *data, std::size_t len) {
         return;
       case CapsuleParser::Step::capsule:
         handle_capsule(c.type, c.value);
+        if (info_.state == SessionState::closed) return;  // a flow-control violation ended it
         if (peer_closed_capsule_ && !in.empty()) return protocol_error(after_close);
         more = !peer_closed_capsule_;
         break;

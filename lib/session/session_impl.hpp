@@ -110,6 +110,9 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void on_close_backstop();
   void abort_streams(const Error &err);
   void handle_capsule(std::uint64_t type, std::span<const std::uint8_t> value);
+  // The peer broke a capsule rule: the CONNECT stream is reset and stopped
+  // with err.code and the application sees err (Errc::protocol).
+  void protocol_error(const Error &err);
   void handle_flow_capsule(std::uint64_t type, std::span<const std::uint8_t> value);
   void start_open(bool bidi, StreamCallback cb);
   void open_waiting_streams();
@@ -117,9 +120,6 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void send_flow_updates();
   void queue_flow_capsule(std::uint8_t *buf, std::size_t n);
   void fail_waiting_opens();
-  // The peer broke a capsule rule: the CONNECT stream is reset and stopped
-  // with err.code and the application sees err (Errc::protocol).
-  void protocol_error(const Error &err);
 
   SessionHost &host_;
   std::shared_ptr<Connection> keep_;  // the host lives inside it
