@@ -59,6 +59,11 @@ struct Options {
   std::uint32_t expect_close_code = 0;
   std::string expect_close_reason;
   bool have_expect_reason = false;
+  // Our own close: code 0 and no reason by default, which goes out as a bare
+  // FIN (docs/protocol.md), the clean close every peer understands.
+  std::uint32_t close_code = 0;
+  std::string close_reason;
+  std::string dialect;  // empty: the newest the server announces
   std::string qlog_dir;
 };
 
@@ -77,6 +82,9 @@ void usage(FILE *out) {
                "  --expect-push        read the server-opened bidi and uni streams (/push)\n"
                "  --expect-close CODE [REASON]\n"
                "                       wait for the server to close the session (/close)\n"
+               "  --close CODE [REASON]\n"
+               "                       close the session with CODE and REASON (default 0, none: a bare FIN)\n"
+               "  --dialect NAME       speak only this dialect: draft02, draft07, draft13, draft15\n"
                "  --sessions N         open N sessions sequentially, report setup rate\n"
                "  --timeout SECS       give up after SECS (default 30)\n"
                "  --qlog-dir DIR       write qlog files\n"
@@ -203,6 +211,13 @@ int parse_options(int argc, char **argv, Options &o) {
         o.expect_close_reason = argv[++i];
         o.have_expect_reason = true;
       }
+    } else if (a == "--close") {
+      if (!value()) return 2;
+      if (!parse_number<std::uint32_t>(v, o.close_code, 0, 0xffffffffu)) return bad();
+      if (i + 1 < argc && argv[i + 1][0] != '-') o.close_reason = argv[++i];
+    } else if (a == "--dialect") {
+      if (!value()) return 2;
+      o.dialect = v;
     } else if (a == "--qlog-dir") {
       if (!value()) return 2;
       o.qlog_dir = v;
@@ -686,6 +701,7 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
     cfg_.connect_timeout = uvwt::Duration(static_cast<std::int64_t>(opt_.timeout * 1000));
     cfg_.ca_file = opt_.ca_file;
     cfg_.qlog_dir = opt_.qlog_dir;
+    if (!opt_.dialect.empty()) cfg_.dialects = {opt_.dialect};
     if (opt_.insecure) cfg_.verify_peer = false;
     for (const auto &h : opt_.cert_hashes) {
       auto pin = uvwt::parse_certificate_hash(h);
@@ -860,14 +876,16 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
     close_waiter_ = [self, then, started] {
       const auto &ci = self->close_info_;
       const bool ok = !ci.remote && !ci.error;
-      self->report_.add({"close",
-                         ok,
-                         ok ? format("session closed cleanly in %.1f ms", seconds_since(started) * 1000)
-                            : "session close failed: " + ci.error.to_string(),
-                         {}});
+      std::string text = format("session closed cleanly in %.1f ms", seconds_since(started) * 1000);
+      if (ci.error)
+        text = "session close failed: " + ci.error.to_string();
+      else if (ci.remote)
+        text = format("the server closed the session first (code %u reason \"%s\")", ci.code, ci.reason.c_str());
+      self->report_.add(
+          {"close", ok, text, {{"code", std::to_string(ci.code)}, {"remote", ci.remote ? "true" : "false"}}});
       then();
     };
-    session_->close(0, "done");
+    session_->close(opt_.close_code, opt_.close_reason);
   }
 
   // --sessions: a fresh connection and session each time, one after another.

@@ -20,6 +20,8 @@
 #include "common/timer.hpp"
 #include "h3/control_stream.hpp"
 #include "h3/dialect.hpp"
+#include "h3/header_size_guard.hpp"
+#include "h3/raw_stream_writes.hpp"
 #include "h3/stream_preamble.hpp"
 #include "quic/quic_app.hpp"
 #include "session/session_host.hpp"
@@ -57,6 +59,9 @@ class H3Connection final : public QuicApp, public SessionHost {
   H3Connection &operator=(const H3Connection &) = delete;
 
   void attach(QuicConnection *q) noexcept { quic_ = q; }
+  // Client: the dialects to announce and choose from (ClientConfig::dialects;
+  // empty: all). Before the handshake completes.
+  void set_client_dialects(const std::vector<std::string> &names) noexcept;
   [[nodiscard]] bool ready() const noexcept { return h3_ready_; }
   [[nodiscard]] Dialect dialect() const noexcept { return peer_ctrl_.settings().best_dialect(); }
   [[nodiscard]] const PeerSettings &peer_settings() const noexcept { return peer_ctrl_.settings(); }
@@ -89,6 +94,9 @@ class H3Connection final : public QuicApp, public SessionHost {
   void release_held_ready_for_test();
   // Never answer a peer's WT_CLOSE_SESSION / FIN: a peer that went silent.
   void ignore_session_close_for_test(bool on) noexcept { ignore_session_close_ = on; }
+  // Client: send CONNECT even over the server's session limit (a peer that
+  // ignores the rule), so the server's refusal can be tested.
+  void ignore_session_limit_for_test(bool on) noexcept { ignore_session_limit_ = on; }
   // Opens a stream owned by `s` whose preamble names `preamble_session`.
   void open_wt_stream_for_test(const std::shared_ptr<SessionImpl> &s, SessionId preamble_session, bool bidi,
                                std::function<void(const Error &, std::int64_t)> cb);
@@ -125,6 +133,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void session_finished(SessionImpl &s) override;
   void session_closed(SessionImpl &s) override;
   void abandon_connect_stream(SessionImpl &s, bool reset_send) override;
+  void reset_connect_stream(SessionImpl &s, std::uint64_t h3_code) override;
   [[nodiscard]] uv_loop_t *host_loop() override { return deferred_->loop(); }
   void stream_finished(StreamImpl &st) override;
   void defer(std::function<void()> fn) override;
@@ -142,15 +151,21 @@ class H3Connection final : public QuicApp, public SessionHost {
   struct StreamRoute {
     Route route = Route::pending;
     StreamPreambleParser preamble;
-    bool peer_control = false;  // tee into peer_ctrl_
+    bool peer_control = false;     // tee into peer_ctrl_
+    HeaderSizeGuard header_guard;  // request streams: HEADERS frames within max_field_section_size
+    bool refused = false;          // refused request stream: later bytes are dropped
     explicit StreamRoute(bool bidi = false, bool wt_only = false) : preamble(bidi, wt_only) {}
   };
   struct RequestState {  // a CONNECT stream, either side
     std::shared_ptr<SessionImpl> session;
     Headers headers;
     int status = 0;
-    std::string method, protocol, path, authority, origin, wt_protocol;
+    std::string method, protocol, scheme, path, authority, origin, wt_protocol;
     std::vector<std::string> offered;
+    std::uint64_t field_bytes = 0;  // decoded size so far (RFC 9114, 4.2.2)
+    bool too_large = false;
+    bool wt_protocol_bad = false;   // wt-protocol present but not an sf-string
+    bool waiting_settings = false;  // server: CONNECT parked until the client's SETTINGS
   };
   struct OpenRequest {
     std::weak_ptr<SessionImpl> session;
@@ -186,6 +201,30 @@ class H3Connection final : public QuicApp, public SessionHost {
   // A stream or datagram naming `id` can never find a session any more.
   [[nodiscard]] bool session_gone(SessionId id) const;
   bool fatal(std::uint64_t h3_code, const std::string &why);
+  // Conformance rules (h3_conformance.cpp; docs/protocol.md, "What uvwt does").
+  // Stream error on a request stream: reset and stop it with `code`.
+  void abort_request_stream(std::int64_t sid, std::uint64_t code);
+  // A HEADERS frame over max_field_section_size: refused before nghttp3 reads it.
+  bool guard_header_size(std::int64_t sid, StreamRoute &r, const std::uint8_t *data, std::size_t len);
+  void refuse_oversized(std::int64_t sid, bool nghttp3_has_headers);
+  // Counts a received field; false once the section is over the limit.
+  bool count_field(RequestState &rs, std::size_t name_len, std::size_t value_len);
+  // Server: whether a CONNECT may be answered now; parks it until the
+  // client's SETTINGS arrive (bounded by peer_settings_timeout).
+  bool settings_known_for(std::int64_t sid, RequestState &rs);
+  void on_peer_settings();
+  // Server: the request cannot be served given the client's SETTINGS (sent
+  // a refusal already) .
+  bool refuse_by_settings(std::int64_t sid, const RequestState &rs, bool draft02_header);
+  // Client: the wt-protocol answer is acceptable for dialect `d`; fails the session otherwise.
+  bool check_wt_protocol(std::int64_t sid, RequestState &rs, Dialect d);
+  // Session flow control for a new session of dialect `d` (wt_flow_settings.hpp).
+  [[nodiscard]] bool session_flow_control(Dialect d) const noexcept;
+  void setup_flow_control(SessionImpl &s, Dialect d) const;
+  [[nodiscard]] std::size_t live_sessions() const noexcept;
+  // Server: a CONNECT over the session limit, refused as unprocessed
+  // (RESET_STREAM and STOP_SENDING with H3_REQUEST_REJECTED).
+  void reject_request(std::int64_t sid);
   [[nodiscard]] bool is_local_stream(std::int64_t sid) const noexcept { return ((sid & 1) != 0) == server_; }
 
   H3Owner &owner_;
@@ -203,6 +242,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   LazyDeque<std::weak_ptr<const StreamImpl>> budget_waiters_;
   bool granting_budget_ = false;
   const ServerConfig *server_cfg_;
+  std::uint8_t client_dialects_ = LocalWtSettings::kAllDialects;
   QuicConnection *quic_ = nullptr;
   nghttp3_conn *h3_ = nullptr;
   bool h3_ready_ = false, handshake_done_ = false;
@@ -242,7 +282,7 @@ class H3Connection final : public QuicApp, public SessionHost {
     std::string protocol;
   };
   std::vector<HeldReady> held_ready_;
-  bool hold_ready_ = false, ignore_session_close_ = false;
+  bool hold_ready_ = false, ignore_session_close_ = false, ignore_session_limit_ = false;
   LazyDeque<std::int64_t> send_queue_;  // WT streams with data, round robin
   bool last_write_was_h3_ = false;
   // nghttp3 had nothing to write at its last poll; cleared by every call that feeds it.
@@ -260,6 +300,10 @@ class H3Connection final : public QuicApp, public SessionHost {
     std::function<void(const Error &, std::shared_ptr<Session>)> cb;
   };
   LazyDeque<PendingConnect> pending_connects_;
+  RawStreamWrites raw_;
+  bool last_write_was_raw_ = false;
+  std::vector<std::int64_t> parked_connects_;  // server: waiting for the client's SETTINGS
+  std::unique_ptr<Timer> settings_timer_;
   // Datagram send queue: fixed slots, allocated on first use.
   std::vector<std::uint8_t> dgram_buf_;
   std::vector<std::size_t> dgram_len_;

@@ -200,6 +200,15 @@ struct QuicCallbacks {
     return 0;
   }
 
+  static void frame_log(void *ud, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    self(ud)->app_.on_frame_log(line);
+  }
+
   static void qlog_write(void *ud, std::uint32_t, const void *data, std::size_t len) {
     auto *c = self(ud);
     if (c->qlog_ != nullptr) std::fwrite(data, 1, len, c->qlog_);
@@ -285,6 +294,7 @@ bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &se
   settings.handshake_timeout = static_cast<ngtcp2_duration>(cfg.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
   settings.max_tx_udp_payload_size = 1452;
   if (std::getenv("UVWT_NGTCP2_LOG") != nullptr) settings.log_printf = ngtcp2_log;
+  if (app_.wants_frame_log()) settings.log_printf = &QuicCallbacks::frame_log;
   if (!cfg.qlog_dir.empty()) {
     char name[80];
     std::snprintf(name, sizeof name, "/%s-%016llx.sqlog", server_ ? "server" : "client",
@@ -637,7 +647,7 @@ bool QuicConnection::write_packets() {
     int accepted = 0;
     if (dgram != nullptr) {
       nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, p, max_udp, &accepted, NGTCP2_WRITE_DATAGRAM_FLAG_MORE,
-                                           0, dgram, 1, ts);
+                                           0, dgram, dgram->len > 0 ? 1 : 0, ts);  // an empty one has no vec
       if (nwrite == NGTCP2_ERR_WRITE_MORE) {
         app_.on_datagram_written(true);
         continue;

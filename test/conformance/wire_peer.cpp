@@ -312,12 +312,13 @@ std::unique_ptr<WirePeer> WirePeer::listen(uv_loop_t *loop, Options opts) {
   return p;
 }
 
-bool WirePeer::accept_initial(detail::UdpSocket &sock, const detail::RecvPacket &pkt, const ngtcp2_pkt_hd &hd) {
+bool WirePeer::accept_initial(detail::UdpSocket &sock, const detail::RecvPacket &pkt, const ngtcp2_pkt_hd &hd,
+                              const ngtcp2_cid *original_dcid) {
   if (quic_ != nullptr) return false;  // one connection per peer
   Error err;
   const SockAddr local = pkt.local != nullptr ? *pkt.local : sock.local_addr();
-  quic_ = QuicConnection::create_server(*ep_, sock, local, *pkt.remote, hd, nullptr, *server_tls_, opts_.transport,
-                                        *this, err);
+  quic_ = QuicConnection::create_server(*ep_, sock, local, *pkt.remote, hd, original_dcid, *server_tls_,
+                                        opts_.transport, *this, err);
   if (!quic_) return false;
   quic_->on_packet(pkt);
   return true;
@@ -500,7 +501,23 @@ void WirePeer::on_stream_close(std::int64_t sid, bool, std::uint64_t) {
 
 void WirePeer::on_stream_reset(std::int64_t sid, std::uint64_t code) { streams_[sid].reset_code = code; }
 
-void WirePeer::on_stop_sending(std::int64_t sid, std::uint64_t code) { streams_[sid].stop_sending_code = code; }
+// ngtcp2 1.x has no callback for a received STOP_SENDING (stream_stop_sending
+// reports our own), so the peer reads ngtcp2's frame log, e.g.
+// "... frm rx 7 1RTT STOP_SENDING(0x05) id=0x0 app_error_code=(unknown)(0x10e)".
+void WirePeer::on_frame_log(const char *line) {
+  const std::string_view l(line);
+  if (l.find(" frm rx ") == std::string_view::npos) return;
+  const auto at = l.find("STOP_SENDING(0x05) id=0x");
+  if (at == std::string_view::npos) return;
+  const auto code_at = l.rfind("(0x");
+  if (code_at == std::string_view::npos || code_at < at) return;
+  const auto sid = std::strtoll(std::string(l.substr(at + 24)).c_str(), nullptr, 16);
+  const auto code = std::strtoull(std::string(l.substr(code_at + 3)).c_str(), nullptr, 16);
+  auto &log = streams_[sid];
+  if (!log.stop_sending_code) log.stop_sending_code = code;
+}
+
+void WirePeer::on_stop_sending(std::int64_t, std::uint64_t) {}  // our own stop (ngtcp2's callback)
 
 void WirePeer::on_extend_max_stream_data(std::int64_t sid) { queue_write(sid); }
 

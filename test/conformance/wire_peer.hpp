@@ -140,7 +140,7 @@ class WirePeer final : public detail::QuicApp, public detail::Acceptor {
     WireBytes data;  // every byte received, in order
     bool fin = false;
     std::optional<std::uint64_t> reset_code;         // RESET_STREAM received
-    std::optional<std::uint64_t> stop_sending_code;  // STOP_SENDING received
+    std::optional<std::uint64_t> stop_sending_code;  // STOP_SENDING received (from ngtcp2's frame log)
     bool closed = false;                             // QUIC stream fully closed
   };
 
@@ -224,9 +224,12 @@ class WirePeer final : public detail::QuicApp, public detail::Acceptor {
   const ngtcp2_vec *next_datagram() override;
   void on_datagram_written(bool sent) override;
   void on_quic_closed(const Error &err) override;
+  [[nodiscard]] bool wants_frame_log() const override { return true; }
+  void on_frame_log(const char *line) override;  // records received STOP_SENDING frames
 
   // Acceptor (server mode)
-  bool accept_initial(detail::UdpSocket &sock, const detail::RecvPacket &pkt, const ngtcp2_pkt_hd &hd) override;
+  bool accept_initial(detail::UdpSocket &sock, const detail::RecvPacket &pkt, const ngtcp2_pkt_hd &hd,
+                      const ngtcp2_cid *original_dcid) override;
 
  private:
   WirePeer(uv_loop_t *loop, Options opts);

@@ -250,7 +250,8 @@ TEST_CASE("server limits: connections and sessions per connection", "[server][lo
   server->route("/echo", echo_handler());
   auto c = connect(tl, server->port(), "/echo");
   REQUIRE(c.err.ok());
-  // A second session fits, a third is refused with 429.
+  // A second session fits, a third is refused unprocessed: its CONNECT
+  // stream reset with H3_REQUEST_REJECTED (draft-15 section 5.2), not a 429.
   int ok = 0;
   Error third;
   bool third_done = false;
@@ -261,7 +262,9 @@ TEST_CASE("server limits: connections and sessions per connection", "[server][lo
     third_done = true;
   });
   REQUIRE(tl.run_until([&] { return third_done; }));
-  CHECK(third.http_status == 429);
+  CHECK(third.errc == Errc::session);
+  CHECK(third.code == 0x10b);  // H3_REQUEST_REJECTED
+  CHECK(third.http_status == 0);
   // A second connection is refused while the first is open, at once
   // (CONNECTION_REFUSED in reply to its Initial), not by its connect timeout.
   ClientConfig patient = client_config();
