@@ -4,7 +4,7 @@
 usage: run_browser_test.py UVWT_SERVER [--browser chromium|firefox] [--browser-path PATH]
                            [--enable-features LIST] [--expect-dialect NAME]
                            [--server-arg ARG]... [--name NAME] [--log-dir DIR]
-                           [--net-log] [--timeout SECS] [--measure-datagrams RUNS]
+                           [--net-log] [--timeout SECS] [--measure-datagrams RUNS [--burst-group N]]
 
 Starts uvwt-server on a free port (127.0.0.1 and ::1), serves wt_test.html
 from a small HTTP server on 127.0.0.1 that also collects what the page POSTs,
@@ -305,8 +305,7 @@ def report_page(args, results, verdict, elapsed, exited_early, err_path):
     if results.done.is_set():
         verdict('page reported', True, f'after {elapsed:.1f} s')
         if results.measure is not None:
-            report_measure(results.measure, verdict)
-            return
+            return  # reported with the server's counts, once it has exited
         if not results.checks:
             verdict('page checks', False, 'the page reported no checks')
         for c in results.checks:
@@ -321,9 +320,17 @@ def report_page(args, results, verdict, elapsed, exited_early, err_path):
                 + f'); {args.browser} output tail:\n' + tail(err_path))
 
 
-def report_measure(measure, verdict):
+def report_measure(measure, server_lines, verdict):
+    """Per run: echoes lost of 100, split by where (server_lines: its session-end counts)."""
     lost = [int(r.get('lost', -1)) for r in measure]
+    ends = [re.search(r'received (\d+) sent (\d+)', l) for l in server_lines if l.startswith('session-end: ')]
+    ends = [(int(m.group(1)), int(m.group(2))) for m in ends if m]
     print('datagram-burst lost per run (of 100): ' + ' '.join(str(n) for n in lost))
+    if len(ends) == len(lost):
+        # The server echoes what it receives: whatever it sent and the page
+        # did not see was lost on the way back (in the browser, on loopback).
+        print('  of which lost on the way to the server: ' + ' '.join(str(100 - r) for r, _ in ends))
+        print('  of which lost on the way back: ' + ' '.join(str(s - (100 - n)) for (_, s), n in zip(ends, lost)))
     bad = [n for n in lost if n != 0]
     print(f'datagram-burst summary: {len(lost)} runs, {len(bad)} with losses'
           + (f', lost {min(bad)}-{max(bad)}' if bad else '') + f', total lost {sum(n for n in lost if n > 0)}')
@@ -377,6 +384,8 @@ def parse_args():
                     help='Chromium: also write a net log (also with UVWT_CHROMIUM_NETLOG=1)')
     ap.add_argument('--timeout', type=float, default=90)
     ap.add_argument('--measure-datagrams', type=int, default=0, metavar='RUNS')
+    ap.add_argument('--burst-group', type=int, default=10, metavar='N',
+                    help='measurement: the page pauses 5 ms after every N datagrams (0: never)')
     # Accepted for older build directories.
     ap.add_argument('--chromium', default=None, help=argparse.SUPPRESS)
     ap.add_argument('--require-chromium', action='store_true', help=argparse.SUPPRESS)
@@ -419,6 +428,7 @@ def main():
     query = {'port': wt_port, 'hash': cert_b64}
     if args.measure_datagrams > 0:
         query['measure'] = args.measure_datagrams
+        query['group'] = args.burst_group
     page = f'http://127.0.0.1:{httpd.server_address[1]}/wt_test.html?' + urllib.parse.urlencode(query)
     profile = tempfile.mkdtemp(prefix=f'uvwt-{args.browser}-')
     err_path = os.path.join(log_dir, f'{args.name}-test-browser.log')
@@ -435,6 +445,8 @@ def main():
         print('server: ' + line)
     if args.expect_dialect:
         check_dialect(args.expect_dialect, server_lines, verdict)
+    if results.measure is not None:
+        report_measure(results.measure, server_lines, verdict)
 
     print(f'logs: {err_path}, {server_log}')
     if failures:

@@ -102,15 +102,15 @@ async function uniEcho(wt) {
 
 // Sends one 100-byte datagram per id (the id in its first 4 bytes), 10 at a
 // time with a 5 ms pause between groups, so that the browser's outgoing
-// datagram queue stays short. Returns how many were sent.
-async function sendDatagrams(writer, ids) {
+// datagram queue stays short (`group` 0: no pauses). Returns how many were sent.
+async function sendDatagrams(writer, ids, group = 10) {
   let burst = 0;
   for (const i of ids) {
     const d = new Uint8Array(100);
     new DataView(d.buffer).setUint32(0, i);
     await writer.ready;
     writer.write(d).catch(() => {});
-    if (++burst % 10 === 0) await sleep(5);
+    if (group > 0 && ++burst % group === 0) await sleep(5);
   }
   return ids.length;
 }
@@ -160,10 +160,10 @@ async function datagramEcho(wt) {
   rx.reader.releaseLock();
 }
 
-// Measurement mode (?measure=RUNS): each run is a fresh /echo session that
-// sends one burst of 100 datagrams, never re-sent, and counts the echoes
-// that came back within 2 s.
-async function measureDatagramBursts(runs) {
+// Measurement mode (?measure=RUNS&group=N): each run is a fresh /echo session
+// that sends one burst of 100 datagrams (paced in groups of N, 0 = unpaced),
+// never re-sent, and counts the echoes that came back within 2 s.
+async function measureDatagramBursts(runs, group) {
   const results = [];
   for (let run = 0; run < runs; run++) {
     const wt = open('/echo');
@@ -171,7 +171,7 @@ async function measureDatagramBursts(runs) {
     const seen = new Set();
     const rx = collectDatagrams(wt, seen, 100);
     const writer = wt.datagrams.writable.getWriter();
-    await sendDatagrams(writer, Array.from({length: 100}, (_, i) => i));
+    await sendDatagrams(writer, Array.from({length: 100}, (_, i) => i), group);
     await Promise.race([rx.all, sleep(2000)]);
     rx.stop = true;
     results.push({run, lost: 100 - seen.size});
@@ -233,7 +233,7 @@ async function main() {
   if (typeof WebTransport === 'undefined') {
     check('WebTransport available', false, 'not in this browser or context');
   } else if (runs > 0) {
-    measure = await measureDatagramBursts(runs).catch((e) => {
+    measure = await measureDatagramBursts(runs, parseInt(params.get('group') || '10', 10)).catch((e) => {
       check('datagram measurement', false, e && e.stack ? e.stack : e);
       return undefined;
     });
