@@ -386,6 +386,8 @@ def parse_args():
     ap.add_argument('--measure-datagrams', type=int, default=0, metavar='RUNS')
     ap.add_argument('--burst-group', type=int, default=10, metavar='N',
                     help='measurement: the page pauses 5 ms after every N datagrams (0: never)')
+    ap.add_argument('--high-water-mark', type=int, default=0, metavar='N',
+                    help='measurement: set datagrams.incomingHighWaterMark where the browser has it')
     # Accepted for older build directories.
     ap.add_argument('--chromium', default=None, help=argparse.SUPPRESS)
     ap.add_argument('--require-chromium', action='store_true', help=argparse.SUPPRESS)
@@ -429,6 +431,8 @@ def main():
     if args.measure_datagrams > 0:
         query['measure'] = args.measure_datagrams
         query['group'] = args.burst_group
+        if args.high_water_mark:
+            query['hwm'] = args.high_water_mark
     page = f'http://127.0.0.1:{httpd.server_address[1]}/wt_test.html?' + urllib.parse.urlencode(query)
     profile = tempfile.mkdtemp(prefix=f'uvwt-{args.browser}-')
     err_path = os.path.join(log_dir, f'{args.name}-test-browser.log')

@@ -168,6 +168,9 @@ async function measureDatagramBursts(runs, group) {
   for (let run = 0; run < runs; run++) {
     const wt = open('/echo');
     await withTimeout(wt.ready, 15000, 'measure ready');
+    const hwm = parseInt(params.get('hwm') || '0', 10);
+    if (hwm > 0 && 'incomingHighWaterMark' in wt.datagrams) wt.datagrams.incomingHighWaterMark = hwm;
+    if (run === 0) log(`incomingHighWaterMark ${wt.datagrams.incomingHighWaterMark}`);
     const seen = new Set();
     const rx = collectDatagrams(wt, seen, 100);
     const writer = wt.datagrams.writable.getWriter();
