@@ -43,7 +43,7 @@ struct TransportConfig {
   // taken), and waiting streams get on_writable in turn as acks free room. It
   // keeps many parallel streams from each holding a full stream_send_buffer.
   std::size_t connection_send_buffer = 4u << 20;
-  std::size_t datagram_send_queue = 256;   // datagrams queued before send_datagram fails
+  std::size_t datagram_send_queue = 256;  // datagrams queued before send_datagram fails
   // Datagrams packed into one QUIC packet at most (1..1024). Firefox keeps
   // only about 10 unread incoming datagrams per session and drops the oldest,
   // and it takes a whole packet's worth at once: a queued-up burst packed 12+
