@@ -52,10 +52,31 @@ struct TransportConfig {
   std::size_t max_pending_streams = 24;    // early streams buffered per not-yet-ready session
   std::size_t max_pending_datagrams = 64;  // early datagrams buffered per not-yet-ready session
   std::size_t max_sessions_per_connection = 16;
+  // WebTransport session flow control (docs/protocol.md, "Session flow
+  // control"): the limits each session's peer starts with, announced as
+  // SETTINGS_WT_INITIAL_MAX_DATA / _MAX_STREAMS_BIDI / _MAX_STREAMS_UNI. As
+  // the application reads, uvwt tops the peer up (WT_MAX_DATA, WT_MAX_STREAMS)
+  // to keep this much ahead of what was consumed. Whether flow control is on
+  // depends on the dialect and on both sides' SETTINGS: draft-13/14 turn it on
+  // when both allow more than one session per connection, draft-15/16 when
+  // both announce non-zero limits. All three 0 announce none, which needs
+  // max_sessions_per_connection == 1 (the drafts forbid sharing a connection
+  // between sessions without flow control).
+  std::uint64_t wt_initial_max_data = 16u << 20;
+  std::uint64_t wt_initial_max_streams_bidi = 1000;
+  std::uint64_t wt_initial_max_streams_uni = 1000;
   // After close() sent WT_CLOSE_SESSION and FIN: how long to wait for the
   // peer's FIN before giving up on it (STOP_SENDING WT_SESSION_GONE on the
   // CONNECT stream) and completing the close anyway.
   Duration session_close_timeout{2'000};
+  // SETTINGS_MAX_FIELD_SECTION_SIZE (RFC 9114, 4.2.2): announced to the peer
+  // and enforced on every header section received (names + values + 32 bytes
+  // per field). A request over it is answered 431, a response over it fails
+  // the session (docs/protocol.md, "What uvwt does").
+  std::uint64_t max_field_section_size = 16u << 10;
+  // Server: how long a CONNECT waits for the client's SETTINGS before it is
+  // refused (the answer depends on them: docs/protocol.md).
+  Duration peer_settings_timeout{2'000};
   std::string qlog_dir;   // write one qlog file per connection when set
   bool keylog = false;    // append TLS secrets to $SSLKEYLOGFILE
   bool allow_gso = true;  // use UDP GSO/GRO where the kernel has it
@@ -100,6 +121,12 @@ struct ClientConfig : TransportConfig {
   // initial_max_stream_data (receiving).
   std::size_t max_streams = 1000;
   std::vector<std::string> protocols;  // wt-available-protocols offered to the server
+  // WebTransport generations this client announces and may pick: any of
+  // "draft02", "draft07", "draft13", "draft15". Empty: all of them; the
+  // newest one the server also announced is used. One name forces a dialect
+  // (interop tests); connecting to a server without it fails with
+  // Errc::handshake.
+  std::vector<std::string> dialects;
   ProxyConfig proxy;
 
   // Verification off (loudly logged), short timeouts: for local development only.

@@ -9,6 +9,30 @@ Error bad(const char *field, const std::string &why) {
   return {Errc::configuration, std::string("invalid ") + field + ": " + why};
 }
 
+// Session flow control may only be off where no session shares its
+// connection (draft-ietf-webtrans-http3-15 section 5.1).
+Error validate_wt_flow_control(const TransportConfig &c) {
+  constexpr std::uint64_t kMaxStreams = 1ull << 60;  // section 5.6.2
+  constexpr std::uint64_t kMaxData = (1ull << 62) - 1;
+  if (c.wt_initial_max_data > kMaxData) return bad("wt_initial_max_data", "must be below 2^62");
+  if (c.wt_initial_max_streams_bidi > kMaxStreams) return bad("wt_initial_max_streams_bidi", "must be at most 2^60");
+  if (c.wt_initial_max_streams_uni > kMaxStreams) return bad("wt_initial_max_streams_uni", "must be at most 2^60");
+  const bool off = c.wt_initial_max_data == 0 && c.wt_initial_max_streams_bidi == 0 && c.wt_initial_max_streams_uni == 0;
+  if (off && c.max_sessions_per_connection > 1)
+    return bad("wt_initial_max_data", "session flow control can only be off (all wt_initial_* 0) with "
+                                      "max_sessions_per_connection = 1");
+  if (!off && c.wt_initial_max_data == 0)
+    return bad("wt_initial_max_data", "must be positive when stream limits are set (no session could send)");
+  return {};
+}
+
+Error validate_dialects(const std::vector<std::string> &names) {
+  for (const auto &n : names)
+    if (n != "draft02" && n != "draft07" && n != "draft13" && n != "draft15")
+      return bad("dialects", "unknown dialect \"" + n + "\" (draft02, draft07, draft13, draft15)");
+  return {};
+}
+
 Error validate_transport(const TransportConfig &c) {
   if (c.idle_timeout.count() <= 0) return bad("idle_timeout", "must be positive");
   if (c.handshake_timeout.count() <= 0) return bad("handshake_timeout", "must be positive");
@@ -24,7 +48,10 @@ Error validate_transport(const TransportConfig &c) {
   if (c.max_datagrams_per_packet == 0 || c.max_datagrams_per_packet > 1024)
     return bad("max_datagrams_per_packet", "must be in 1..1024");
   if (c.max_sessions_per_connection == 0) return bad("max_sessions_per_connection", "must be positive");
+  if (Error e = validate_wt_flow_control(c)) return e;
   if (c.session_close_timeout.count() <= 0) return bad("session_close_timeout", "must be positive");
+  if (c.max_field_section_size < 1024) return bad("max_field_section_size", "must be at least 1024");
+  if (c.peer_settings_timeout.count() <= 0) return bad("peer_settings_timeout", "must be positive");
   const auto &im = c.impairment;
   for (double p : {im.loss, im.duplicate, im.reorder})
     if (p < 0.0 || p > 1.0) return bad("impairment", "probabilities must be in [0, 1]");
@@ -51,6 +78,7 @@ Error ClientConfig::validate() const {
     for (char ch : k)
       if (ch >= 'A' && ch <= 'Z') return bad("headers", "header names must be lower-case: " + k);
   }
+  if (Error e = validate_dialects(dialects)) return e;
   if (proxy.enabled() && proxy.connect_timeout.count() <= 0) return bad("proxy.connect_timeout", "must be positive");
   return {};
 }
@@ -90,9 +118,7 @@ Error ServerConfig::validate() const {
     return bad("stateless_reset_secret", "needs at least 16 bytes (or none for a random key)");
   if (shutdown_timeout.count() < 0) return bad("shutdown_timeout", "must not be negative");
   if (drain_timeout.count() < 0) return bad("drain_timeout", "must not be negative");
-  for (const auto &d : dialects)
-    if (d != "draft02" && d != "draft07" && d != "draft13" && d != "draft15")
-      return bad("dialects", "unknown dialect \"" + d + "\" (draft02, draft07, draft13, draft15)");
+  if (Error e = validate_dialects(dialects)) return e;
   if (require_client_certificate && client_ca_file.empty() && client_ca_pem.empty())
     return bad("require_client_certificate", "needs client_ca_file or client_ca_pem to verify against");
   if (!client_ca_file.empty() && !client_ca_pem.empty())

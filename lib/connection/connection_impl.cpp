@@ -60,6 +60,7 @@ void ConnectionImpl::connect_to(const SockAddr &remote, const std::string &serve
   Error err = ep_->bind(SockAddr::any(remote.family(), 0), &sock);
   if (err) return fail_before_start(err);
   h3_ = std::make_unique<H3Connection>(*this, deferred_, false, config(), nullptr, remote.to_address());
+  h3_->set_client_dialects(std::get<ClientConfig>(cfg_).dialects);
   quic_ = QuicConnection::create_client(*ep_, *sock, sock->local_addr(), remote, *client_tls_, server_name, config(),
                                         *h3_, err);
   if (!quic_) {

@@ -145,8 +145,10 @@ std::size_t encode_streams_blocked(bool bidi, std::uint64_t limit, std::uint8_t 
 
 // ------------------------------------------------------------------ parser
 
-CapsuleParser::Step CapsuleParser::fail(std::string message) {
-  if (error_.ok()) error_ = Error(Errc::protocol, std::move(message), kH3MessageError);
+CapsuleParser::Step CapsuleParser::fail(std::string message, std::uint64_t code) {
+  // RFC 9297 3.3: a capsule error makes the message malformed (RFC 9114
+  // 4.1.2: stream error H3_MESSAGE_ERROR) unless a rule names another code.
+  if (error_.ok()) error_ = Error(Errc::protocol, std::move(message), code);
   state_ = State::failed;
   return Step::error;
 }
@@ -176,6 +178,7 @@ bool CapsuleParser::header_done() {
 
 bool CapsuleParser::value_ok(std::span<const std::uint8_t> value) {
   const char *problem = nullptr;
+  std::uint64_t code = kH3MessageError;
   if (type_ == kCapsuleCloseSession) {
     const std::string_view reason(reinterpret_cast<const char *>(value.data() + 4), value.size() - 4);
     if (!utf8_valid(reason)) problem = "WT_CLOSE_SESSION reason is not UTF-8";
@@ -183,11 +186,13 @@ bool CapsuleParser::value_ok(std::span<const std::uint8_t> value) {
     const auto v = decode_capsule_varint(value);
     if (!v)
       problem = "flow control capsule value is not one varint";
-    else if (is_stream_count_capsule(type_) && *v > kMaxStreamsLimit)
+    else if (is_stream_count_capsule(type_) && *v > kMaxStreamsLimit) {
       problem = "stream limit above 2^60";
+      code = stream_limit_code_;
+    }
   }
   if (problem != nullptr) {
-    fail(problem);
+    fail(problem, code);
     return false;
   }
   return true;

@@ -100,11 +100,14 @@ class CapsuleParser {
   // Between capsules (nothing partial held).
   [[nodiscard]] bool at_boundary() const noexcept { return state_ == State::type && !varint_.started() && error_.ok(); }
   [[nodiscard]] const Error &error() const noexcept { return error_; }
+  // HTTP/3 code for a WT_MAX_STREAMS / WT_STREAMS_BLOCKED value over 2^60
+  // (the draft versions disagree: the session picks it by dialect).
+  void set_stream_limit_code(std::uint64_t code) noexcept { stream_limit_code_ = code; }
 
  private:
   enum class State : std::uint8_t { type, length, value, skip, failed };
 
-  Step fail(std::string message);
+  Step fail(std::string message, std::uint64_t code = kH3MessageError);
   bool header_done();
   bool value_ok(std::span<const std::uint8_t> value);
 
@@ -115,6 +118,7 @@ class CapsuleParser {
   std::size_t value_len_ = 0;
   std::vector<std::uint8_t> buf_;  // a known capsule that arrived in pieces
   Error error_;
+  std::uint64_t stream_limit_code_ = kH3MessageError;
 };
 
 }  // namespace uvwt::detail

@@ -97,8 +97,12 @@ bool ControlStreamReader::setting_done(std::uint64_t value) noexcept {
     ok = ok && (seen_ids_ & bit) == 0;
     seen_ids_ |= bit;
   }
-  // RFC 8441 / RFC 9297: these two are booleans.
-  if (id == kSettingsEnableConnectProtocol || id == kSettingsH3Datagram) ok = ok && value <= 1;
+  // Booleans, any other value is H3_SETTINGS_ERROR: ENABLE_CONNECT_PROTOCOL
+  // (RFC 8441 3, RFC 9220 3), H3_DATAGRAM (RFC 9297 2.1.1; the pre-RFC id
+  // alike), WT_ENABLED (draft-ietf-webtrans-http3-15/16 section 3.1).
+  if (id == kSettingsEnableConnectProtocol || id == kSettingsH3Datagram || id == kSettingsH3DatagramDraft04 ||
+      id == kSettingsWtEnabled)
+    ok = ok && value <= 1;
   if (!ok) {
     fail(kH3SettingsError);
     return false;

@@ -5,7 +5,10 @@
 
 #include "common/log.hpp"
 #include "h3/datagram.hpp"
+#include "h3/sf_item.hpp"
 #include "h3/wt_codes.hpp"
+#include "h3/client_dialect.hpp"
+#include "h3/wt_flow_settings.hpp"
 #include "quic/quic_connection.hpp"
 #include "quic/tls_session.hpp"
 #include "session/session_impl.hpp"
@@ -93,12 +96,12 @@ struct H3Callbacks {
 
   static int recv_data(nghttp3_conn *, std::int64_t sid, const std::uint8_t *data, std::size_t len, void *ud, void *) {
     auto *c = self(ud);
-    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.held) {
+    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.waiting_settings) {
       auto &body = it->second.held_body;
       if (body.size() + len <= H3Connection::kHeldBodyMax) {
         body.insert(body.end(), data, data + len);
       } else {  // more than a client sends before an answer: refused, not buffered
-        it->second.held = false;
+        it->second.waiting_settings = false;
         body = {};
         c->submit_simple_response(sid, 400, nullptr);
         c->remember_gone(static_cast<SessionId>(sid));
@@ -124,13 +127,17 @@ struct H3Callbacks {
 
   static int recv_header(nghttp3_conn *, std::int64_t sid, std::int32_t, nghttp3_rcbuf *name, nghttp3_rcbuf *value,
                          std::uint8_t, void *ud, void *) {
-    auto &rs = self(ud)->requests_[sid];
+    auto *c = self(ud);
+    auto &rs = c->requests_[sid];
     const auto n = rcbuf_view(name);
     const auto v = rcbuf_view(value);
+    if (!c->count_field(rs, n.size(), v.size())) return 0;  // refused at end_headers
     if (n == ":method")
       rs.method = v;
     else if (n == ":protocol")
       rs.protocol = v;
+    else if (n == ":scheme")
+      rs.scheme = v;
     else if (n == ":path")
       rs.path = v;
     else if (n == ":authority")
@@ -145,8 +152,10 @@ struct H3Callbacks {
       else if (n == "wt-available-protocols")
         rs.offered = parse_sf_string_list(v);
       else if (n == "wt-protocol") {
-        auto l = parse_sf_string_list(v);
-        rs.wt_protocol = l.empty() ? std::string(v) : l.front();
+        // draft-ietf-webtrans-http3 3.3: an sf-item that must be a String.
+        auto str = parse_sf_string_item(v);
+        rs.wt_protocol = str.value_or(std::string());
+        rs.wt_protocol_bad = !str.has_value();
       }
       rs.headers.emplace_back(n, v);
     }
@@ -157,16 +166,8 @@ struct H3Callbacks {
     auto *c = self(ud);
     auto it = c->requests_.find(sid);
     if (it == c->requests_.end()) return 0;
-    if (c->server_ && !c->peer_ctrl_.settings_received()) {
-      // The dialect comes from the client's SETTINGS: wait for them
-      // (draft-07 §3.1, draft-14 §3.1, draft-15 §3.1: a server does not
-      // process WebTransport requests before the client's SETTINGS).
-      if (c->held_requests_.size() >= c->cfg_.max_sessions_per_connection) {
-        c->submit_simple_response(sid, 429, nullptr);
-        return 0;
-      }
-      it->second.held = true;
-      c->held_requests_.push_back(sid);
+    if (it->second.too_large) {
+      c->refuse_oversized(sid, true);
       return 0;
     }
     if (c->server_)
@@ -178,7 +179,7 @@ struct H3Callbacks {
 
   static int end_stream(nghttp3_conn *, std::int64_t sid, void *ud, void *) {
     auto *c = self(ud);
-    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.held) {
+    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.waiting_settings) {
       it->second.held_fin = true;
     } else if (it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
       auto s = it->second.session;
@@ -188,6 +189,8 @@ struct H3Callbacks {
   }
 
   static int stop_sending(nghttp3_conn *, std::int64_t sid, std::uint64_t code, void *ud, void *) {
+    UVWT_DEBUG("nghttp3 stops reading stream %lld (0x%llx)", static_cast<long long>(sid),
+               static_cast<unsigned long long>(code));
     self(ud)->quic_->shutdown_stream_read(sid, code);
     return 0;
   }
@@ -288,6 +291,7 @@ bool H3Connection::setup_nghttp3() {
   s.h3_datagram = 1;
   s.qpack_max_dtable_capacity = 4096;
   s.qpack_blocked_streams = 100;
+  s.max_field_section_size = cfg_.max_field_section_size;
   const int rv = server_ ? nghttp3_conn_server_new(&h3_, &cb, &s, nghttp3_mem_default(), this)
                          : nghttp3_conn_client_new(&h3_, &cb, &s, nghttp3_mem_default(), this);
   if (rv != 0) return fatal(kH3InternalError, std::string("nghttp3 setup: ") + nghttp3_strerror(rv));
@@ -300,14 +304,61 @@ bool H3Connection::setup_nghttp3() {
   ctrl_sid_ = ctrl;
   LocalWtSettings wt;
   wt.max_sessions = cfg_.max_sessions_per_connection;
+  // Session flow control limits (draft-15 section 5.5): all 0 announce none.
+  wt.initial_max_data = cfg_.wt_initial_max_data;
+  wt.initial_max_streams_bidi = cfg_.wt_initial_max_streams_bidi;
+  wt.initial_max_streams_uni = cfg_.wt_initial_max_streams_uni;
+  wt.flow_control = wt.initial_max_data != 0 || wt.initial_max_streams_bidi != 0 || wt.initial_max_streams_uni != 0;
   if (server_cfg_ != nullptr && !server_cfg_->dialects.empty()) {
     wt.dialects = 0;
     for (const auto &name : server_cfg_->dialects)
       if (const Dialect d = dialect_from_name(name); d != Dialect::none) wt.dialects |= 1u << static_cast<unsigned>(d);
   }
+  if (!server_) wt.dialects = client_dialects_;
   ctrl_out_.set_local_settings(wt);
   for (auto sid : {ctrl, qenc, qdec}) routes_.emplace(sid, StreamRoute(false)).first->second.route = Route::http3;
   return true;
+}
+
+void H3Connection::set_client_dialects(const std::vector<std::string> &names) noexcept {
+  if (names.empty()) return;
+  client_dialects_ = 0;
+  for (const auto &name : names)
+    if (const Dialect d = dialect_from_name(name); d != Dialect::none)
+      client_dialects_ |= 1u << static_cast<unsigned>(d);
+}
+
+bool H3Connection::session_flow_control(Dialect d) const noexcept {
+  return wt_flow_control_enabled(d, ctrl_out_.local_settings(), peer_ctrl_.settings());
+}
+
+void H3Connection::setup_flow_control(SessionImpl &s, Dialect d) const {
+  if (session_flow_control(d))
+    s.enable_flow_control(local_wt_limits(ctrl_out_.local_settings()), peer_wt_limits(peer_ctrl_.settings()));
+}
+
+std::size_t H3Connection::live_sessions() const noexcept {
+  std::size_t live = 0;
+  for (const auto &[id, s] : sessions_) live += s->is_closed() ? 0 : 1;
+  return live;
+}
+
+void H3Connection::reject_request(std::int64_t sid) {
+  // Draft-15 sections 5.1 and 5.2: H3_REQUEST_REJECTED tells the client's
+  // HTTP/3 stack the request was not processed at all.
+  if (h3_ != nullptr) {
+    nghttp3_conn_shutdown_stream_read(h3w(), sid);
+    nghttp3_conn_shutdown_stream_write(h3w(), sid);
+  }
+  quic_->shutdown_stream_read(sid, kH3RequestRejected);
+  quic_->shutdown_stream_write(sid, kH3RequestRejected);
+  remember_gone(static_cast<SessionId>(sid));
+  drop_early(static_cast<SessionId>(sid), kWtSessionGone);
+}
+
+void H3Connection::reset_connect_stream(SessionImpl &s, std::uint64_t h3_code) {
+  owner_.on_error_counted();
+  abort_request_stream(static_cast<std::int64_t>(s.id()), h3_code);  // h3_conformance.cpp
 }
 
 void H3Connection::on_handshake_completed() {
@@ -326,18 +377,6 @@ void H3Connection::check_ready() {
   auto pending = std::move(pending_connects_);
   pending_connects_.clear();
   for (auto &p : pending) send_connect(p.authority, p.path, p.headers, p.protocols, std::move(p.cb));
-}
-
-void H3Connection::on_peer_settings() {
-  check_ready();
-  auto held = std::move(held_requests_);
-  held_requests_.clear();
-  for (const std::int64_t sid : held) {
-    auto it = requests_.find(sid);
-    if (it == requests_.end() || !it->second.held) continue;
-    it->second.held = false;
-    handle_request_headers(sid, it->second);
-  }
 }
 
 // ---------------------------------------------------------------- reading
@@ -372,7 +411,17 @@ bool H3Connection::on_stream_data(std::int64_t sid, bool fin, const std::uint8_t
           return fatal(peer_ctrl_.error(), "bad peer control stream");
         if (!peer_ctrl_settings_seen_ && peer_ctrl_.settings_received()) {
           peer_ctrl_settings_seen_ = true;
+          check_ready();
           on_peer_settings();
+        }
+      } else if ((sid & 2) == 0) {  // a request stream
+        if (r.refused) {
+          quic_->extend_stream_offset(sid, len);
+          return true;
+        }
+        if (!guard_header_size(sid, r, data, len)) {
+          refuse_oversized(sid, true);
+          return true;
         }
       }
       return feed_nghttp3(sid, data, len, fin);
@@ -427,6 +476,10 @@ bool H3Connection::route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, 
       }
       std::vector<std::uint8_t> all(held.begin(), held.end());
       all.insert(all.end(), data, data + len);
+      if (r.preamble.bidi() && !guard_header_size(sid, r, all.data(), all.size())) {
+        refuse_oversized(sid, false);
+        return true;
+      }
       if (r.peer_control) {
         // The reader takes the control stream after its type byte(s).
         const std::size_t type_len = r.preamble.type_len();
@@ -435,6 +488,7 @@ bool H3Connection::route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, 
           return fatal(peer_ctrl_.error(), "bad peer control stream");
         if (!peer_ctrl_settings_seen_ && peer_ctrl_.settings_received()) {
           peer_ctrl_settings_seen_ = true;
+          check_ready();
           on_peer_settings();
         }
       }
@@ -464,6 +518,10 @@ void H3Connection::attach_wt_stream(std::int64_t sid, SessionId session_id, bool
     return;
   }
   auto s = sit->second;
+  if (!s->on_peer_stream_opened(bidi)) {  // over our WT_MAX_STREAMS: the session is over
+    reject_stream(sid, bidi, kWtSessionGone, len);
+    return;
+  }
   auto st =
       std::make_shared<StreamImpl>(*this, s, sid, bidi ? StreamDirection::bidirectional : StreamDirection::receive_only,
                                    false, s->config().stream_send_buffer);
@@ -492,10 +550,25 @@ void H3Connection::open_session(const std::string &authority, const std::string 
 void H3Connection::send_connect(const std::string &authority, const std::string &path, const Headers &headers,
                                 const std::vector<std::string> &protocols,
                                 std::function<void(const Error &, std::shared_ptr<Session>)> cb) {
+  // ClientConfig::dialects limits our SETTINGS, and so the choice.
   const Dialect d = dialect();
   if (d == Dialect::none) {
-    defer([cb = std::move(cb)] {
-      cb(Error(Errc::handshake, "server does not support WebTransport (no WebTransport SETTINGS)"), nullptr);
+    defer([cb = std::move(cb), any = client_dialects_ == LocalWtSettings::kAllDialects] {
+      cb(Error(Errc::handshake, any ? "server does not support WebTransport (no WebTransport SETTINGS)"
+                                    : "server announces none of the dialects in ClientConfig::dialects"),
+         nullptr);
+    });
+    return;
+  }
+  // The server's session limit as the dialect reads it: its WT_MAX_SESSIONS,
+  // and one session without flow control (draft-15 section 5.1).
+  const std::uint64_t allowed =
+      wt_client_session_limit(d, session_flow_control(d), peer_ctrl_.settings(), cfg_.max_sessions_per_connection);
+  if (live_sessions() >= allowed) {
+    defer([cb = std::move(cb), allowed] {
+      cb(Error(Errc::flow_control, "the server allows " + std::to_string(allowed) +
+                                       " WebTransport session(s) on this connection; all are in use"),
+         nullptr);
     });
     return;
   }
@@ -516,11 +589,13 @@ void H3Connection::send_connect(const std::string &authority, const std::string 
   for (const auto &[k, v] : headers)
     if (k == "origin") info.origin = v;
   auto s = std::make_shared<SessionImpl>(*this, static_cast<SessionId>(sid), true, info, cfg_);
+  setup_flow_control(*s, d);
   s->ready_cb = std::move(cb);
   sessions_[static_cast<SessionId>(sid)] = s;
   routes_.emplace(sid, StreamRoute(true)).first->second.route = Route::http3;
   auto &rs = requests_[sid];
   rs.session = s;
+  rs.offered = protocols;  // a wt-protocol answer must be one of these
 
   const std::string_view token = protocol_token(d);
   std::vector<nghttp3_nv> nva;
@@ -549,6 +624,7 @@ void H3Connection::handle_response_headers(std::int64_t sid, RequestState &rs) {
   auto s = rs.session;
   if (!s) return;
   if (rs.status >= 200 && rs.status < 300) {
+    if (!check_wt_protocol(sid, rs, dialect_from_name(s->info().dialect))) return;
     if (hold_ready_) {
       held_ready_.push_back({s->id(), rs.wt_protocol});
       return;
@@ -584,6 +660,20 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
     drop_early(static_cast<SessionId>(sid), kWtSessionGone);
     return;
   }
+  if (rs.scheme != "https") {
+    // draft-ietf-webtrans-http3 3.2 (-13..-16): ":scheme field MUST be
+    // https"; a well-formed request asking for something else: 400 (RFC 9110 15.5.1).
+    owner_.on_error_counted();
+    submit_simple_response(sid, 400, nullptr);
+    remember_gone(static_cast<SessionId>(sid));
+    drop_early(static_cast<SessionId>(sid), kWtSessionGone);
+    return;
+  }
+  if (!settings_known_for(sid, rs)) return;  // answered once they arrive (or refused in time)
+  bool draft02 = false;
+  for (const auto &[k, v] : rs.headers)
+    if (k == "sec-webtransport-http3-draft02") draft02 = true;
+  if (refuse_by_settings(sid, rs, draft02)) return;
   SessionRequest req;
   const auto q = rs.path.find('?');
   req.path = rs.path.substr(0, q);
@@ -595,20 +685,29 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   req.remote_address = remote_;
   if (quic_ != nullptr && quic_->tls() != nullptr)
     req.client_certificate_sha256 = quic_->tls()->peer_certificate_sha256();
-  const Dialect wt_dialect = negotiate_request_dialect(ctrl_out_.local_settings(), peer_ctrl_.settings(), rs.protocol);
-  if (wt_dialect == Dialect::none) {
+  // The client's SETTINGS decide, never the draft-02 header: Chromium sends
+  // it also after its SETTINGS chose draft-07 (docs/protocol.md, "Choosing the dialect").
+  const Dialect dialect = negotiate_request_dialect(ctrl_out_.local_settings(), peer_ctrl_.settings(), rs.protocol);
+  if (dialect == Dialect::none) {
     // Neither side's SETTINGS allow a dialect with this :protocol token.
+    owner_.on_error_counted();
     submit_simple_response(sid, 400, nullptr);
     remember_gone(static_cast<SessionId>(sid));
     drop_early(static_cast<SessionId>(sid), kWtSessionGone);
     return;
   }
-
+  // Over the session limit (one without flow control): refused unprocessed
+  // with H3_REQUEST_REJECTED, not answered (draft-15 sections 5.1, 5.2).
+  const bool fc = session_flow_control(dialect);
+  if (live_sessions() >= wt_server_session_limit(dialect, fc, cfg_.max_sessions_per_connection)) {
+    UVWT_DEBUG("refusing session %lld: over the per-connection session limit%s", static_cast<long long>(sid),
+               fc ? "" : " (one without session flow control)");
+    reject_request(sid);
+    return;
+  }
   Server::SessionHandler handler;
   AcceptDecision decision;
-  std::size_t live = 0;
-  for (const auto &[id, s] : sessions_) live += s->is_closed() ? 0 : 1;
-  if (goaway_sent_ || live >= cfg_.max_sessions_per_connection)
+  if (goaway_sent_)
     decision = AcceptDecision::reject(429);
   else
     decision = owner_.on_session_request(req, handler);
@@ -625,15 +724,16 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   info.authority = rs.authority;
   info.origin = rs.origin;
   info.headers = rs.headers;
-  info.dialect = dialect_name(wt_dialect);
+  info.dialect = dialect_name(dialect);
   auto s = std::make_shared<SessionImpl>(*this, static_cast<SessionId>(sid), false, info, cfg_);
+  setup_flow_control(*s, dialect);
   sessions_[static_cast<SessionId>(sid)] = s;
   rs.session = s;
   const std::string st = std::to_string(decision.status);
   std::vector<nghttp3_nv> nva;
   nva.push_back(make_nv(":status", st));
   // Chromium's draft-02 waits for this answer; under draft-07 it is not sent.
-  if (wt_dialect == Dialect::draft02) nva.push_back(make_nv("sec-webtransport-http3-draft", "draft02"));
+  if (dialect == Dialect::draft02) nva.push_back(make_nv("sec-webtransport-http3-draft", "draft02"));
   const std::string proto = decision.protocol.empty() ? std::string() : sf_string(decision.protocol);
   if (!proto.empty()) nva.push_back(make_nv("wt-protocol", proto));
   for (const auto &[k, v] : decision.headers) nva.push_back(make_nv(k, v));
@@ -668,7 +768,10 @@ void H3Connection::release_early(SessionId id) {
     auto early = std::move(it->second);
     early_dgrams_.erase(it);
     s->count_dropped_datagrams(early.dropped);
-    for (const auto &d : early.queue) s->on_datagram_payload(d);
+    for (const auto &d : early.queue) {
+      wt_bytes_received += d.size();
+      s->on_datagram_payload(d);
+    }
   }
 }
 
@@ -876,6 +979,7 @@ void H3Connection::stream_finished(StreamImpl &) {}
 
 void H3Connection::next_stream_write(StreamWrite &w) {
   last_write_was_h3_ = false;
+  last_write_was_raw_ = false;
   // Asking nghttp3 costs a walk over its streams for every packet; when it
   // last had nothing and nothing was fed to it since, it still has nothing.
   if (h3_ != nullptr && !h3_idle_) {
@@ -927,6 +1031,10 @@ void H3Connection::next_stream_write(StreamWrite &w) {
     }
     return;
   }
+  if (!raw_.empty() && raw_.fill(w)) {
+    last_write_was_raw_ = true;
+    return;
+  }
   while (!send_queue_.empty()) {
     const std::int64_t sid = send_queue_.front();
     auto it = wt_streams_.find(sid);
@@ -949,6 +1057,10 @@ void H3Connection::on_stream_written(std::int64_t sid, std::size_t n, bool fin_s
     ctrl_sent_ += n;
     return;
   }
+  if (last_write_was_raw_) {
+    raw_.written(sid, n, fin_sent);
+    return;
+  }
   auto it = wt_streams_.find(sid);
   if (it == wt_streams_.end()) return;
   it->second->on_written(n, fin_sent);
@@ -964,10 +1076,22 @@ void H3Connection::on_stream_written(std::int64_t sid, std::size_t n, bool fin_s
 
 void H3Connection::on_stream_blocked(std::int64_t sid, bool shut) {
   if (last_write_was_h3_) {
-    if (shut)
-      nghttp3_conn_shutdown_stream_write(h3w(), sid);
-    else
+    if (!shut) {
       nghttp3_conn_block_stream(h3w(), sid);
+      return;
+    }
+    nghttp3_conn_shutdown_stream_write(h3w(), sid);
+    // ngtcp2 1.x reports a peer's STOP_SENDING by no event of its own (it
+    // answers with RESET_STREAM and shuts our side): the next write on the
+    // stream is where it shows. On a CONNECT stream it ends the session.
+    if (auto it = requests_.find(sid); it != requests_.end() && it->second.session) {
+      auto s = it->second.session;
+      s->on_connect_stream_stopped(0);
+    }
+    return;
+  }
+  if (last_write_was_raw_) {
+    raw_.blocked(sid, shut);
     return;
   }
   if (auto it = wt_streams_.find(sid); it != wt_streams_.end()) {
@@ -987,6 +1111,7 @@ void H3Connection::on_extend_max_stream_data(std::int64_t sid) {
     stream_ready_to_send(*it->second);
     return;
   }
+  raw_.unblocked(sid);
   if (h3_ != nullptr) nghttp3_conn_unblock_stream(h3w(), sid);
 }
 
@@ -1040,6 +1165,7 @@ void H3Connection::on_stream_close(std::int64_t sid, bool has_code, std::uint64_
     }
   }
   erase_if(early_streams_, [sid](const EarlyStream &e) { return e.sid == sid; });
+  raw_.closed(sid);
   if (rit != routes_.end()) routes_.erase(rit);
   // Give the peer its stream credit back: nghttp3 does so only for streams it saw.
   if (remote) quic_->extend_max_streams(bidi, 1);
@@ -1075,7 +1201,10 @@ void H3Connection::on_datagram(const std::uint8_t *data, std::size_t len) {
   owner_.on_activity();
   const auto d = decode_datagram_prefix(std::span<const std::uint8_t>(data, len));
   if (!d) {
+    // RFC 9297 2.1: a payload too short for the Quarter Stream ID, or one
+    // above 2^60-1, is a connection error of type H3_DATAGRAM_ERROR.
     ++dgram_dropped_;
+    fatal(kH3DatagramError, len == 0 ? "empty datagram" : "malformed datagram quarter stream id");
     return;
   }
   const auto [session_id, prefix] = *d;
@@ -1088,6 +1217,7 @@ void H3Connection::on_datagram(const std::uint8_t *data, std::size_t len) {
       return;
     }
     if (s->state() != SessionState::connecting) {
+      wt_bytes_received += payload.size();
       s->on_datagram_payload(payload);
       return;
     }
@@ -1114,6 +1244,8 @@ void H3Connection::on_datagram(const std::uint8_t *data, std::size_t len) {
 
 std::size_t H3Connection::max_datagram_payload(const SessionImpl &s) const {
   if (quic_ == nullptr) return 0;
+  // RFC 9297 2.1.1: no DATAGRAM frames until SETTINGS_H3_DATAGRAM=1 was received.
+  if (!peer_ctrl_.settings().h3_datagram) return 0;
   const std::size_t q = quic_->max_datagram_payload();
   std::uint8_t tmp[8];
   const std::size_t prefix = encode_datagram_prefix(s.id(), tmp);

@@ -17,8 +17,11 @@
 
 #include "common/lazy_deque.hpp"
 #include "common/deferred.hpp"
+#include "common/timer.hpp"
 #include "h3/control_stream.hpp"
 #include "h3/dialect.hpp"
+#include "h3/header_size_guard.hpp"
+#include "h3/raw_stream_writes.hpp"
 #include "h3/stream_preamble.hpp"
 #include "quic/quic_app.hpp"
 #include "session/session_host.hpp"
@@ -56,6 +59,9 @@ class H3Connection final : public QuicApp, public SessionHost {
   H3Connection &operator=(const H3Connection &) = delete;
 
   void attach(QuicConnection *q) noexcept { quic_ = q; }
+  // Client: the dialects to announce and choose from (ClientConfig::dialects;
+  // empty: all). Before the handshake completes.
+  void set_client_dialects(const std::vector<std::string> &names) noexcept;
   [[nodiscard]] bool ready() const noexcept { return h3_ready_; }
   // The newest dialect both sides' SETTINGS announce (none before the peer's arrived).
   [[nodiscard]] Dialect dialect() const noexcept {
@@ -128,6 +134,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void session_finished(SessionImpl &s) override;
   void session_closed(SessionImpl &s) override;
   void abandon_connect_stream(SessionImpl &s, bool reset_send) override;
+  void reset_connect_stream(SessionImpl &s, std::uint64_t h3_code) override;
   [[nodiscard]] uv_loop_t *host_loop() override { return deferred_->loop(); }
   void stream_finished(StreamImpl &st) override;
   void defer(std::function<void()> fn) override;
@@ -145,18 +152,23 @@ class H3Connection final : public QuicApp, public SessionHost {
   struct StreamRoute {
     Route route = Route::pending;
     StreamPreambleParser preamble;
-    bool peer_control = false;  // tee into peer_ctrl_
+    bool peer_control = false;     // tee into peer_ctrl_
+    HeaderSizeGuard header_guard;  // request streams: HEADERS frames within max_field_section_size
+    bool refused = false;          // refused request stream: later bytes are dropped
     explicit StreamRoute(bool bidi = false, bool wt_only = false) : preamble(bidi, wt_only) {}
   };
   struct RequestState {  // a CONNECT stream, either side
     std::shared_ptr<SessionImpl> session;
     Headers headers;
     int status = 0;
-    std::string method, protocol, path, authority, origin, wt_protocol;
+    std::string method, protocol, scheme, path, authority, origin, wt_protocol;
     std::vector<std::string> offered;
-    // Server: CONNECT waiting for the client's SETTINGS, and what its stream
-    // carried meanwhile (bounded by kHeldBodyMax).
-    bool held = false, held_fin = false;
+    std::uint64_t field_bytes = 0;  // decoded size so far (RFC 9114, 4.2.2)
+    bool too_large = false;
+    bool wt_protocol_bad = false;   // wt-protocol present but not an sf-string
+    bool waiting_settings = false;  // server: CONNECT parked until the client's SETTINGS
+    // What the stream of a parked CONNECT carried meanwhile (at most kHeldBodyMax).
+    bool held_fin = false;
     std::vector<std::uint8_t> held_body;
   };
   static constexpr std::size_t kHeldBodyMax = 4096;
@@ -173,7 +185,6 @@ class H3Connection final : public QuicApp, public SessionHost {
   void attach_wt_stream(std::int64_t sid, SessionId session_id, bool bidi, const std::uint8_t *payload, std::size_t len,
                         bool fin);
   void check_ready();
-  void on_peer_settings();
   void send_connect(const std::string &authority, const std::string &path, const Headers &headers,
                     const std::vector<std::string> &protocols,
                     std::function<void(const Error &, std::shared_ptr<Session>)> cb);
@@ -190,6 +201,30 @@ class H3Connection final : public QuicApp, public SessionHost {
   // A stream or datagram naming `id` can never find a session any more.
   [[nodiscard]] bool session_gone(SessionId id) const;
   bool fatal(std::uint64_t h3_code, const std::string &why);
+  // Conformance rules (h3_conformance.cpp; docs/protocol.md, "What uvwt does").
+  // Stream error on a request stream: reset and stop it with `code`.
+  void abort_request_stream(std::int64_t sid, std::uint64_t code);
+  // A HEADERS frame over max_field_section_size: refused before nghttp3 reads it.
+  bool guard_header_size(std::int64_t sid, StreamRoute &r, const std::uint8_t *data, std::size_t len);
+  void refuse_oversized(std::int64_t sid, bool nghttp3_knows);
+  // Counts a received field; false once the section is over the limit.
+  bool count_field(RequestState &rs, std::size_t name_len, std::size_t value_len);
+  // Server: whether a CONNECT may be answered now; parks it until the
+  // client's SETTINGS arrive (bounded by peer_settings_timeout).
+  bool settings_known_for(std::int64_t sid, RequestState &rs);
+  void on_peer_settings();
+  // Server: the request cannot be served given the client's SETTINGS (sent
+  // a refusal already) .
+  bool refuse_by_settings(std::int64_t sid, const RequestState &rs, bool draft02_header);
+  // Client: the wt-protocol answer is acceptable for dialect `d`; fails the session otherwise.
+  bool check_wt_protocol(std::int64_t sid, RequestState &rs, Dialect d);
+  // Session flow control for a new session of dialect `d` (wt_flow_settings.hpp).
+  [[nodiscard]] bool session_flow_control(Dialect d) const noexcept;
+  void setup_flow_control(SessionImpl &s, Dialect d) const;
+  [[nodiscard]] std::size_t live_sessions() const noexcept;
+  // Server: a CONNECT over the session limit, refused as unprocessed
+  // (RESET_STREAM and STOP_SENDING with H3_REQUEST_REJECTED).
+  void reject_request(std::int64_t sid);
   [[nodiscard]] bool is_local_stream(std::int64_t sid) const noexcept { return ((sid & 1) != 0) == server_; }
 
   H3Owner &owner_;
@@ -207,6 +242,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   LazyDeque<std::weak_ptr<const StreamImpl>> budget_waiters_;
   bool granting_budget_ = false;
   const ServerConfig *server_cfg_;
+  std::uint8_t client_dialects_ = LocalWtSettings::kAllDialects;
   QuicConnection *quic_ = nullptr;
   nghttp3_conn *h3_ = nullptr;
   bool h3_ready_ = false, handshake_done_ = false;
@@ -261,9 +297,10 @@ class H3Connection final : public QuicApp, public SessionHost {
     std::function<void(const Error &, std::shared_ptr<Session>)> cb;
   };
   LazyDeque<PendingConnect> pending_connects_;
-  // Server: CONNECT requests that arrived before the client's SETTINGS
-  // (at most max_sessions_per_connection; answered once they arrive).
-  std::vector<std::int64_t> held_requests_;
+  RawStreamWrites raw_;
+  bool last_write_was_raw_ = false;
+  std::vector<std::int64_t> parked_connects_;  // server: waiting for the client's SETTINGS
+  std::unique_ptr<Timer> settings_timer_;
   // Datagram send queue: fixed slots, allocated on first use.
   std::vector<std::uint8_t> dgram_buf_;
   std::vector<std::size_t> dgram_len_;

@@ -53,6 +53,12 @@ class QuicApp {
 
   // The QUIC connection is gone (closed, drained, timed out, failed).
   virtual void on_quic_closed(const Error &err) = 0;
+
+  // ngtcp2's own log lines, for wire-level test peers that need what ngtcp2
+  // reports by no callback (a received STOP_SENDING). Asked once, when the
+  // connection is created; off for every real connection.
+  [[nodiscard]] virtual bool wants_frame_log() const { return false; }
+  virtual void on_frame_log(const char * /*line*/) {}
 };
 
 }  // namespace uvwt::detail

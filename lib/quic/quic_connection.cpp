@@ -197,6 +197,15 @@ struct QuicCallbacks {
     return 0;
   }
 
+  static void frame_log(void *ud, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    self(ud)->app_.on_frame_log(line);
+  }
+
   static void qlog_write(void *ud, std::uint32_t, const void *data, std::size_t len) {
     auto *c = self(ud);
     if (c->qlog_ != nullptr) std::fwrite(data, 1, len, c->qlog_);
@@ -283,6 +292,7 @@ bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &se
   settings.max_tx_udp_payload_size = 1452;
   max_dgrams_per_pkt_ = cfg.max_datagrams_per_packet;
   if (std::getenv("UVWT_NGTCP2_LOG") != nullptr) settings.log_printf = ngtcp2_log;
+  if (app_.wants_frame_log()) settings.log_printf = &QuicCallbacks::frame_log;
   if (!cfg.qlog_dir.empty()) {
     char name[80];
     std::snprintf(name, sizeof name, "/%s-%016llx.sqlog", server_ ? "server" : "client",

@@ -42,6 +42,9 @@ class SessionHost {
   // The peer did not answer our close in time: stop reading the CONNECT
   // stream, and reset its send side too when our capsules never got through.
   virtual void abandon_connect_stream(SessionImpl &s, bool reset_send) = 0;
+  // The session ends on a protocol error: reset the CONNECT stream's send
+  // side and stop reading it, both with `h3_code`.
+  virtual void reset_connect_stream(SessionImpl &s, std::uint64_t h3_code) = 0;
   [[nodiscard]] virtual uv_loop_t *host_loop() = 0;
   virtual void stream_finished(StreamImpl &st) = 0;
   virtual void defer(std::function<void()> fn) = 0;

@@ -15,6 +15,11 @@ SessionImpl::SessionImpl(SessionHost &host, SessionId id, bool client, SessionIn
     : host_(host), keep_(host.host_connection()), id_(id), client_(client), info_(std::move(info)), cfg_(cfg) {
   info_.session_id = id;
   info_.created_at = wall_seconds();
+  // A Maximum Streams value over 2^60: draft-ietf-webtrans-http3-16 5.6.2
+  // closes the session with WT_FLOW_CONTROL_ERROR; -13/-14 only say the
+  // value cannot exceed 2^60, so the capsule is malformed (RFC 9297 3.3:
+  // H3_MESSAGE_ERROR).
+  parser_.set_stream_limit_code(info_.dialect == "draft15" ? kWtFlowControlError : kH3MessageError);
   stats_.created_at = info_.created_at;
 }
 
@@ -57,6 +62,29 @@ void SessionImpl::open_stream(bool bidi, StreamCallback cb) {
     return;
   }
   ++local_streams_;  // released when the stream closes, or here when it never opened
+  if (!fc_.can_open(bidi)) {
+    // Draft-15 section 5.6.2: no more streams than the peer's
+    // WT_MAX_STREAMS; the open waits for a larger one (bounded).
+    if (waiting_opens_.size() >= kMaxWaitingOpens) {
+      --local_streams_;
+      host_.defer([cb = std::move(cb)] {
+        cb(Error(Errc::flow_control, "too many streams waiting for the peer's WT_MAX_STREAMS"), nullptr);
+      });
+      return;
+    }
+    waiting_opens_.push_back({bidi, std::move(cb)});
+    if (const auto limit = fc_.take_streams_blocked(bidi)) {
+      std::uint8_t buf[32];
+      queue_flow_capsule(buf, encode_streams_blocked(bidi, *limit, buf, sizeof buf));
+    }
+    return;
+  }
+  start_open(bidi, std::move(cb));
+}
+
+void SessionImpl::start_open(bool bidi, StreamCallback cb) {
+  auto self = shared_from_this();
+  fc_.on_opened(bidi);
   host_.open_wt_stream(self, bidi, [self, bidi, cb = std::move(cb)](const Error &err, std::int64_t sid) {
     if (err) {
       --self->local_streams_;
@@ -88,7 +116,96 @@ void SessionImpl::add_stream(const std::shared_ptr<StreamImpl> &st, bool incomin
 void SessionImpl::remove_stream(std::int64_t sid) {
   // Bit 0 of a QUIC stream ID is set for server-initiated streams.
   const bool local = ((sid & 1) == 0) == client_;
-  if (streams_.erase(sid) > 0 && local && local_streams_ > 0) --local_streams_;
+  if (streams_.erase(sid) == 0) return;
+  if (local && local_streams_ > 0) --local_streams_;
+  if (!local) {
+    // A peer stream is done: its slot may be given back (section 5.6.2).
+    fc_.on_peer_stream_closed((sid & 2) == 0);
+    send_flow_updates();
+  }
+}
+
+void SessionImpl::open_waiting_streams() {
+  for (std::size_t n = waiting_opens_.size(); n > 0 && !waiting_opens_.empty(); --n) {
+    if (info_.state != SessionState::connected && info_.state != SessionState::draining) return;
+    auto w = std::move(waiting_opens_.front());
+    waiting_opens_.pop_front();
+    if (fc_.can_open(w.bidi)) {
+      start_open(w.bidi, std::move(w.cb));
+    } else {
+      waiting_opens_.push_back(std::move(w));  // the other direction's limit
+    }
+  }
+}
+
+void SessionImpl::fail_waiting_opens() {
+  auto waiting = std::move(waiting_opens_);
+  waiting_opens_.clear();
+  for (auto &w : waiting) {
+    if (local_streams_ > 0) --local_streams_;
+    host_.defer([cb = std::move(w.cb)] {
+      cb(Error(Errc::session, "session closed while the stream waited for the peer's WT_MAX_STREAMS"), nullptr);
+    });
+  }
+}
+
+void SessionImpl::queue_flow_capsule(std::uint8_t *buf, std::size_t n) {
+  if (n == 0 || (info_.state != SessionState::connected && info_.state != SessionState::draining)) return;
+  queue_capsule(std::vector<std::uint8_t>(buf, buf + n), false);
+}
+
+void SessionImpl::note_data_blocked() {
+  // Section 5.6.5: WT_DATA_BLOCKED carries the limit we are blocked at.
+  if (const auto limit = fc_.take_data_blocked()) {
+    std::uint8_t buf[32];
+    queue_flow_capsule(buf, encode_data_blocked(*limit, buf, sizeof buf));
+  }
+}
+
+void SessionImpl::send_flow_updates() {
+  if (!fc_.enabled()) return;
+  std::uint8_t buf[32];
+  if (const auto v = fc_.take_max_data_update()) queue_flow_capsule(buf, encode_max_data(*v, buf, sizeof buf));
+  for (const bool bidi : {true, false})
+    if (const auto v = fc_.take_max_streams_update(bidi))
+      queue_flow_capsule(buf, encode_max_streams(bidi, *v, buf, sizeof buf));
+}
+
+bool SessionImpl::on_stream_payload(std::size_t n) {
+  if (fc_.on_payload_received(n)) return true;
+  // Section 5.6.4: stream body data past our WT_MAX_DATA.
+  abort_with(kWtFlowControlError, "peer sent " + std::to_string(fc_.received()) + " bytes of stream data, over the " +
+                                      std::to_string(fc_.local_max_data()) + " its WT_MAX_DATA allowed");
+  return false;
+}
+
+void SessionImpl::on_stream_consumed(std::size_t n) {
+  fc_.on_consumed(n);
+  send_flow_updates();
+}
+
+bool SessionImpl::on_peer_stream_opened(bool bidi) {
+  if (fc_.on_peer_stream(bidi)) return true;
+  // Section 5.6.2: an incoming stream over the advertised Maximum Streams.
+  abort_with(kWtFlowControlError,
+             std::string("peer opened more ") + (bidi ? "bidirectional" : "unidirectional") +
+                 " streams than its WT_MAX_STREAMS allowed");
+  return false;
+}
+
+void SessionImpl::send_credit_grew() {
+  // Every stream that waited for session credit may send again.
+  auto streams = streams_;
+  for (auto &[sid, st] : streams) st->session_credit_granted();
+}
+
+void SessionImpl::abort_with(std::uint64_t h3_code, const std::string &why) {
+  if (info_.state == SessionState::closed) return;
+  UVWT_WARN("session %llu: %s", static_cast<unsigned long long>(id_), why.c_str());
+  host_.reset_connect_stream(*this, h3_code);
+  SessionCloseInfo ci;
+  ci.error = Error(Errc::protocol, why, h3_code);
+  finish(ci);
 }
 
 void SessionImpl::on_bidi_stream(IncomingStreamCallback cb) {
@@ -217,12 +334,18 @@ void SessionImpl::close(std::uint32_t code, std::string reason, CloseCallback cb
     return;
   }
   info_.state = SessionState::closing;
-  std::vector<std::uint8_t> cap(capsule_max_size);
-  cap.resize(encode_close_session(code, local_reason_, cap.data(), cap.size()));
+  std::vector<std::uint8_t> cap;
+  if (code != 0 || !local_reason_.empty()) {
+    cap.resize(capsule_max_size);
+    cap.resize(encode_close_session(code, local_reason_, cap.data(), cap.size()));
+  }
   // Capsule then FIN; the peer's FIN (or the stream closing) completes the
-  // close, or the backstop does when the peer stays silent.
+  // close, or the backstop does when the peer stays silent. Code 0 with no
+  // reason is a bare FIN: draft-15 section 6 makes it mean exactly that, and
+  // peers that misread capsules inside DATA frames still see a clean close.
   queue_capsule(std::move(cap), true);
   abort_streams(Error(Errc::session, "session closed", code));
+  fail_waiting_opens();
   start_close_backstop();
 }
 
@@ -281,6 +404,7 @@ void SessionImpl::on_goaway() {
 }
 
 void SessionImpl::handle_capsule(std::uint64_t type, std::span<const std::uint8_t> value) {
+  if (info_.state == SessionState::closed) return;  // an earlier capsule ended it
   if (type == kCapsuleCloseSession) {
     CloseSession cs;
     if (decode_close_session(value, cs)) {
@@ -294,33 +418,97 @@ void SessionImpl::handle_capsule(std::uint64_t type, std::span<const std::uint8_
       if (on_draining_) on_draining_();
     }
   }
-  // Flow-control capsules are accepted and ignored: uvwt does not announce
-  // session-level flow control, so the peer's limits cannot bind it.
+  else {
+    handle_flow_capsule(type, value);
+  }
+}
+
+void SessionImpl::handle_flow_capsule(std::uint64_t type, std::span<const std::uint8_t> value) {
+  // Draft-15 section 5.1: without flow control, flow-control capsules are
+  // ignored (the peer may have sent them before it saw our SETTINGS).
+  if (!fc_.enabled() || info_.state == SessionState::closed) return;
+  const auto v = decode_capsule_varint(value);
+  if (!v) return;
+  switch (type) {
+    case kCapsuleMaxData:
+      // Section 5.6.4: the limit must increase.
+      if (!fc_.on_max_data(*v)) return abort_with(kWtFlowControlError, "WT_MAX_DATA did not increase the limit");
+      send_credit_grew();
+      return;
+    case kCapsuleMaxStreamsBidi:
+    case kCapsuleMaxStreamsUni:
+      // Section 5.6.2: at most 2^60, and increasing.
+      if (!fc_.on_max_streams(type == kCapsuleMaxStreamsBidi, *v))
+        return abort_with(kWtFlowControlError, "WT_MAX_STREAMS above 2^60 or not increasing");
+      open_waiting_streams();
+      return;
+    case kCapsuleStreamsBlockedBidi:
+    case kCapsuleStreamsBlockedUni:
+      // Section 5.6.3: the same 2^60 bound applies.
+      if (*v > SessionFlowControl::kMaxStreams) return abort_with(kWtFlowControlError, "WT_STREAMS_BLOCKED above 2^60");
+      return;
+    default:
+      return;  // WT_DATA_BLOCKED: informational (section 5.6.5)
+  }
+}
+
+void SessionImpl::protocol_error(const Error &err) {
+  UVWT_WARN("session %llu: %s", static_cast<unsigned long long>(id_), err.message.c_str());
+  host_.reset_connect_stream(*this, err.code);
+  fail(err);
 }
 
 void SessionImpl::on_capsule_data(const std::uint8_t *data, std::size_t len) {
   auto self = shared_from_this();
-  const Error err =
-      parser_.feed(std::span<const std::uint8_t>(data, len),
-                   [this](std::uint64_t type, std::span<const std::uint8_t> value) { handle_capsule(type, value); });
-  if (err) {
-    UVWT_WARN("session %llu: bad capsule: %s", static_cast<unsigned long long>(id_), err.message.c_str());
-    fail(err);
+  // draft-ietf-webtrans-http3 section 6 (-13..-16): "If any additional
+  // stream data is received on the CONNECT stream after receiving a
+  // WT_CLOSE_SESSION capsule, the stream MUST be reset with code H3_MESSAGE_ERROR."
+  const Error after_close(Errc::protocol, "data after WT_CLOSE_SESSION", kH3MessageError);
+  if (peer_closed_capsule_) {
+    if (len > 0) protocol_error(after_close);
     return;
   }
+  std::span<const std::uint8_t> in(data, len);
+  Capsule c{};
+  for (bool more = true; more;) {
+    switch (parser_.next(in, c)) {
+      case CapsuleParser::Step::need_more:
+        more = false;
+        break;
+      case CapsuleParser::Step::error:
+        protocol_error(parser_.error());  // RFC 9297 3.3 and the codes the parser chose
+        return;
+      case CapsuleParser::Step::capsule:
+        handle_capsule(c.type, c.value);
+        if (info_.state == SessionState::closed) return;  // a flow-control violation ended it
+        if (peer_closed_capsule_ && !in.empty()) return protocol_error(after_close);
+        more = !peer_closed_capsule_;
+        break;
+    }
+  }
   if (peer_closed_capsule_ && info_.state != SessionState::closed) {
-    // The close capsule ends the session; answer with our FIN.
+    // The close capsule ends the session; answer with our FIN. When both
+    // sides closed at once, ours was first as far as this side knows: the
+    // application asked for it and is told its own code.
     queue_capsule({}, true);
     SessionCloseInfo ci;
-    ci.code = peer_code_;
-    ci.reason = peer_reason_;
-    ci.remote = true;
+    if (local_close_) {
+      ci.code = local_code_;
+      ci.reason = local_reason_;
+    } else {
+      ci.code = peer_code_;
+      ci.reason = peer_reason_;
+      ci.remote = true;
+    }
     finish(ci);
   }
 }
 
 void SessionImpl::on_connect_stream_fin() {
   if (info_.state == SessionState::closed) return;
+  // RFC 9297 3.3: a FIN that cuts the last capsule short makes the message
+  // malformed, not a clean close.
+  if (Error cut = parser_.finish(); cut) return protocol_error(cut);
   queue_capsule({}, true);
   SessionCloseInfo ci;
   if (local_close_) {
@@ -339,6 +527,22 @@ void SessionImpl::on_connect_stream_reset(std::uint64_t code) {
   SessionCloseInfo ci;
   ci.remote = true;
   ci.error = Error(Errc::session, "CONNECT stream reset by peer", code);
+  finish(ci);
+}
+
+void SessionImpl::on_connect_stream_stopped(std::uint64_t code) {
+  if (info_.state == SessionState::closed) return;
+  SessionCloseInfo ci;
+  if (local_close_) {
+    // draft section 6: after our WT_CLOSE_SESSION the peer MAY stop reading (WT_SESSION_GONE).
+    ci.code = local_code_;
+    ci.reason = local_reason_;
+  } else {
+    ci.remote = true;
+    ci.error = Error(Errc::session, "peer stopped reading the CONNECT stream (STOP_SENDING)", code);
+  }
+  // Nothing more to read either: stop the peer's side with WT_SESSION_GONE.
+  host_.abandon_connect_stream(*this, false);
   finish(ci);
 }
 
@@ -376,6 +580,7 @@ void SessionImpl::finish(const SessionCloseInfo &ci, bool deferred) {
   info_.close_info = ci;
   close_timer_.reset();
   abort_streams(ci.error ? ci.error : Error(Errc::session, "session closed", ci.code));
+  fail_waiting_opens();
   pending_dgrams_.clear();
   host_.session_closed(*this);
   if (deferred) {

@@ -13,6 +13,7 @@
 #include "common/lazy_deque.hpp"
 #include "common/timer.hpp"
 #include "h3/capsule.hpp"
+#include "session/session_flow_control.hpp"
 
 namespace uvwt::detail {
 
@@ -59,6 +60,8 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void on_capsule_data(const std::uint8_t *data, std::size_t len);
   void on_connect_stream_fin();
   void on_connect_stream_reset(std::uint64_t code);
+  // The peer sent STOP_SENDING on the CONNECT stream: the session is over.
+  void on_connect_stream_stopped(std::uint64_t code);
   void on_connect_stream_closed();
   void on_datagram_payload(std::span<const std::uint8_t> payload);
   void on_goaway();
@@ -77,6 +80,25 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void set_max_local_streams(std::size_t n) noexcept { max_local_streams_ = n; }
   std::function<void(const Error &, std::shared_ptr<Session>)> ready_cb;  // client open_session
 
+  // Session flow control (session_flow_control.hpp), switched on by the
+  // connection when the dialect and both sides' SETTINGS call for it.
+  void enable_flow_control(const WtLimits &local, const WtLimits &peer) noexcept { fc_.enable(local, peer); }
+  [[nodiscard]] const SessionFlowControl &flow_control() const noexcept { return fc_; }
+  [[nodiscard]] std::uint64_t send_credit() const noexcept { return fc_.send_credit(); }
+  void on_payload_sent(std::uint64_t n) noexcept { fc_.on_payload_sent(n); }
+  // A stream has payload to send and no session credit: say so (once per limit).
+  void note_data_blocked();
+  // Stream payload arrived / was consumed by the application. False: the peer
+  // broke our limit and the session is over.
+  bool on_stream_payload(std::size_t n);
+  void on_stream_consumed(std::size_t n);
+  // A peer stream for this session appeared. False: over our stream limit
+  // (the session is over).
+  bool on_peer_stream_opened(bool bidi);
+  // The peer broke a rule: the CONNECT stream is reset with `h3_code` and the
+  // application sees Errc::protocol.
+  void abort_with(std::uint64_t h3_code, const std::string &why);
+
  private:
   void open_stream(bool bidi, StreamCallback cb);
   void queue_capsule(std::vector<std::uint8_t> bytes, bool fin);
@@ -88,6 +110,16 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void on_close_backstop();
   void abort_streams(const Error &err);
   void handle_capsule(std::uint64_t type, std::span<const std::uint8_t> value);
+  // The peer broke a capsule rule: the CONNECT stream is reset and stopped
+  // with err.code and the application sees err (Errc::protocol).
+  void protocol_error(const Error &err);
+  void handle_flow_capsule(std::uint64_t type, std::span<const std::uint8_t> value);
+  void start_open(bool bidi, StreamCallback cb);
+  void open_waiting_streams();
+  void send_credit_grew();
+  void send_flow_updates();
+  void queue_flow_capsule(std::uint8_t *buf, std::size_t n);
+  void fail_waiting_opens();
 
   SessionHost &host_;
   std::shared_ptr<Connection> keep_;  // the host lives inside it
@@ -120,6 +152,14 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   bool fin_queued_ = false, fin_handed_ = false, response_submitted_ = false;
   std::size_t max_local_streams_ = 0;
   std::size_t local_streams_ = 0;  // opening or open, until the QUIC stream closes
+  SessionFlowControl fc_;
+  struct WaitingOpen {
+    bool bidi;
+    StreamCallback cb;
+  };
+  // Opens waiting for the peer's WT_MAX_STREAMS: bounded, failed beyond.
+  LazyDeque<WaitingOpen> waiting_opens_;
+  static constexpr std::size_t kMaxWaitingOpens = 1024;
 };
 
 struct CapsuleVec {

@@ -42,8 +42,17 @@ void StreamImpl::set_preamble(const std::uint8_t *p, std::size_t n) {
   total_ = n;
 }
 
+std::uint64_t StreamImpl::session_send_credit() const noexcept {
+  auto s = session_.lock();
+  return s ? s->send_credit() : SessionFlowControl::kUnlimited;
+}
+
 bool StreamImpl::writable() const noexcept {
   if (send_closed_ || fin_queued_ || buffered_amount() >= send_bound_) return false;
+  if (session_send_credit() == 0) {
+    waiting_credit_ = true;  // told through on_writable once WT_MAX_DATA arrives
+    return false;
+  }
   if (host_.send_budget_available()) return true;
   // Whoever asked will want to hear when the answer changes.
   if (!waiting_budget_) {
@@ -55,6 +64,17 @@ bool StreamImpl::writable() const noexcept {
 
 void StreamImpl::budget_granted() {
   waiting_budget_ = false;
+  if (on_writable_ && writable()) {
+    auto cb = on_writable_;
+    cb();
+  }
+}
+
+void StreamImpl::session_credit_granted() {
+  auto keep = shared_from_this();
+  host_.stream_ready_to_send(*this);
+  if (!waiting_credit_) return;
+  waiting_credit_ = false;
   if (on_writable_ && writable()) {
     auto cb = on_writable_;
     cb();
@@ -126,22 +146,36 @@ void StreamImpl::enqueue_chunk(Chunk c, bool fin) {
 }
 
 bool StreamImpl::has_data_to_send() const noexcept {
-  return !send_closed_ && !blocked_ && (sent_ < total_ || (fin_queued_ && !fin_sent_));
+  if (send_closed_ || blocked_) return false;
+  if (sent_ >= total_) return fin_queued_ && !fin_sent_;
+  // The stream header is not payload and goes out regardless (section 5.4).
+  if (sent_ < preamble_len_ || session_send_credit() > 0) return true;
+  if (auto s = session_.lock()) s->note_data_blocked();
+  return false;
 }
 
 void StreamImpl::fill_write(StreamWrite &w) const {
   w.stream_id = sid_;
   w.vec_count = 0;
+  // Session credit bounds the payload offset we may reach (the header is
+  // free, section 5.4); unlimited without session flow control.
+  const std::uint64_t credit = session_send_credit();
+  const std::uint64_t base = std::max(sent_, preamble_len_);
+  const std::uint64_t limit = credit > SessionFlowControl::kUnlimited - base ? SessionFlowControl::kUnlimited
+                                                                             : base + credit;
+  std::uint64_t pos = sent_;
   // Start at the first chunk not yet sent in full: a long queue of small
   // writes must not cost a walk over every sent chunk for each packet.
-  for (std::size_t i = first_unsent_; i < chunks_.size(); ++i) {
+  for (std::size_t i = first_unsent_; i < chunks_.size() && pos < limit; ++i) {
     const auto &c = chunks_[i];
     const std::uint64_t begin = c.end - c.data.size();
     if (c.end <= sent_) continue;
     const std::uint64_t skip = sent_ > begin ? sent_ - begin : 0;
     if (c.data.size() > skip) {
+      const std::uint64_t len = std::min<std::uint64_t>(c.data.size() - skip, limit - pos);
       w.vec[w.vec_count].base = const_cast<std::uint8_t *>(c.data.data() + skip);
-      w.vec[w.vec_count].len = c.data.size() - skip;
+      w.vec[w.vec_count].len = static_cast<std::size_t>(len);
+      pos += len;
       if (++w.vec_count == StreamWrite::kMaxVecs) break;
     }
   }
@@ -152,7 +186,11 @@ void StreamImpl::fill_write(StreamWrite &w) const {
 }
 
 void StreamImpl::on_written(std::size_t n, bool fin_sent) {
+  const std::uint64_t payload_before = std::max(sent_, preamble_len_);
   sent_ += n;
+  const std::uint64_t payload_after = std::max(sent_, preamble_len_);
+  if (payload_after > payload_before)
+    if (auto s = session_.lock()) s->on_payload_sent(payload_after - payload_before);
   while (first_unsent_ < chunks_.size() && chunks_[first_unsent_].end <= sent_) ++first_unsent_;
   if (fin_sent) fin_sent_ = true;
 }
@@ -201,10 +239,21 @@ void StreamImpl::reset(std::uint32_t code) {
   host_.defer([keep, code] { keep->fail_sends(Error(Errc::stream, "stream reset locally", code)); });
 }
 
+void StreamImpl::consumed(std::size_t n) {
+  host_.consumed(sid_, n);
+  if (auto s = session_.lock()) s->on_stream_consumed(n);
+}
+
+void StreamImpl::drop_held() {
+  if (!held_.empty())
+    if (auto s = session_.lock()) s->on_stream_consumed(held_.size());
+  held_.clear();
+}
+
 void StreamImpl::stop_sending(std::uint32_t code) {
   if (recv_closed_) return;
   recv_closed_ = true;
-  held_.clear();
+  drop_held();
   host_.stop_stream(sid_, wt_app_to_h3(code));
 }
 
@@ -243,8 +292,15 @@ void StreamImpl::flush_held() {
 }
 
 void StreamImpl::on_recv(const std::uint8_t *data, std::size_t len, bool fin) {
+  auto keep = shared_from_this();
+  // Every payload byte counts against the session's limit (section 5.4).
+  if (len > 0)
+    if (auto s = session_.lock(); s && !s->on_stream_payload(len)) {
+      host_.consumed(sid_, len);  // the session is gone; the connection's credit is not
+      return;
+    }
   if (recv_closed_) {
-    host_.consumed(sid_, len);  // discarded after stop_sending: keep credit flowing
+    consumed(len);  // discarded after stop_sending: keep credit flowing
     return;
   }
   if (paused_ || !on_data_ || !held_.empty()) {
@@ -262,7 +318,7 @@ void StreamImpl::deliver(const std::uint8_t *data, std::size_t len, bool fin) {
   host_.add_bytes(false, len);
   if (fin) recv_fin_ = true;
   if (on_data_) on_data_(std::span<const std::uint8_t>(data, len), fin);
-  host_.consumed(sid_, len);
+  consumed(len);
 }
 
 void StreamImpl::emit_error(const Error &err) {
@@ -275,7 +331,7 @@ void StreamImpl::emit_error(const Error &err) {
 void StreamImpl::on_peer_reset(std::uint64_t h3_code) {
   auto keep = shared_from_this();
   recv_closed_ = true;
-  held_.clear();
+  drop_held();
   const auto app = wt_h3_to_app(h3_code);
   emit_error(Error(Errc::stream, "stream reset by peer" + wt_code_suffix(h3_code), app ? *app : 0));
 }

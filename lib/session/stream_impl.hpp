@@ -58,6 +58,8 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   void on_acked(std::uint64_t n);
   // The connection's send budget has room again: our turn to be told.
   void budget_granted();
+  // The peer raised the session's WT_MAX_DATA: payload may flow again.
+  void session_credit_granted();
   void on_blocked() noexcept { blocked_ = true; }
   void on_unblocked() noexcept { blocked_ = false; }
   [[nodiscard]] bool blocked() const noexcept { return blocked_; }
@@ -92,6 +94,13 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   void flush_held();
   void schedule_flush();
   void notify_abort(const Error &err, bool emit);
+  // Session flow control (session_flow_control.hpp): the payload bytes the
+  // session may still send, and the application having taken `n` bytes.
+  [[nodiscard]] std::uint64_t session_send_credit() const noexcept;
+  void consumed(std::size_t n);
+  // Received bytes that will never reach the application: their session
+  // credit goes back to the peer all the same.
+  void drop_held();
   void run_closed_callbacks(bool keep_reader = false);
 
   SessionHost &host_;
@@ -114,6 +123,7 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   bool was_full_ = false;
   std::uint64_t budget_held_ = 0;        // counted in the host's send budget
   mutable bool waiting_budget_ = false;  // queued with the host for a turn
+  mutable bool waiting_credit_ = false;  // writable() said no for lack of session credit
   bool error_emitted_ = false;
   // A session abort's callbacks are queued for a later turn; a QUIC close in
   // between waits for them so that on_error still comes before on_closed.
