@@ -97,7 +97,17 @@ struct H3Callbacks {
 
   static int recv_data(nghttp3_conn *, std::int64_t sid, const std::uint8_t *data, std::size_t len, void *ud, void *) {
     auto *c = self(ud);
-    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
+    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.waiting_settings) {
+      auto &body = it->second.held_body;
+      if (body.size() + len <= H3Connection::kHeldBodyMax) {
+        body.insert(body.end(), data, data + len);
+      } else {  // more than a client sends before an answer: refused, not buffered
+        it->second.waiting_settings = false;
+        body = {};
+        c->submit_simple_response(sid, 400, nullptr);
+        c->remember_gone(static_cast<SessionId>(sid));
+      }
+    } else if (it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
       auto s = it->second.session;
       s->on_capsule_data(data, len);
     }
@@ -170,7 +180,9 @@ struct H3Callbacks {
 
   static int end_stream(nghttp3_conn *, std::int64_t sid, void *ud, void *) {
     auto *c = self(ud);
-    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
+    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.waiting_settings) {
+      it->second.held_fin = true;
+    } else if (it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
       auto s = it->second.session;
       s->on_connect_stream_fin();
     }
@@ -544,7 +556,8 @@ void H3Connection::open_session(const std::string &authority, const std::string 
 void H3Connection::send_connect(const std::string &authority, const std::string &path, const Headers &headers,
                                 const std::vector<std::string> &protocols,
                                 std::function<void(const Error &, std::shared_ptr<Session>)> cb) {
-  const Dialect d = client_dialect(peer_ctrl_.settings(), client_dialects_);
+  // ClientConfig::dialects limits our SETTINGS, and so the choice.
+  const Dialect d = dialect();
   if (d == Dialect::none) {
     defer([cb = std::move(cb), any = client_dialects_ == LocalWtSettings::kAllDialects] {
       cb(Error(Errc::handshake, any ? "server does not support WebTransport (no WebTransport SETTINGS)"
@@ -678,14 +691,17 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   req.remote_address = remote_;
   if (quic_ != nullptr && quic_->tls() != nullptr)
     req.client_certificate_sha256 = quic_->tls()->peer_certificate_sha256();
-
-  // ":protocol webtransport" without the draft-02 header is draft-07 or -13:
-  // the client took the newest of those we announced.
-  const bool announced13 = ctrl_out_.local_settings().announces(Dialect::draft13);
-  const Dialect dialect = rs.protocol == "webtransport-h3" ? Dialect::draft15
-                          : draft02                        ? Dialect::draft02
-                          : announced13                    ? Dialect::draft13
-                                                           : Dialect::draft07;
+  // The client's SETTINGS decide, never the draft-02 header: Chromium sends
+  // it also after its SETTINGS chose draft-07 (docs/protocol.md, "Choosing the dialect").
+  const Dialect dialect = negotiate_request_dialect(ctrl_out_.local_settings(), peer_ctrl_.settings(), rs.protocol);
+  if (dialect == Dialect::none) {
+    // Neither side's SETTINGS allow a dialect with this :protocol token.
+    owner_.on_error_counted();
+    submit_simple_response(sid, 400, nullptr);
+    remember_gone(static_cast<SessionId>(sid));
+    drop_early(static_cast<SessionId>(sid), kWtSessionGone);
+    return;
+  }
   // Over the session limit (one without flow control): refused unprocessed
   // with H3_REQUEST_REJECTED, not answered (draft-15 sections 5.1, 5.2).
   const bool fc = session_flow_control(dialect);
@@ -722,7 +738,8 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   const std::string st = std::to_string(decision.status);
   std::vector<nghttp3_nv> nva;
   nva.push_back(make_nv(":status", st));
-  if (draft02) nva.push_back(make_nv("sec-webtransport-http3-draft", "draft02"));
+  // Chromium's draft-02 waits for this answer; under draft-07 it is not sent.
+  if (dialect == Dialect::draft02) nva.push_back(make_nv("sec-webtransport-http3-draft", "draft02"));
   const std::string proto = decision.protocol.empty() ? std::string() : sf_string(decision.protocol);
   if (!proto.empty()) nva.push_back(make_nv("wt-protocol", proto));
   for (const auto &[k, v] : decision.headers) nva.push_back(make_nv(k, v));
@@ -735,6 +752,10 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   s->set_ready(decision.protocol);
   owner_.on_session_accepted(s, std::move(handler), req);
   release_early(s->id());
+  // What the CONNECT stream carried while it waited for the client's SETTINGS.
+  if (!rs.held_body.empty()) s->on_capsule_data(rs.held_body.data(), rs.held_body.size());
+  rs.held_body = {};
+  if (rs.held_fin) s->on_connect_stream_fin();
 }
 
 void H3Connection::release_early(SessionId id) {

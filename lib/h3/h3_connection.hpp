@@ -63,7 +63,11 @@ class H3Connection final : public QuicApp, public SessionHost {
   // empty: all). Before the handshake completes.
   void set_client_dialects(const std::vector<std::string> &names) noexcept;
   [[nodiscard]] bool ready() const noexcept { return h3_ready_; }
-  [[nodiscard]] Dialect dialect() const noexcept { return peer_ctrl_.settings().best_dialect(); }
+  // The newest dialect both sides' SETTINGS announce (none before the peer's arrived).
+  [[nodiscard]] Dialect dialect() const noexcept {
+    return negotiate_dialect(ctrl_out_.local_settings(), peer_ctrl_.settings(),
+                             server_ ? PeerRole::client : PeerRole::server);
+  }
   [[nodiscard]] const PeerSettings &peer_settings() const noexcept { return peer_ctrl_.settings(); }
 
   // Client: sends CONNECT once the peer's SETTINGS are known.
@@ -166,7 +170,11 @@ class H3Connection final : public QuicApp, public SessionHost {
     bool too_large = false;
     bool wt_protocol_bad = false;   // wt-protocol present but not an sf-string
     bool waiting_settings = false;  // server: CONNECT parked until the client's SETTINGS
+    // What the stream of a parked CONNECT carried meanwhile (at most kHeldBodyMax).
+    bool held_fin = false;
+    std::vector<std::uint8_t> held_body;
   };
+  static constexpr std::size_t kHeldBodyMax = 4096;
   struct OpenRequest {
     std::weak_ptr<SessionImpl> session;
     bool bidi;

@@ -191,6 +191,50 @@ TEST_CASE("1000 datagrams echo and a too-large one is refused", "[session][loop]
   close_all(tl, c.conn, server);
 }
 
+// docs/protocol.md, "Datagrams per packet": a burst queued in one go goes out
+// at most max_datagrams_per_packet to a packet.
+TEST_CASE("max_datagrams_per_packet caps the datagrams in one packet", "[session][loop][datagram]") {
+  std::size_t cap = 0;
+  SECTION("one per packet") { cap = 1; }
+  SECTION("four per packet") { cap = 4; }
+  SECTION("no real cap") { cap = 1024; }
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  ClientConfig cfg = client_config();
+  cfg.max_datagrams_per_packet = cap;
+  auto c = connect(tl, server->port(), "/echo", cfg);
+  REQUIRE(c.session);
+  // Let the handshake's last packets and acks go first.
+  tl.run_until([] { return false; }, 300);
+  std::size_t echoed = 0;
+  c.session->on_datagram([&](std::span<const std::uint8_t>) { ++echoed; });
+  const std::uint64_t before = c.conn->info().packets_sent;
+  constexpr std::size_t kBurst = 40;
+  for (std::size_t i = 0; i < kBurst; ++i) REQUIRE(c.session->send_datagram(Bytes(20, 'd')).ok());
+  REQUIRE(tl.run_until([&] { return echoed == kBurst; }, 10'000));
+  const std::uint64_t packets = c.conn->info().packets_sent - before;
+  INFO("cap " << cap << ": " << packets << " packets for " << kBurst << " datagrams");
+  CHECK(packets >= (kBurst + cap - 1) / cap);
+  // 40 datagrams of 20 bytes fit in one packet: without a cap they share
+  // few packets (the rest are acks), so the bound above is not vacuous.
+  if (cap == 1024) CHECK(packets < kBurst / 4);
+  close_all(tl, c.conn, server);
+}
+
+TEST_CASE("max_datagrams_per_packet is validated", "[session][config][datagram]") {
+  ClientConfig cfg = client_config();
+  CHECK(cfg.validate().ok());
+  cfg.max_datagrams_per_packet = 0;
+  CHECK(cfg.validate().errc == Errc::configuration);
+  CHECK(cfg.validate().message.find("max_datagrams_per_packet") != std::string::npos);
+  cfg.max_datagrams_per_packet = 1025;
+  CHECK(cfg.validate().errc == Errc::configuration);
+  cfg.max_datagrams_per_packet = 1024;
+  CHECK(cfg.validate().ok());
+  CHECK(TransportConfig{}.max_datagrams_per_packet == 4);
+}
+
 TEST_CASE("two sessions on one connection are isolated", "[session][loop]") {
   TestLoop tl;
   auto server = start_server(tl);
