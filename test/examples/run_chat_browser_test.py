@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""examples/chat in a real browser: headless Chromium against chat_server.
+"""examples/chat in a real browser: headless Chromium or Firefox against chat_server.
 
-usage: run_chat_browser_test.py CHAT_SERVER [--chromium PATH] [--log-dir DIR] [--timeout SECS]
+usage: run_chat_browser_test.py CHAT_SERVER [--browser chromium|firefox] [--browser-path PATH]
+                                [--log-dir DIR] [--timeout SECS]
 
 Starts chat_server on a free port, serves chat_test.html/js (this folder) and
 the example's own chat_client.js on 127.0.0.1, opens the page (two ChatRoom
 clients on two WebTransport sessions) and prints every check the page reports.
 Then SIGTERM: the server must exit 0 with uv_loop_close 0. A missing browser is
 a failure, never a skip (as the main browser test; -Dbrowser_tests=disabled
-leaves the test out).
+leaves the test out). Firefox is started the way test/browser/run_browser_test.py
+starts it (a fresh off-network profile with WebTransport on): that module is
+imported, so there is one place that knows Firefox's preferences.
 """
 
 import argparse
@@ -95,19 +98,30 @@ def start_server(exe):
     return proc, info, seen, lines
 
 
-def browser_command(args, profile, wt_port, url):
-    return [args.chromium, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-            '--disable-background-networking', '--disable-component-update', '--disable-sync',
-            f'--user-data-dir={profile}', '--enable-quic', f'--origin-to-force-quic-on=localhost:{wt_port}', url]
+def browser_command(args, profile, wt_port, url, log_dir):
+    """(command, environment) that open url headless in a fresh profile."""
+    if args.browser == 'firefox':
+        sys.path.insert(0, os.path.join(HERE, '..', 'browser'))
+        import run_browser_test  # noqa: E402 (the shared Firefox launcher)
+        ns = argparse.Namespace(browser='firefox', browser_path=args.browser_path, enable_features='',
+                                net_log=False, name='chat')
+        return run_browser_test.browser_command(ns, profile, wt_port, url, log_dir)
+    return ([args.browser_path, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+             '--disable-background-networking', '--disable-component-update', '--disable-sync',
+             f'--user-data-dir={profile}', '--enable-quic', f'--origin-to-force-quic-on=localhost:{wt_port}', url],
+            dict(os.environ))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('server')
-    ap.add_argument('--chromium', default='/usr/bin/chromium')
+    ap.add_argument('--browser', choices=['chromium', 'firefox'], default='chromium')
+    ap.add_argument('--browser-path', default=None)
     ap.add_argument('--log-dir', default=tempfile.gettempdir())
     ap.add_argument('--timeout', type=float, default=60)
     args = ap.parse_args()
+    if args.browser_path is None:
+        args.browser_path = {'chromium': '/usr/bin/chromium', 'firefox': '/usr/bin/firefox-esr'}[args.browser]
     failures = []
 
     def verdict(name, ok, detail=''):
@@ -115,9 +129,9 @@ def main():
         if not ok:
             failures.append(name)
 
-    if not (os.path.isfile(args.chromium) and os.access(args.chromium, os.X_OK)):
-        verdict('chromium found', False, f'no executable at {args.chromium}: run tools/bootstrap, or configure '
-                'with -Dbrowser_tests=disabled to leave this test out')
+    if not (os.path.isfile(args.browser_path) and os.access(args.browser_path, os.X_OK)):
+        verdict(f'{args.browser} found', False, f'no executable at {args.browser_path}: run tools/bootstrap, or '
+                'configure with -Dbrowser_tests=disabled to leave this test out')
         return 1
 
     server, info, seen, server_out = start_server(args.server)
@@ -131,12 +145,13 @@ def main():
     httpd = serve(results)
     url = (f'http://127.0.0.1:{httpd.server_address[1]}/chat_test.html?'
            + urllib.parse.urlencode({'port': info['listening'], 'hash': info['cert-sha256']}))
-    profile = tempfile.mkdtemp(prefix='uvwt-chat-browser-')
+    profile = tempfile.mkdtemp(prefix=f'uvwt-chat-{args.browser}-')
     os.makedirs(args.log_dir, exist_ok=True)
-    browser_log_path = os.path.join(args.log_dir, 'chat-test-browser.log')
+    browser_log_path = os.path.join(args.log_dir, f'chat-test-{args.browser}.log')
     browser_log = open(browser_log_path, 'wb')
-    browser = subprocess.Popen(browser_command(args, profile, info['listening'], url), stdout=browser_log,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    cmd, env = browser_command(args, profile, info['listening'], url, args.log_dir)
+    browser = subprocess.Popen(cmd, stdout=browser_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               env=env, start_new_session=True)
     checks = None
     try:
         checks = results.get(timeout=args.timeout)
