@@ -9,7 +9,8 @@
 //   /discard  reads and drops everything
 //
 // Prints `cert-sha256: HEX`, `cert-sha256-b64: B64` and then `listening: PORT`
-// on stdout (tests parse these lines).
+// on stdout, then `session: ROUTE from ADDR dialect NAME` per accepted session
+// and `session-end: ROUTE datagrams ...` when it ends (tests parse these lines).
 #include <uv.h>
 
 #include <csignal>
@@ -33,6 +34,7 @@ struct Options {
   std::string cert_file, key_file;
   std::string qlog_dir;
   double exit_after = 0;  // seconds; 0 = run until a signal
+  std::size_t max_datagrams_per_packet = uvwt::TransportConfig{}.max_datagrams_per_packet;
 };
 
 void usage(FILE *out) {
@@ -46,7 +48,10 @@ void usage(FILE *out) {
                "  --log-level LEVEL   trace, debug, info, warning, error, off\n"
                "  --qlog-dir DIR      write a qlog file per connection\n"
                "  --exit-after SECS   shut down gracefully after SECS seconds\n"
-               "routes: /echo /push /close /discard\n");
+               "  --max-datagrams-per-packet N\n"
+               "                      datagrams packed into one QUIC packet at most (default %zu)\n"
+               "routes: /echo /push /close /discard\n",
+               uvwt::TransportConfig{}.max_datagrams_per_packet);
 }
 
 bool parse_log_level(const std::string &s, uvwt::LogLevel &out) {
@@ -111,6 +116,14 @@ int parse_options(int argc, char **argv, Options &o) {
       o.exit_after = std::strtod(v.c_str(), &end);
       if (*end != '\0' || o.exit_after < 0) {
         std::fprintf(stderr, "uvwt-server: bad --exit-after %s\n", v.c_str());
+        return 1;
+      }
+    } else if (a == "--max-datagrams-per-packet") {
+      if (!value(v)) return 1;
+      char *end = nullptr;
+      o.max_datagrams_per_packet = std::strtoul(v.c_str(), &end, 10);
+      if (*end != '\0' || v.empty()) {
+        std::fprintf(stderr, "uvwt-server: bad --max-datagrams-per-packet %s\n", v.c_str());
         return 1;
       }
     } else {
@@ -279,9 +292,23 @@ void close_session_later(uv_loop_t *loop, const std::shared_ptr<uvwt::Session> &
   });
 }
 
-void log_session(const char *route, const uvwt::SessionRequest &req) {
-  std::printf("session: %s from %s\n", route, req.remote_address.to_string().c_str());
+// The browser tests read these lines: the dialect each session negotiated, and
+// its datagram counts when it ends (received here = sent by the peer).
+void log_session(const char *route, const uvwt::SessionRequest &req, const std::shared_ptr<uvwt::Session> &s) {
+  std::printf("session: %s from %s dialect %s\n", route, req.remote_address.to_string().c_str(),
+              s->info().dialect.c_str());
   std::fflush(stdout);
+  std::weak_ptr<uvwt::Session> ws = s;
+  s->on_closed([route, ws](const uvwt::SessionCloseInfo &) {
+    auto s = ws.lock();
+    if (!s) return;
+    const auto st = s->stats();
+    std::printf("session-end: %s datagrams received %llu sent %llu dropped %llu\n", route,
+                static_cast<unsigned long long>(st.datagrams_received),
+                static_cast<unsigned long long>(st.datagrams_sent),
+                static_cast<unsigned long long>(st.datagrams_dropped));
+    std::fflush(stdout);
+  });
 }
 
 // Everything the process owns on the loop besides the server's own handles.
@@ -324,6 +351,7 @@ int main(int argc, char **argv) {
 
   uvwt::ServerConfig cfg;
   cfg.qlog_dir = opt.qlog_dir;
+  cfg.max_datagrams_per_packet = opt.max_datagrams_per_packet;
   if (opt.cert_file.empty()) {
     uvwt::CertificatePair cert;
     if (auto err = uvwt::generate_self_signed_certificate({"localhost", "127.0.0.1", "::1"}, cert)) {
@@ -372,20 +400,20 @@ int main(int argc, char **argv) {
 
   uv_loop_t *lp = loop;
   app.server->route("/echo", [](std::shared_ptr<uvwt::Session> s, const uvwt::SessionRequest &req) {
-    log_session("/echo", req);
+    log_session("/echo", req, s);
     echo_session(s);
   });
   app.server->route("/push", [](std::shared_ptr<uvwt::Session> s, const uvwt::SessionRequest &req) {
-    log_session("/push", req);
+    log_session("/push", req, s);
     echo_session(s);
     push_streams(s);
   });
   app.server->route("/close", [lp](std::shared_ptr<uvwt::Session> s, const uvwt::SessionRequest &req) {
-    log_session("/close", req);
+    log_session("/close", req, s);
     close_session_later(lp, s);
   });
   app.server->route("/discard", [](std::shared_ptr<uvwt::Session> s, const uvwt::SessionRequest &req) {
-    log_session("/discard", req);
+    log_session("/discard", req, s);
     discard_session(s);
   });
 

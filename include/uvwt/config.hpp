@@ -44,6 +44,11 @@ struct TransportConfig {
   // keeps many parallel streams from each holding a full stream_send_buffer.
   std::size_t connection_send_buffer = 4u << 20;
   std::size_t datagram_send_queue = 256;   // datagrams queued before send_datagram fails
+  // Datagrams packed into one QUIC packet at most (1..1024). Firefox keeps
+  // only about 10 unread incoming datagrams per session and drops the oldest,
+  // and it takes a whole packet's worth at once: a queued-up burst packed 12+
+  // to a packet loses datagrams there. docs/protocol.md, "Datagrams per packet".
+  std::size_t max_datagrams_per_packet = 4;
   std::size_t max_pending_streams = 24;    // early streams buffered per not-yet-ready session
   std::size_t max_pending_datagrams = 64;  // early datagrams buffered per not-yet-ready session
   std::size_t max_sessions_per_connection = 16;

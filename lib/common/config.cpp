@@ -21,6 +21,8 @@ Error validate_transport(const TransportConfig &c) {
   if (c.stream_send_buffer < 1024) return bad("stream_send_buffer", "must be at least 1024");
   if (c.connection_send_buffer < 1024) return bad("connection_send_buffer", "must be at least 1024");
   if (c.datagram_send_queue == 0) return bad("datagram_send_queue", "must be positive");
+  if (c.max_datagrams_per_packet == 0 || c.max_datagrams_per_packet > 1024)
+    return bad("max_datagrams_per_packet", "must be in 1..1024");
   if (c.max_sessions_per_connection == 0) return bad("max_sessions_per_connection", "must be positive");
   if (c.session_close_timeout.count() <= 0) return bad("session_close_timeout", "must be positive");
   const auto &im = c.impairment;

@@ -494,7 +494,7 @@ PeerWebTransportSettings ConnectionImpl::peer_settings() const {
   p.received = ps.received;
   p.connect_protocol = ps.enable_connect_protocol;
   p.h3_datagram = ps.h3_datagram;
-  p.dialect = dialect_name(ps.best_dialect());
+  p.dialect = dialect_name(h3_->dialect());
   return p;
 }
 

@@ -45,13 +45,49 @@ void PeerSettings::apply(std::uint64_t id, std::uint64_t value) noexcept {
   h3_datagram = h3_datagram_rfc == 1 || h3_datagram_draft04 == 1;
 }
 
-Dialect PeerSettings::best_dialect() const noexcept {
-  const bool connect_and_datagram = enable_connect_protocol && h3_datagram;
-  if (connect_and_datagram && wt_enabled == 1) return Dialect::draft15;
-  if (connect_and_datagram && wt_max_sessions_draft13 >= 1) return Dialect::draft13;
-  if (connect_and_datagram && wt_max_sessions_draft07 > 0) return Dialect::draft07;
-  // Chromium's draft-02 does not announce 0x08.
-  if (h3_datagram && enable_webtransport_draft02 == 1) return Dialect::draft02;
+bool PeerSettings::supports(Dialect d, PeerRole role) const noexcept {
+  // Every dialect needs HTTP/3 datagrams from both sides (RFC 9297 §2.1.1).
+  // Servers also enable extended CONNECT (0x08): draft-07 §3.2, draft-13/14
+  // §3.1, draft-15 §3.1. Clients announce only their own WebTransport setting.
+  // Draft-02 (§3.1, both sides send 0x2b603742=1) never had the 0x08 rule
+  // and Chromium's draft-02 server code does not send it, so it is not asked.
+  if (!h3_datagram) return false;
+  const bool connect = role == PeerRole::client || enable_connect_protocol;
+  switch (d) {
+    case Dialect::none:
+      return false;
+    case Dialect::draft02:
+      return enable_webtransport_draft02 == 1;
+    case Dialect::draft07:  // SETTINGS_WEBTRANSPORT_MAX_SESSIONS > 0 from both (§3.1)
+      return connect && wt_max_sessions_draft07 > 0;
+    case Dialect::draft13:  // SETTINGS_WT_MAX_SESSIONS > 0 from both (draft-14 §3.1)
+      return connect && wt_max_sessions_draft13 > 0;
+    case Dialect::draft15:
+      // Servers send SETTINGS_WT_ENABLED; draft-version clients send it too,
+      // so that the server can tell which draft they speak (§3.1, §7.1).
+      return connect && wt_enabled == 1;
+  }
+  return false;
+}
+
+namespace {
+
+constexpr Dialect kNewestFirst[] = {Dialect::draft15, Dialect::draft13, Dialect::draft07, Dialect::draft02};
+
+}  // namespace
+
+Dialect negotiate_dialect(const LocalWtSettings &local, const PeerSettings &peer, PeerRole peer_role) noexcept {
+  if (local.max_sessions == 0) return Dialect::none;
+  for (Dialect d : kNewestFirst)
+    if (local.announces(d) && peer.supports(d, peer_role)) return d;
+  return Dialect::none;
+}
+
+Dialect negotiate_request_dialect(const LocalWtSettings &local, const PeerSettings &client,
+                                  std::string_view protocol) noexcept {
+  if (local.max_sessions == 0 || protocol.empty()) return Dialect::none;
+  for (Dialect d : kNewestFirst)
+    if (protocol_token(d) == protocol && local.announces(d) && client.supports(d, PeerRole::client)) return d;
   return Dialect::none;
 }
 

@@ -14,6 +14,10 @@ namespace uvwt::detail {
 // Ordered oldest to newest: a larger value is a newer dialect.
 enum class Dialect : std::uint8_t { none, draft02, draft07, draft13, draft15 };
 
+// What the peer is: a server must announce more than a client (extended
+// CONNECT is the server's setting, RFC 9220 §3), so support is judged per role.
+enum class PeerRole : std::uint8_t { client, server };
+
 // What a peer's SETTINGS said that matters to WebTransport. Values are kept
 // raw; the booleans are derived from them.
 struct PeerSettings {
@@ -32,8 +36,9 @@ struct PeerSettings {
 
   // Records one (id, value) pair; ids that do not matter here are ignored.
   void apply(std::uint64_t id, std::uint64_t value) noexcept;
-  // The newest dialect the peer announced support for.
-  [[nodiscard]] Dialect best_dialect() const noexcept;
+  // Whether these SETTINGS announce dialect `d` as its draft asks of a peer in
+  // `role` (docs/protocol.md, "What uvwt does, dialect by dialect").
+  [[nodiscard]] bool supports(Dialect d, PeerRole role) const noexcept;
 };
 
 // ":protocol" of the extended CONNECT: "webtransport" up to draft-13,
@@ -62,6 +67,18 @@ struct LocalWtSettings {
       (1u << static_cast<unsigned>(Dialect::draft13)) | (1u << static_cast<unsigned>(Dialect::draft15));
   [[nodiscard]] bool announces(Dialect d) const noexcept { return (dialects & (1u << static_cast<unsigned>(d))) != 0; }
 };
+
+// The dialect of a connection: the newest one both sides announce, ours from
+// `local`, the peer's from its SETTINGS. Neither side needs to send anything
+// beyond its own draft's rules (a client never sends 0x08).
+Dialect negotiate_dialect(const LocalWtSettings &local, const PeerSettings &peer, PeerRole peer_role) noexcept;
+
+// Server: the dialect of one extended CONNECT, the newest both sides announce
+// whose `:protocol` token is `protocol`; Dialect::none when none fits. A
+// draft-02 header on the request does not decide it: Chromium sends
+// `sec-webtransport-http3-draft02: 1` also when the SETTINGS chose draft-07.
+Dialect negotiate_request_dialect(const LocalWtSettings &local, const PeerSettings &client,
+                                  std::string_view protocol) noexcept;
 
 // Dialect by its dialect_name(); Dialect::none for anything else.
 Dialect dialect_from_name(std::string_view name) noexcept;

@@ -93,7 +93,17 @@ struct H3Callbacks {
 
   static int recv_data(nghttp3_conn *, std::int64_t sid, const std::uint8_t *data, std::size_t len, void *ud, void *) {
     auto *c = self(ud);
-    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
+    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.held) {
+      auto &body = it->second.held_body;
+      if (body.size() + len <= H3Connection::kHeldBodyMax) {
+        body.insert(body.end(), data, data + len);
+      } else {  // more than a client sends before an answer: refused, not buffered
+        it->second.held = false;
+        body = {};
+        c->submit_simple_response(sid, 400, nullptr);
+        c->remember_gone(static_cast<SessionId>(sid));
+      }
+    } else if (it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
       auto s = it->second.session;
       s->on_capsule_data(data, len);
     }
@@ -147,6 +157,18 @@ struct H3Callbacks {
     auto *c = self(ud);
     auto it = c->requests_.find(sid);
     if (it == c->requests_.end()) return 0;
+    if (c->server_ && !c->peer_ctrl_.settings_received()) {
+      // The dialect comes from the client's SETTINGS: wait for them
+      // (draft-07 §3.1, draft-14 §3.1, draft-15 §3.1: a server does not
+      // process WebTransport requests before the client's SETTINGS).
+      if (c->held_requests_.size() >= c->cfg_.max_sessions_per_connection) {
+        c->submit_simple_response(sid, 429, nullptr);
+        return 0;
+      }
+      it->second.held = true;
+      c->held_requests_.push_back(sid);
+      return 0;
+    }
     if (c->server_)
       c->handle_request_headers(sid, it->second);
     else
@@ -156,7 +178,9 @@ struct H3Callbacks {
 
   static int end_stream(nghttp3_conn *, std::int64_t sid, void *ud, void *) {
     auto *c = self(ud);
-    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
+    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.held) {
+      it->second.held_fin = true;
+    } else if (it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
       auto s = it->second.session;
       s->on_connect_stream_fin();
     }
@@ -304,6 +328,18 @@ void H3Connection::check_ready() {
   for (auto &p : pending) send_connect(p.authority, p.path, p.headers, p.protocols, std::move(p.cb));
 }
 
+void H3Connection::on_peer_settings() {
+  check_ready();
+  auto held = std::move(held_requests_);
+  held_requests_.clear();
+  for (const std::int64_t sid : held) {
+    auto it = requests_.find(sid);
+    if (it == requests_.end() || !it->second.held) continue;
+    it->second.held = false;
+    handle_request_headers(sid, it->second);
+  }
+}
+
 // ---------------------------------------------------------------- reading
 
 bool H3Connection::feed_nghttp3(std::int64_t sid, const std::uint8_t *data, std::size_t len, bool fin) {
@@ -336,7 +372,7 @@ bool H3Connection::on_stream_data(std::int64_t sid, bool fin, const std::uint8_t
           return fatal(peer_ctrl_.error(), "bad peer control stream");
         if (!peer_ctrl_settings_seen_ && peer_ctrl_.settings_received()) {
           peer_ctrl_settings_seen_ = true;
-          check_ready();
+          on_peer_settings();
         }
       }
       return feed_nghttp3(sid, data, len, fin);
@@ -399,7 +435,7 @@ bool H3Connection::route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, 
           return fatal(peer_ctrl_.error(), "bad peer control stream");
         if (!peer_ctrl_settings_seen_ && peer_ctrl_.settings_received()) {
           peer_ctrl_settings_seen_ = true;
-          check_ready();
+          on_peer_settings();
         }
       }
       return feed_nghttp3(sid, all.data(), all.size(), fin);
@@ -456,7 +492,7 @@ void H3Connection::open_session(const std::string &authority, const std::string 
 void H3Connection::send_connect(const std::string &authority, const std::string &path, const Headers &headers,
                                 const std::vector<std::string> &protocols,
                                 std::function<void(const Error &, std::shared_ptr<Session>)> cb) {
-  const Dialect d = peer_ctrl_.settings().best_dialect();
+  const Dialect d = dialect();
   if (d == Dialect::none) {
     defer([cb = std::move(cb)] {
       cb(Error(Errc::handshake, "server does not support WebTransport (no WebTransport SETTINGS)"), nullptr);
@@ -559,9 +595,14 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   req.remote_address = remote_;
   if (quic_ != nullptr && quic_->tls() != nullptr)
     req.client_certificate_sha256 = quic_->tls()->peer_certificate_sha256();
-  bool draft02 = false;
-  for (const auto &[k, v] : rs.headers)
-    if (k == "sec-webtransport-http3-draft02") draft02 = true;
+  const Dialect wt_dialect = negotiate_request_dialect(ctrl_out_.local_settings(), peer_ctrl_.settings(), rs.protocol);
+  if (wt_dialect == Dialect::none) {
+    // Neither side's SETTINGS allow a dialect with this :protocol token.
+    submit_simple_response(sid, 400, nullptr);
+    remember_gone(static_cast<SessionId>(sid));
+    drop_early(static_cast<SessionId>(sid), kWtSessionGone);
+    return;
+  }
 
   Server::SessionHandler handler;
   AcceptDecision decision;
@@ -584,20 +625,15 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   info.authority = rs.authority;
   info.origin = rs.origin;
   info.headers = rs.headers;
-  // ":protocol webtransport" without the draft-02 header is draft-07 or -13:
-  // the client took the newest of those we announced.
-  const bool announced13 = ctrl_out_.local_settings().announces(Dialect::draft13);
-  info.dialect = rs.protocol == "webtransport-h3" ? "draft15"
-                 : draft02                        ? "draft02"
-                 : announced13                    ? "draft13"
-                                                  : "draft07";
+  info.dialect = dialect_name(wt_dialect);
   auto s = std::make_shared<SessionImpl>(*this, static_cast<SessionId>(sid), false, info, cfg_);
   sessions_[static_cast<SessionId>(sid)] = s;
   rs.session = s;
   const std::string st = std::to_string(decision.status);
   std::vector<nghttp3_nv> nva;
   nva.push_back(make_nv(":status", st));
-  if (draft02) nva.push_back(make_nv("sec-webtransport-http3-draft", "draft02"));
+  // Chromium's draft-02 waits for this answer; under draft-07 it is not sent.
+  if (wt_dialect == Dialect::draft02) nva.push_back(make_nv("sec-webtransport-http3-draft", "draft02"));
   const std::string proto = decision.protocol.empty() ? std::string() : sf_string(decision.protocol);
   if (!proto.empty()) nva.push_back(make_nv("wt-protocol", proto));
   for (const auto &[k, v] : decision.headers) nva.push_back(make_nv(k, v));
@@ -610,6 +646,10 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   s->set_ready(decision.protocol);
   owner_.on_session_accepted(s, std::move(handler), req);
   release_early(s->id());
+  // What the CONNECT stream carried while it waited for the client's SETTINGS.
+  if (!rs.held_body.empty()) s->on_capsule_data(rs.held_body.data(), rs.held_body.size());
+  rs.held_body = {};
+  if (rs.held_fin) s->on_connect_stream_fin();
 }
 
 void H3Connection::release_early(SessionId id) {

@@ -57,7 +57,11 @@ class H3Connection final : public QuicApp, public SessionHost {
 
   void attach(QuicConnection *q) noexcept { quic_ = q; }
   [[nodiscard]] bool ready() const noexcept { return h3_ready_; }
-  [[nodiscard]] Dialect dialect() const noexcept { return peer_ctrl_.settings().best_dialect(); }
+  // The newest dialect both sides' SETTINGS announce (none before the peer's arrived).
+  [[nodiscard]] Dialect dialect() const noexcept {
+    return negotiate_dialect(ctrl_out_.local_settings(), peer_ctrl_.settings(),
+                             server_ ? PeerRole::client : PeerRole::server);
+  }
   [[nodiscard]] const PeerSettings &peer_settings() const noexcept { return peer_ctrl_.settings(); }
 
   // Client: sends CONNECT once the peer's SETTINGS are known.
@@ -150,7 +154,12 @@ class H3Connection final : public QuicApp, public SessionHost {
     int status = 0;
     std::string method, protocol, path, authority, origin, wt_protocol;
     std::vector<std::string> offered;
+    // Server: CONNECT waiting for the client's SETTINGS, and what its stream
+    // carried meanwhile (bounded by kHeldBodyMax).
+    bool held = false, held_fin = false;
+    std::vector<std::uint8_t> held_body;
   };
+  static constexpr std::size_t kHeldBodyMax = 4096;
   struct OpenRequest {
     std::weak_ptr<SessionImpl> session;
     bool bidi;
@@ -164,6 +173,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void attach_wt_stream(std::int64_t sid, SessionId session_id, bool bidi, const std::uint8_t *payload, std::size_t len,
                         bool fin);
   void check_ready();
+  void on_peer_settings();
   void send_connect(const std::string &authority, const std::string &path, const Headers &headers,
                     const std::vector<std::string> &protocols,
                     std::function<void(const Error &, std::shared_ptr<Session>)> cb);
@@ -251,6 +261,9 @@ class H3Connection final : public QuicApp, public SessionHost {
     std::function<void(const Error &, std::shared_ptr<Session>)> cb;
   };
   LazyDeque<PendingConnect> pending_connects_;
+  // Server: CONNECT requests that arrived before the client's SETTINGS
+  // (at most max_sessions_per_connection; answered once they arrive).
+  std::vector<std::int64_t> held_requests_;
   // Datagram send queue: fixed slots, allocated on first use.
   std::vector<std::uint8_t> dgram_buf_;
   std::vector<std::size_t> dgram_len_;

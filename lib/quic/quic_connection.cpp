@@ -281,6 +281,7 @@ bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &se
   settings.cc_algo = cc_algo(cfg.congestion_control);
   settings.handshake_timeout = static_cast<ngtcp2_duration>(cfg.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
   settings.max_tx_udp_payload_size = 1452;
+  max_dgrams_per_pkt_ = cfg.max_datagrams_per_packet;
   if (std::getenv("UVWT_NGTCP2_LOG") != nullptr) settings.log_printf = ngtcp2_log;
   if (!cfg.qlog_dir.empty()) {
     char name[80];
@@ -627,6 +628,7 @@ bool QuicConnection::write_packets() {
   std::size_t npkts = 0, gso = 0;
   std::uint8_t batch_ecn = 0;
   bool stream_blocked = false;
+  std::size_t dgrams_in_pkt = 0;  // datagrams already in the packet being built
 
   for (;;) {
     StreamWrite w;
@@ -635,9 +637,13 @@ bool QuicConnection::write_packets() {
     ngtcp2_ssize ndatalen = -1;
     int accepted = 0;
     if (dgram != nullptr) {
-      nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, p, max_udp, &accepted, NGTCP2_WRITE_DATAGRAM_FLAG_MORE,
-                                           0, dgram, 1, ts);
+      // Without FLAG_MORE ngtcp2 closes the packet after this datagram: the
+      // per-packet cap (docs/protocol.md, "Datagrams per packet").
+      const bool last = dgrams_in_pkt + 1 >= max_dgrams_per_pkt_;
+      nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, p, max_udp, &accepted,
+                                           last ? 0 : NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, dgram, 1, ts);
       if (nwrite == NGTCP2_ERR_WRITE_MORE) {
+        ++dgrams_in_pkt;
         app_.on_datagram_written(true);
         continue;
       }
@@ -681,6 +687,7 @@ bool QuicConnection::write_packets() {
       send_connection_close();
       return false;
     }
+    dgrams_in_pkt = 0;  // the packet under construction, if any, is finished
     if (nwrite == 0) {
       // Congestion- or pacing-limited, or nothing left.
       if (w.stream_id >= 0 && !stream_blocked) {

@@ -156,6 +156,7 @@ class QuicConnection {
  private:
   bool linger_ = true;
   ngtcp2_duration keep_alive_ = UINT64_MAX;
+  std::size_t max_dgrams_per_pkt_ = 1;  // TransportConfig::max_datagrams_per_packet
   bool closed_ = false;  // no more I/O: closed, drained or failed
   bool close_requested_ = false;
   std::uint64_t close_code_ = 0;

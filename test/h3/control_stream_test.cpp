@@ -131,7 +131,7 @@ void check_peer_settings(const ControlStreamReader &r) {
   CHECK(s.wt_initial_max_data == 65536);
   CHECK(s.wt_initial_max_streams_uni == 10);
   CHECK(s.wt_initial_max_streams_bidi == 11);
-  CHECK(s.best_dialect() == Dialect::draft15);
+  CHECK(negotiate_dialect(LocalWtSettings{}, s, PeerRole::server) == Dialect::draft15);
 }
 
 }  // namespace
@@ -187,7 +187,7 @@ TEST_CASE("ControlStreamReader accepts an empty SETTINGS frame", "[h3][control]"
   const Bytes f = frame(kFrameSettings, {});
   REQUIRE(r.feed(f) == 0);
   CHECK(r.settings_received());
-  CHECK(r.settings().best_dialect() == Dialect::none);
+  CHECK(negotiate_dialect(LocalWtSettings{}, r.settings(), PeerRole::client) == Dialect::none);
 }
 
 TEST_CASE("ControlStreamReader streams past large frames", "[h3][control]") {
@@ -331,7 +331,7 @@ void check_rewritten(const Bytes &wire, const Bytes &goaway, const LocalWtSettin
   ControlStreamReader r;
   REQUIRE(r.feed(std::span(wire).subspan(1)) == 0);
   REQUIRE(r.settings_received());
-  CHECK(r.settings().best_dialect() == Dialect::draft15);
+  CHECK(negotiate_dialect(LocalWtSettings{}, r.settings(), PeerRole::server) == Dialect::draft15);
 }
 
 }  // namespace
@@ -567,7 +567,8 @@ TEST_CASE("ControlStreamRewriter on nghttp3's real control stream", "[h3][contro
   CHECK(r.settings().enable_webtransport_draft02 == 1);
   CHECK(r.settings().wt_max_sessions_draft13 == 12);
   CHECK(r.settings().h3_datagram);
-  CHECK(r.settings().best_dialect() == Dialect::draft02);  // a client does not send 0x08
+  // A client does not send 0x08 and need not: its WT_ENABLED says draft-15.
+  CHECK(negotiate_dialect(LocalWtSettings{}, r.settings(), PeerRole::client) == Dialect::draft15);
 
   SECTION("split anywhere") {
     for (std::size_t a = 0; a <= original.size(); ++a) {

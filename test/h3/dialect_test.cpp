@@ -38,42 +38,127 @@ std::map<std::uint64_t, std::uint64_t> decode_pairs(const std::uint8_t *p, std::
 
 }  // namespace
 
-TEST_CASE("best_dialect follows the docs/protocol.md table", "[h3][dialect]") {
-  CHECK(PeerSettings{}.best_dialect() == Dialect::none);
+namespace {
 
-  // Stock Chromium / Firefox: draft-02 (0x08 not required).
-  CHECK(settings({{0x2b603742, 1}, {0x33, 1}}).best_dialect() == Dialect::draft02);
-  CHECK(settings({{0x2b603742, 1}, {0xffd277, 1}}).best_dialect() == Dialect::draft02);
-  CHECK(settings({{0x2b603742, 1}}).best_dialect() == Dialect::none);             // no datagrams
-  CHECK(settings({{0x2b603742, 2}, {0x33, 1}}).best_dialect() == Dialect::none);  // must be exactly 1
+// What uvwt's own SETTINGS frame says (encode_wt_settings plus nghttp3's 0x08/0x33).
+PeerSettings uvwt_peer(const LocalWtSettings &local, bool server) {
+  std::uint8_t buf[kWtSettingsMaxSize];
+  PeerSettings s;
+  for (auto [id, v] : decode_pairs(buf, encode_wt_settings(local, buf, sizeof buf))) s.apply(id, v);
+  s.apply(0x33, 1);
+  if (server) s.apply(0x08, 1);
+  s.received = true;
+  return s;
+}
 
-  // Chromium with draft-07.
-  CHECK(settings({{0xc671706a, 4}, {0x08, 1}, {0x33, 1}}).best_dialect() == Dialect::draft07);
-  CHECK(settings({{0xc671706a, 4}, {0x33, 1}}).best_dialect() == Dialect::none);
-  CHECK(settings({{0xc671706a, 0}, {0x08, 1}, {0x33, 1}}).best_dialect() == Dialect::none);
+LocalWtSettings only(std::initializer_list<Dialect> ds) {
+  LocalWtSettings l;
+  l.dialects = 0;
+  for (Dialect d : ds) l.dialects |= 1u << static_cast<unsigned>(d);
+  return l;
+}
 
-  // Safari-style draft-13.
-  CHECK(settings({{0x14e9cd29, 1}, {0xc671706a, 1}, {0x08, 1}, {0x33, 1}}).best_dialect() == Dialect::draft13);
-  CHECK(settings({{0x14e9cd29, 1}, {0x08, 1}}).best_dialect() == Dialect::none);
+}  // namespace
 
-  // Latest draft.
-  CHECK(settings({{0x2c7cf000, 1}, {0x08, 1}, {0x33, 1}}).best_dialect() == Dialect::draft15);
-  CHECK(settings({{0x2c7cf000, 2}, {0x08, 1}, {0x33, 1}}).best_dialect() == Dialect::none);
-  CHECK(settings({{0x2c7cf000, 1}, {0x08, 1}, {0xffd277, 1}}).best_dialect() == Dialect::draft15);
+TEST_CASE("supports: what each draft asks of a server", "[h3][dialect]") {
+  const auto srv = PeerRole::server;
+  CHECK_FALSE(PeerSettings{}.supports(Dialect::draft02, srv));
+  CHECK_FALSE(settings({{0x2b603742, 1}, {0x33, 1}}).supports(Dialect::none, srv));
+  // draft-02 §3.1: 0x2b603742 = 1 and datagrams; 0x08 not asked.
+  CHECK(settings({{0x2b603742, 1}, {0x33, 1}}).supports(Dialect::draft02, srv));
+  CHECK(settings({{0x2b603742, 1}, {0xffd277, 1}}).supports(Dialect::draft02, srv));
+  CHECK_FALSE(settings({{0x2b603742, 1}}).supports(Dialect::draft02, srv));             // no datagrams
+  CHECK_FALSE(settings({{0x2b603742, 2}, {0x33, 1}}).supports(Dialect::draft02, srv));  // must be exactly 1
+  // draft-07 §3.2: a server sends 0xc671706a > 0 and 0x08 = 1.
+  CHECK(settings({{0xc671706a, 4}, {0x08, 1}, {0x33, 1}}).supports(Dialect::draft07, srv));
+  CHECK_FALSE(settings({{0xc671706a, 4}, {0x33, 1}}).supports(Dialect::draft07, srv));
+  CHECK_FALSE(settings({{0xc671706a, 0}, {0x08, 1}, {0x33, 1}}).supports(Dialect::draft07, srv));
+  // draft-14 §3.1: 0x14e9cd29 > 0, 0x08 = 1, datagrams.
+  CHECK(settings({{0x14e9cd29, 1}, {0x08, 1}, {0x33, 1}}).supports(Dialect::draft13, srv));
+  CHECK_FALSE(settings({{0x14e9cd29, 1}, {0x08, 1}}).supports(Dialect::draft13, srv));
+  CHECK_FALSE(settings({{0x14e9cd29, 1}, {0x33, 1}}).supports(Dialect::draft13, srv));
+  // draft-15 §3.1: 0x2c7cf000 = 1, 0x08 = 1, datagrams.
+  CHECK(settings({{0x2c7cf000, 1}, {0x08, 1}, {0x33, 1}}).supports(Dialect::draft15, srv));
+  CHECK(settings({{0x2c7cf000, 1}, {0x08, 1}, {0xffd277, 1}}).supports(Dialect::draft15, srv));
+  CHECK_FALSE(settings({{0x2c7cf000, 2}, {0x08, 1}, {0x33, 1}}).supports(Dialect::draft15, srv));
+  CHECK_FALSE(settings({{0x2c7cf000, 1}, {0x33, 1}}).supports(Dialect::draft15, srv));
+}
 
-  // A peer announcing every generation (uvwt's own policy) gets the newest.
-  auto all = settings({{0x08, 1}, {0x33, 1}, {0x2b603742, 1}, {0xc671706a, 16}, {0x14e9cd29, 16}, {0x2c7cf000, 1}});
-  CHECK(all.best_dialect() == Dialect::draft15);
-  all.apply(0x2c7cf000, 0);
-  CHECK(all.best_dialect() == Dialect::draft13);
-  all.apply(0x14e9cd29, 0);
-  CHECK(all.best_dialect() == Dialect::draft07);
-  all.apply(0xc671706a, 0);
-  CHECK(all.best_dialect() == Dialect::draft02);
-  all.apply(0x33, 0);
-  CHECK(all.best_dialect() == Dialect::none);
-  all.apply(0xffd277, 1);
-  CHECK(all.best_dialect() == Dialect::draft02);
+TEST_CASE("supports: clients never need 0x08", "[h3][dialect]") {
+  const auto cli = PeerRole::client;
+  // Stock Chromium and Firefox: draft-02 only.
+  const auto chromium = settings({{0x2b603742, 1}, {0x33, 1}, {0xffd277, 1}});
+  CHECK(chromium.supports(Dialect::draft02, cli));
+  CHECK_FALSE(chromium.supports(Dialect::draft07, cli));
+  // Chromium with EnableWebTransportDraft07: both of quiche's generations, no 0x08.
+  const auto chromium07 = settings({{0x2b603742, 1}, {0xc671706a, 16}, {0x33, 1}, {0xffd277, 1}});
+  CHECK(chromium07.supports(Dialect::draft02, cli));
+  CHECK(chromium07.supports(Dialect::draft07, cli));
+  CHECK_FALSE(chromium07.supports(Dialect::draft13, cli));
+  // draft-14 §3.1 client: 0x14e9cd29 > 0 and datagrams.
+  CHECK(settings({{0x14e9cd29, 1}, {0x33, 1}}).supports(Dialect::draft13, cli));
+  // draft-15 §3.1/§7.1 draft-version client: 0x2c7cf000 = 1 and datagrams.
+  CHECK(settings({{0x2c7cf000, 1}, {0x33, 1}}).supports(Dialect::draft15, cli));
+  // Datagrams are asked of clients too.
+  CHECK_FALSE(settings({{0x2b603742, 1}, {0xc671706a, 16}}).supports(Dialect::draft07, cli));
+  CHECK_FALSE(settings({{0x2b603742, 1}, {0xc671706a, 16}}).supports(Dialect::draft02, cli));
+}
+
+TEST_CASE("negotiate_dialect: the newest both sides announce", "[h3][dialect]") {
+  const LocalWtSettings all;
+  const auto chromium = settings({{0x2b603742, 1}, {0x33, 1}, {0xffd277, 1}});
+  const auto chromium07 = settings({{0x2b603742, 1}, {0xc671706a, 16}, {0x33, 1}, {0xffd277, 1}});
+  CHECK(negotiate_dialect(all, chromium, PeerRole::client) == Dialect::draft02);
+  CHECK(negotiate_dialect(all, chromium07, PeerRole::client) == Dialect::draft07);
+  CHECK(negotiate_dialect(all, PeerSettings{}, PeerRole::client) == Dialect::none);
+  // Our side limits it too.
+  CHECK(negotiate_dialect(only({Dialect::draft02}), chromium07, PeerRole::client) == Dialect::draft02);
+  CHECK(negotiate_dialect(only({Dialect::draft13, Dialect::draft15}), chromium07, PeerRole::client) == Dialect::none);
+  LocalWtSettings off;
+  off.max_sessions = 0;
+  CHECK(negotiate_dialect(off, chromium07, PeerRole::client) == Dialect::none);
+
+  // uvwt against uvwt: each side's real SETTINGS, each announce set.
+  const Dialect ds[] = {Dialect::draft02, Dialect::draft07, Dialect::draft13, Dialect::draft15};
+  for (Dialect d : ds) {
+    const auto server = only({d});
+    CHECK(negotiate_dialect(all, uvwt_peer(server, true), PeerRole::server) == d);
+    CHECK(negotiate_dialect(server, uvwt_peer(all, false), PeerRole::client) == d);
+  }
+  CHECK(negotiate_dialect(all, uvwt_peer(all, true), PeerRole::server) == Dialect::draft15);
+  CHECK(negotiate_dialect(all, uvwt_peer(all, false), PeerRole::client) == Dialect::draft15);
+  // Stepping down generation by generation, as the peer announces less.
+  auto peer = uvwt_peer(all, true);
+  peer.apply(0x2c7cf000, 0);
+  CHECK(negotiate_dialect(all, peer, PeerRole::server) == Dialect::draft13);
+  peer.apply(0x14e9cd29, 0);
+  CHECK(negotiate_dialect(all, peer, PeerRole::server) == Dialect::draft07);
+  peer.apply(0xc671706a, 0);
+  CHECK(negotiate_dialect(all, peer, PeerRole::server) == Dialect::draft02);
+  peer.apply(0x33, 0);
+  peer.apply(0xffd277, 0);
+  CHECK(negotiate_dialect(all, peer, PeerRole::server) == Dialect::none);
+}
+
+TEST_CASE("negotiate_request_dialect: SETTINGS and the :protocol token", "[h3][dialect]") {
+  const LocalWtSettings all;
+  const auto chromium = settings({{0x2b603742, 1}, {0x33, 1}, {0xffd277, 1}});
+  const auto chromium07 = settings({{0x2b603742, 1}, {0xc671706a, 16}, {0x33, 1}, {0xffd277, 1}});
+  // Chromium sends the draft02 header either way; the SETTINGS decide.
+  CHECK(negotiate_request_dialect(all, chromium, "webtransport") == Dialect::draft02);
+  CHECK(negotiate_request_dialect(all, chromium07, "webtransport") == Dialect::draft07);
+  CHECK(negotiate_request_dialect(only({Dialect::draft02}), chromium07, "webtransport") == Dialect::draft02);
+  // No WebTransport SETTINGS from the client, or a token no common dialect uses.
+  CHECK(negotiate_request_dialect(all, settings({{0x33, 1}}), "webtransport") == Dialect::none);
+  CHECK(negotiate_request_dialect(all, chromium07, "webtransport-h3") == Dialect::none);
+  CHECK(negotiate_request_dialect(all, chromium07, "") == Dialect::none);
+  CHECK(negotiate_request_dialect(all, chromium07, "connect-udp") == Dialect::none);
+  // A client that speaks draft-15 and draft-13 picks by token.
+  const auto both = uvwt_peer(all, false);
+  CHECK(negotiate_request_dialect(all, both, "webtransport-h3") == Dialect::draft15);
+  CHECK(negotiate_request_dialect(all, both, "webtransport") == Dialect::draft13);
+  CHECK(negotiate_request_dialect(only({Dialect::draft07}), both, "webtransport") == Dialect::draft07);
+  CHECK(negotiate_request_dialect(only({Dialect::draft15}), both, "webtransport") == Dialect::none);
 }
 
 TEST_CASE("PeerSettings::apply keeps raw values and ignores the rest", "[h3][dialect]") {
