@@ -46,25 +46,32 @@ function member(nick) {
 }
 
 async function run() {
+  // Alice first, so that she is in the room when Bob's join is announced.
   const alice = member('alice');
+  await alice.ready;
   const bob = member('bob');
-  await Promise.all([alice.ready, bob.ready]);
+  await bob.ready;
   check('two sessions ready', true, 'alice and bob connected to /chat/test-room');
 
   const both = (p) => p.includes('alice') && p.includes('bob');
-  const tp = await waitFor(() => both(alice.seen.presence) && both(bob.seen.presence), 10000, 'presence');
-  check('presence over datagrams', true,
-        `alice sees [${alice.seen.presence}], bob sees [${bob.seen.presence}] after ${tp.toFixed(0)} ms`);
+  // Presence (datagrams) and the join event (a stream) race each other: wait for both.
+  const tp = await waitFor(() => both(alice.seen.presence) && both(bob.seen.presence) &&
+                                 alice.seen.joins.includes('bob'), 10000, 'presence').catch(() => -1);
+  check('presence over datagrams', both(alice.seen.presence) && both(bob.seen.presence),
+        `alice sees [${alice.seen.presence}], bob sees [${bob.seen.presence}] (with the join after ${tp.toFixed(0)} ms)`);
   check('join announced', alice.seen.joins.includes('bob'), `alice saw joins [${alice.seen.joins}]`);
 
   await alice.send('hello bob');
   await bob.send('hello alice, ünïcödé "quoted"');
   const got = (r, from, text) => r.seen.messages.some((m) => m.from === from && m.text === text);
-  const tm = await waitFor(() => got(bob, 'alice', 'hello bob') && got(alice, 'bob', 'hello alice, ünïcödé "quoted"'),
-                           10000, 'messages');
-  check('broadcast over streams', true, `each saw the other's message after ${tm.toFixed(0)} ms`);
-  check('sender sees its own message too', got(alice, 'alice', 'hello bob') && got(bob, 'bob', 'hello alice, ünïcödé "quoted"'),
-        `alice saw ${JSON.stringify(alice.seen.messages)}`);
+  const a = 'hello bob', b = 'hello alice, ünïcödé "quoted"';
+  const others = () => got(bob, 'alice', a) && got(alice, 'bob', b);
+  const own = () => got(alice, 'alice', a) && got(bob, 'bob', b);
+  // Every message reaches every member, its sender included: wait for all four.
+  const tm = await waitFor(() => others() && own(), 10000, 'messages').catch(() => -1);
+  check('broadcast over streams', others(), `each saw the other's message (all four after ${tm.toFixed(0)} ms)`);
+  check('sender sees its own message too', own(),
+        `alice saw ${JSON.stringify(alice.seen.messages)}, bob saw ${JSON.stringify(bob.seen.messages)}`);
 
   // A second "alice" is refused with the server's close code.
   const clash = new ChatRoom({...opts, nick: 'alice'});
