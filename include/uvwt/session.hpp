@@ -23,6 +23,9 @@ struct SessionStats {
   std::uint64_t datagrams_sent = 0;
   std::uint64_t datagrams_received = 0;
   std::uint64_t datagrams_dropped = 0;  // early datagrams beyond the bound, queue overflow
+  // Of datagrams_dropped, those that arrived and were dropped before the
+  // application got them (W3C WebTransportDatagramStats.droppedIncoming).
+  std::uint64_t incoming_datagrams_dropped = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
 };

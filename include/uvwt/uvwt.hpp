@@ -14,3 +14,4 @@
 #include <uvwt/stream.hpp>
 #include <uvwt/types.hpp>
 #include <uvwt/version.hpp>
+#include <uvwt/webtransport_stats.hpp>

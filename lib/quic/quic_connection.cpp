@@ -446,6 +446,8 @@ QuicStats QuicConnection::stats() const {
     s.smoothed_rtt = static_cast<double>(ci.smoothed_rtt) / 1e9;
     s.min_rtt = static_cast<double>(ci.min_rtt) / 1e9;
     s.latest_rtt = static_cast<double>(ci.latest_rtt) / 1e9;
+    s.rtt_variation = static_cast<double>(ci.rttvar) / 1e9;
+    s.rtt_sampled = ci.min_rtt != UINT64_MAX;  // ngtcp2's "no sample yet"
     s.cwnd = ci.cwnd;
     s.bytes_in_flight = ci.bytes_in_flight;
     const std::uint64_t mtu = std::max<std::uint64_t>(1, ngtcp2_conn_get_path_max_tx_udp_payload_size(conn_));
@@ -496,6 +498,7 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
   }
   if (ngtcp2_conn_in_draining_period(conn_) != 0) return;
   ++counters_.packets_received;
+  counters_.packet_bytes_received += pkt.data.size();
   // Our side of the path is fixed for the connection's life (a client bound to
   // a wildcard keeps it; a server took the packet's destination at accept).
   ngtcp2_path path = make_path(local_, *pkt.remote);

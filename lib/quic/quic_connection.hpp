@@ -41,7 +41,12 @@ struct QuicStats {
   std::uint64_t packets_lost = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
+  // UDP payload bytes of every packet handed to ngtcp2 (bytes_received above
+  // counts stream payload only): W3C WebTransportConnectionStats.bytesReceived.
+  std::uint64_t packet_bytes_received = 0;
   double smoothed_rtt = 0, min_rtt = 0, latest_rtt = 0;  // seconds
+  double rtt_variation = 0;                              // seconds, RFC 9002 5.3 rttvar
+  bool rtt_sampled = false;                              // false until the first RTT sample (min_rtt not yet known)
   std::uint64_t cwnd = 0, bytes_in_flight = 0;
   // ngtcp2 has no count of packets in flight: bytes in flight over the
   // path's largest packet, rounded up, which is a lower bound on the count

@@ -272,6 +272,7 @@ void SessionImpl::on_datagram_payload(std::span<const std::uint8_t> payload) {
   }
   if (pending_dgrams_.size() >= cfg_.max_pending_datagrams) {
     ++stats_.datagrams_dropped;
+    ++stats_.incoming_datagrams_dropped;
     return;
   }
   pending_dgrams_.emplace_back(payload.begin(), payload.end());

@@ -67,7 +67,10 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void on_goaway();
   [[nodiscard]] std::size_t pending_incoming() const noexcept { return pending_bidi_.size() + pending_uni_.size(); }
   // Early datagrams the connection had to drop before this session was ready.
-  void count_dropped_datagrams(std::size_t n) noexcept { stats_.datagrams_dropped += n; }
+  void count_dropped_datagrams(std::size_t n) noexcept {
+    stats_.datagrams_dropped += n;
+    stats_.incoming_datagrams_dropped += n;
+  }
 
   // CONNECT stream output (capsules), read through nghttp3's data reader.
   // Chunks stay until nghttp3 reports them acknowledged.
