@@ -190,7 +190,12 @@ int main(int argc, char **argv) {
     }
     clients.push_back(std::move(c));
   }
-  load.fleet = uvwt::ClientFleet::create(&loop, std::move(clients), 8);
+  uvwt::Error err;
+  load.fleet = uvwt::ClientFleet::create(&loop, std::move(clients), err, 8);
+  if (!load.fleet) {
+    std::fprintf(stderr, "%s\n", err.to_string().c_str());
+    return 1;
+  }
   load.started_at = uv_now(&loop);
   load.fleet->connect_all(load.opt.url,
                           [&load](std::vector<std::shared_ptr<uvwt::Session>> s) { load.start(std::move(s)); });
