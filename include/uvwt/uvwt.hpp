@@ -13,4 +13,5 @@
 #include <uvwt/session.hpp>
 #include <uvwt/stream.hpp>
 #include <uvwt/types.hpp>
+#include <uvwt/udp_proxy.hpp>
 #include <uvwt/version.hpp>
