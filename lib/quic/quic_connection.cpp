@@ -309,6 +309,10 @@ bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &se
   params.initial_max_streams_uni = std::max<std::uint64_t>(cfg.max_streams_uni, 100);
   params.max_idle_timeout = static_cast<ngtcp2_duration>(cfg.idle_timeout.count()) * NGTCP2_MILLISECONDS;
   params.max_datagram_frame_size = cfg.max_datagram_frame_size;
+  // A tunnel cannot carry larger packets than its own bound in either
+  // direction: tell the peer (RFC 9000 §18.2, max_udp_payload_size), or
+  // the target's full-size packets would be dropped by the proxy leg.
+  if (!path_->probe_mtu()) params.max_udp_payload_size = path_->max_udp_payload();
   params.active_connection_id_limit = 7;
   return true;
 }
