@@ -281,8 +281,8 @@ struct TunnelOp : std::enable_shared_from_this<TunnelOp> {
 
   void on_response(int status) {
     if (status >= 200 && status < 300) return finish(Error());
-    const std::string what = "proxy " + spec.url.authority() + " answered CONNECT-UDP to " + host + ":" +
-                             std::to_string(port) + " with HTTP " + std::to_string(status);
+    const std::string what =
+        "proxy " + spec.url.authority() + " refused CONNECT-UDP to " + host + ":" + std::to_string(port);
     // RFC 9110 §15.5.8: 407 asks for (other) proxy credentials.
     finish(Error(status == 407 ? Errc::proxy_authentication : Errc::proxy_refused, what, 0, status));
   }

@@ -77,6 +77,7 @@ bool H3Connection::tunnel_headers(std::int64_t sid, RequestState &rs) {
   }
   auto it = tunnels_.find(sid);
   if (it == tunnels_.end()) return false;
+  UVWT_DEBUG("CONNECT-UDP stream %lld: HTTP %d", static_cast<long long>(sid), rs.status);
   if (rs.status >= 100 && rs.status < 200) return true;  // interim
   auto h = it->second.handler.lock();
   if (rs.status >= 200 && rs.status < 300) {
@@ -114,7 +115,6 @@ void H3Connection::refuse_udp_tunnel(std::int64_t sid, int status, const Headers
   for (const auto &[k, v] : headers) nva.push_back(nv(k, v));
   // No body reader: the response ends the stream (FIN).
   nghttp3_conn_submit_response(h3w(), sid, nva.data(), nva.size(), nullptr);
-  quic_->shutdown_stream_read(sid, kH3NoError);
   quic_->schedule_write();
 }
 
@@ -207,8 +207,9 @@ void H3Connection::close_udp_tunnel(std::int64_t sid, bool abort) {
     quic_->shutdown_stream_write(sid, kH3RequestCancelled);
     return;
   }
-  nghttp3_conn_resume_stream(h3w(), sid);  // the reader now says EOF: FIN
-  quic_->shutdown_stream_read(sid, kH3NoError);
+  // The reader now says EOF: FIN. The peer answers with its own FIN
+  // (tunnel_fin on its side), which closes the stream.
+  nghttp3_conn_resume_stream(h3w(), sid);
   quic_->schedule_write();
 }
 

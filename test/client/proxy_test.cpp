@@ -5,6 +5,7 @@
 
 #include "client/proxy_fixture.hpp"
 #include "connection/connection_impl.hpp"
+#include "client/client_impl.hpp"
 #include "connection/proxy_tunnel.hpp"
 
 using namespace uvwt;
@@ -62,4 +63,255 @@ TEST_CASE("proxy: session through the proxy echoes bidi, uni and datagrams with 
   CHECK(st.bytes_from_targets > big.size());
   close_client(tl, client);
   close_rig(tl, rig);
+}
+
+TEST_CASE("proxy: several tunnels share one proxy connection", "[proxy][loop]") {
+  TestLoop tl;
+  auto rig = start_proxy_rig(tl);
+  auto client = make_client(tl, proxied_client_config(rig.proxy_server->port()));
+  auto a = connect_client(tl, *client, url_of(rig.target->port(), "/a"));
+  auto b = connect_client(tl, *client, url_of(rig.target->port(), "/b"));
+  auto c = connect_client(tl, *client, url_of(rig.target->port(), "/c"));
+  REQUIRE(a.err.ok());
+  REQUIRE(b.err.ok());
+  REQUIRE(c.err.ok());
+  auto impl = std::dynamic_pointer_cast<detail::ClientImpl>(client);
+  REQUIRE(impl);
+  CHECK(impl->proxy_connections() == 1);
+  CHECK(rig.proxy_server->stats().connections_accepted == 1);
+  CHECK(rig.proxy->stats().tunnels_opened == 3);
+  CHECK(rig.target->stats().connections_accepted == 3);
+  // Each tunnel carries its own session: echo on all three at once.
+  std::vector<std::shared_ptr<EchoResult>> echoes;
+  for (auto &s : {a.session, b.session, c.session}) echoes.push_back(echo_over_bidi(s, pattern(40'000, 3)));
+  REQUIRE(tl.run_until([&] { return echoes[0]->done && echoes[1]->done && echoes[2]->done; }, 20'000));
+  for (auto &e : echoes) CHECK(checksum(e->got) == checksum(pattern(40'000, 3)));
+  // Closing one session ends its tunnel only.
+  bool closed = false;
+  a.session->close(0, "done", [&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed && rig.proxy->stats().tunnels_active == 2; }, 10'000));
+  auto e2 = echo_over_bidi(b.session, pattern(1000, 4));
+  REQUIRE(tl.run_until([&] { return e2->done; }, 10'000));
+  close_client(tl, client);
+  REQUIRE(tl.run_until([&] { return rig.proxy->stats().tunnels_active == 0; }, 10'000));
+  close_rig(tl, rig);
+}
+
+TEST_CASE("proxy: session close codes cross the tunnel both ways", "[proxy][loop]") {
+  TestLoop tl;
+  auto rig = start_proxy_rig(tl);
+  std::shared_ptr<Session> server_side;
+  SessionCloseInfo server_saw;
+  bool server_closed = false;
+  rig.target->route("/close", [&](std::shared_ptr<Session> s, const SessionRequest &) {
+    server_side = s;
+    s->on_closed([&](const SessionCloseInfo &i) {
+      server_saw = i;
+      server_closed = true;
+    });
+  });
+  auto client = make_client(tl, proxied_client_config(rig.proxy_server->port()));
+  auto r = connect_client(tl, *client, url_of(rig.target->port(), "/close"));
+  REQUIRE(r.err.ok());
+  r.session->close(4242, "bye from the client");
+  REQUIRE(tl.run_until([&] { return server_closed; }, 10'000));
+  CHECK(server_saw.code == 4242);
+  CHECK(server_saw.reason == "bye from the client");
+  CHECK(server_saw.remote);
+
+  auto r2 = connect_client(tl, *client, url_of(rig.target->port(), "/close"));
+  REQUIRE(r2.err.ok());
+  SessionCloseInfo client_saw;
+  bool client_closed = false;
+  r2.session->on_closed([&](const SessionCloseInfo &i) {
+    client_saw = i;
+    client_closed = true;
+  });
+  REQUIRE(tl.run_until([&] { return server_side && server_side->is_ready(); }));
+  server_side->close(77, "bye from the server");
+  REQUIRE(tl.run_until([&] { return client_closed; }, 10'000));
+  CHECK(client_saw.code == 77);
+  CHECK(client_saw.reason == "bye from the server");
+  server_side.reset();
+  close_client(tl, client);
+  close_rig(tl, rig);
+}
+
+TEST_CASE("proxy: Connection::create_client with proxy_addr", "[proxy][loop]") {
+  TestLoop tl;
+  auto rig = start_proxy_rig(tl);
+  ClientConfig cfg = client_config();
+  cfg.proxy.server_certificate_hashes = {test_certificate().sha256};
+  bool done = false;
+  Error err;
+  std::shared_ptr<Connection> conn;
+  auto pending = Connection::create_client(&tl.loop, cfg, "127.0.0.1", rig.target->port(), "/echo",
+                                           Address{"127.0.0.1", rig.proxy_server->port()},
+                                           [&](const Error &e, std::shared_ptr<Connection> c) {
+                                             err = e;
+                                             conn = c;
+                                             done = true;
+                                           });
+  REQUIRE(pending);
+  REQUIRE(tl.run_until([&] { return done; }, 15'000));
+  INFO(err.to_string());
+  REQUIRE(err.ok());
+  REQUIRE(conn == pending);
+  auto id = conn->get_ready_session_id();
+  REQUIRE(id);
+  auto e = echo_over_bidi(conn->get_session(*id), pattern(100'000, 5));
+  REQUIRE(tl.run_until([&] { return e->done; }, 15'000));
+  CHECK(checksum(e->got) == checksum(pattern(100'000, 5)));
+  CHECK(rig.proxy->stats().tunnels_opened == 1);
+  // The target saw the proxy's relay socket, not the client's.
+  CHECK(rig.target->connections().front()->remote_address()->port != conn->local_address()->port);
+  bool closed = false;
+  conn->close(0, "done", [&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed && rig.proxy->stats().tunnels_active == 0; }, 10'000));
+  close_rig(tl, rig);
+}
+
+TEST_CASE("proxy: refusals name the proxy leg: policy 403, auth 407, bad template 400", "[proxy][loop]") {
+  TestLoop tl;
+  SECTION("default policy denies loopback targets") {
+    UdpProxyConfig pc;  // allow_private_targets off
+    auto rig = start_proxy_rig(tl, pc);
+    auto client = make_client(tl, proxied_client_config(rig.proxy_server->port()));
+    auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    CHECK(r.err.errc == Errc::proxy_refused);
+    CHECK(r.err.http_status == 403);
+    CHECK(rig.target->stats().connections_accepted == 0);
+    CHECK(rig.proxy->stats().tunnels_refused == 1);
+    close_client(tl, client);
+    close_rig(tl, rig);
+  }
+  SECTION("allow-list of hosts and ports") {
+    UdpProxyConfig pc = loopback_proxy_config();
+    pc.policy.allowed_hosts = {"localhost"};
+    auto rig = start_proxy_rig(tl, pc);
+    auto client = make_client(tl, proxied_client_config(rig.proxy_server->port()));
+    auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));  // 127.0.0.1 is not "localhost"
+    CHECK(r.err.errc == Errc::proxy_refused);
+    CHECK(r.err.http_status == 403);
+    auto ok = connect_client(tl, *client, url_of(rig.target->port(), "/echo", "localhost"));
+    CHECK(ok.err.ok());
+    close_client(tl, client);
+    close_rig(tl, rig);
+  }
+  SECTION("proxy-authorization checked by the hook") {
+    UdpProxyConfig pc = loopback_proxy_config();
+    pc.authenticate = require_proxy_authorization("Bearer letmein");
+    auto rig = start_proxy_rig(tl, pc);
+    auto anon = make_client(tl, proxied_client_config(rig.proxy_server->port()));
+    auto r = connect_client(tl, *anon, url_of(rig.target->port(), "/echo"));
+    CHECK(r.err.errc == Errc::proxy_authentication);
+    CHECK(r.err.http_status == 407);
+    ClientConfig cfg = proxied_client_config(rig.proxy_server->port());
+    cfg.proxy.headers = {{"Proxy-Authorization", "Bearer letmein"}};
+    auto authed = make_client(tl, cfg);
+    auto ok = connect_client(tl, *authed, url_of(rig.target->port(), "/echo"));
+    INFO(ok.err.to_string());
+    CHECK(ok.err.ok());
+    close_client(tl, anon);
+    close_client(tl, authed);
+    close_rig(tl, rig);
+  }
+  SECTION("a template the proxy does not serve") {
+    auto rig = start_proxy_rig(tl);
+    auto client =
+        make_client(tl, proxied_client_config(rig.proxy_server->port(), "/other/{target_host}/{target_port}"));
+    auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    CHECK(r.err.errc == Errc::proxy_refused);
+    CHECK(r.err.http_status == 400);
+    close_client(tl, client);
+    close_rig(tl, rig);
+  }
+}
+
+TEST_CASE("proxy: certificate checks apply to each leg on its own", "[proxy][loop]") {
+  TestLoop tl;
+  auto rig = start_proxy_rig(tl);
+  std::array<std::uint8_t, 32> wrong{};
+  wrong[0] = 1;
+  {
+    ClientConfig cfg = proxied_client_config(rig.proxy_server->port());
+    cfg.proxy.server_certificate_hashes = {wrong};
+    auto client = make_client(tl, cfg);
+    auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    CHECK(r.err.errc == Errc::proxy_certificate);
+    CHECK(rig.proxy_server->stats().connections_accepted >= 1);
+    close_client(tl, client);
+  }
+  {
+    ClientConfig cfg = proxied_client_config(rig.proxy_server->port());
+    cfg.server_certificate_hashes = {wrong};  // the target's pin only
+    auto client = make_client(tl, cfg);
+    auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    CHECK(r.err.errc == Errc::certificate);
+    CHECK(rig.proxy->stats().tunnels_opened >= 1);  // the proxy leg was fine
+    close_client(tl, client);
+  }
+  close_rig(tl, rig);
+}
+
+TEST_CASE("proxy: the proxy dying mid-session fails the session cleanly", "[proxy][loop]") {
+  TestLoop tl;
+  auto rig = start_proxy_rig(tl);
+  auto client = make_client(tl, proxied_client_config(rig.proxy_server->port()));
+  auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+  REQUIRE(r.err.ok());
+  SessionCloseInfo info;
+  bool closed = false;
+  r.session->on_closed([&](const SessionCloseInfo &i) {
+    info = i;
+    closed = true;
+  });
+  close_server(tl, rig.proxy_server);  // CONNECTION_CLOSE to the client's proxy connection
+  REQUIRE(tl.run_until([&] { return closed; }, 10'000));
+  CHECK(info.error.errc == Errc::proxy_connection);
+  CHECK(info.error.message.find("proxy") != std::string::npos);
+  auto conn = r.session->connection();
+  REQUIRE(tl.run_until([&] { return conn->is_closed(); }, 10'000));
+  conn.reset();
+  r.session.reset();
+  close_client(tl, client);
+  close_server(tl, rig.target);
+}
+
+TEST_CASE("proxy: impairment on either leg still delivers intact data", "[proxy][loop]") {
+  TestLoop tl;
+  ServerConfig lossy_target = server_config();
+  SECTION("client <-> proxy leg") {
+    auto rig = start_proxy_rig(tl);
+    ClientConfig cfg = proxied_client_config(rig.proxy_server->port());
+    cfg.impairment.enabled = true;  // the proxy connection's socket: the outer leg
+    cfg.impairment.loss = 0.03;
+    cfg.impairment.reorder = 0.02;
+    cfg.impairment.seed = 11;
+    auto client = make_client(tl, cfg);
+    auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    REQUIRE(r.err.ok());
+    const Bytes data = pattern(200'000, 12);
+    auto e = echo_over_bidi(r.session, data);
+    REQUIRE(tl.run_until([&] { return e->done; }, 30'000));
+    CHECK(checksum(e->got) == checksum(data));
+    close_client(tl, client);
+    close_rig(tl, rig);
+  }
+  SECTION("proxy <-> target leg") {
+    lossy_target.impairment.enabled = true;  // the target server's socket
+    lossy_target.impairment.loss = 0.03;
+    lossy_target.impairment.delay_ms = 5;
+    lossy_target.impairment.seed = 13;
+    auto rig = start_proxy_rig(tl, loopback_proxy_config(), lossy_target);
+    auto client = make_client(tl, proxied_client_config(rig.proxy_server->port()));
+    auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    REQUIRE(r.err.ok());
+    const Bytes data = pattern(200'000, 14);
+    auto e = echo_over_bidi(r.session, data);
+    REQUIRE(tl.run_until([&] { return e->done; }, 30'000));
+    CHECK(checksum(e->got) == checksum(data));
+    close_client(tl, client);
+    close_rig(tl, rig);
+  }
 }
