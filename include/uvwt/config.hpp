@@ -54,6 +54,12 @@ struct TransportConfig {
   std::string qlog_dir;   // write one qlog file per connection when set
   bool keylog = false;    // append TLS secrets to $SSLKEYLOGFILE
   bool allow_gso = true;  // use UDP GSO/GRO where the kernel has it
+  // Send full-size (1452-byte) packets from the first one instead of
+  // starting at 1200 and growing by path MTU discovery. A MASQUE proxy
+  // connection needs it on both ends: each tunnelled QUIC packet (at least
+  // 1200 bytes) must fit in one DATAGRAM frame from the start (docs/proxy.md).
+  // Client proxy connections set it themselves; set it on a UdpProxy's server.
+  bool assume_full_mtu = false;
   ImpairmentConfig impairment;
 };
 

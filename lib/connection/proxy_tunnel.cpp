@@ -31,9 +31,8 @@ class ProxyLink : public std::enable_shared_from_this<ProxyLink> {
       if (!self) return;
       if (err) return self->finish(err);
       Error e;
-      self->conn_ =
-          ConnectionImpl::start_client(self->loop_, self->spec_.outer, addrs.front(), self->spec_.url.host,
-                                       self->spec_.tls, e);
+      self->conn_ = ConnectionImpl::start_client(self->loop_, self->spec_.outer, addrs.front(), self->spec_.url.host,
+                                                 self->spec_.tls, e);
       if (!self->conn_) return self->finish(e);
       self->conn_->connect_cb = [weak](const Error &e2) {
         if (auto s = weak.lock()) s->finish(e2);
@@ -106,6 +105,7 @@ Error make_proxy_spec(const ClientConfig &cfg, const std::optional<Address> &pro
   // large DATAGRAM frames and queue enough of them for a full window.
   s.outer.max_datagram_frame_size = std::max<std::size_t>(cfg.max_datagram_frame_size, 65535);
   s.outer.datagram_send_queue = std::max<std::size_t>(cfg.datagram_send_queue, 1024);
+  s.outer.assume_full_mtu = true;
   TlsClientOptions o = tls_options(cfg);
   o.verify_peer = cfg.proxy.verify_peer;
   if (!cfg.proxy.ca_file.empty()) o.ca_file = cfg.proxy.ca_file;
@@ -163,8 +163,7 @@ SendStatus ProxyTunnel::send(const SockAddr &, const SockAddr &, std::uint8_t, c
   for (std::size_t off = 0; off < len; off += step) {
     // A full datagram queue drops the packet, as a full router queue would:
     // the inner connection's loss recovery and congestion control react.
-    if (h3->send_udp_datagram(sid_, std::span<const std::uint8_t>(data + off, std::min(step, len - off))))
-      ++dropped_;
+    if (h3->send_udp_datagram(sid_, std::span<const std::uint8_t>(data + off, std::min(step, len - off)))) ++dropped_;
   }
   return SendStatus::ok;
 }

@@ -118,7 +118,8 @@ Error expand_udp_template(std::string_view tmpl, std::string_view host, std::uin
     i = close;
   }
   if (!saw_host || !saw_port)
-    return {Errc::configuration, "proxy URI template must contain {target_host} and {target_port} (RFC 9298 section 2)"};
+    return {Errc::configuration,
+            "proxy URI template must contain {target_host} and {target_port} (RFC 9298 section 2)"};
   if (out.empty() || out[0] != '/') return {Errc::configuration, "proxy URI template must expand to a path"};
   path = std::move(out);
   return {};

@@ -285,6 +285,9 @@ bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &se
   // datagram room (docs/proxy.md), a socket's the Ethernet MTU.
   settings.max_tx_udp_payload_size = path_->max_udp_payload();
   settings.no_pmtud = path_->probe_mtu() ? 0 : 1;
+  // Full-size packets at once: a tunnel knows its bound, and a proxy
+  // connection must carry tunnelled packets before any probe succeeds.
+  settings.no_tx_udp_payload_size_shaping = cfg.assume_full_mtu || !path_->probe_mtu() ? 1 : 0;
   if (std::getenv("UVWT_NGTCP2_LOG") != nullptr) settings.log_printf = ngtcp2_log;
   if (!cfg.qlog_dir.empty()) {
     char name[80];

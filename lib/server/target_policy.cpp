@@ -48,16 +48,16 @@ bool is_private_address(const SockAddr &a) noexcept {
   const auto *b = reinterpret_cast<const sockaddr_in6 *>(a.sa())->sin6_addr.s6_addr;
   static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (std::memcmp(b, kMapped, 12) == 0) {
-    const std::uint32_t v4 = (std::uint32_t{b[12]} << 24) | (std::uint32_t{b[13]} << 16) |
-                             (std::uint32_t{b[14]} << 8) | std::uint32_t{b[15]};
+    const std::uint32_t v4 = (std::uint32_t{b[12]} << 24) | (std::uint32_t{b[13]} << 16) | (std::uint32_t{b[14]} << 8) |
+                             std::uint32_t{b[15]};
     return private_v4(v4);
   }
   bool zero_prefix = true;  // :: and ::1
   for (int i = 0; i < 15; ++i) zero_prefix = zero_prefix && b[i] == 0;
   if (zero_prefix && (b[15] == 0 || b[15] == 1)) return true;
-  return (b[0] & 0xfe) == 0xfc ||                   // fc00::/7 unique local
+  return (b[0] & 0xfe) == 0xfc ||                    // fc00::/7 unique local
          (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||  // fe80::/10 link-local
-         b[0] == 0xff;                              // ff00::/8 multicast
+         b[0] == 0xff;                               // ff00::/8 multicast
 }
 
 }  // namespace uvwt::detail

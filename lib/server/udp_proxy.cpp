@@ -54,7 +54,11 @@ struct ProxyCore {
 class Relay final : public UdpTunnelHandler, public UdpReceiver, public std::enable_shared_from_this<Relay> {
  public:
   Relay(std::shared_ptr<ProxyCore> core, std::shared_ptr<ConnectionImpl> conn, std::int64_t sid, SockAddr target)
-      : core_(std::move(core)), conn_(conn), key_(conn.get()), sid_(sid), target_(target),
+      : core_(std::move(core)),
+        conn_(conn),
+        key_(conn.get()),
+        sid_(sid),
+        target_(target),
         deferred_(Deferred::for_loop(conn->endpoint()->loop())) {}
 
   Error open(uv_loop_t *loop) {

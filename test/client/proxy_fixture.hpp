@@ -24,9 +24,15 @@ inline UdpProxyConfig loopback_proxy_config() {
   return c;
 }
 
+inline ServerConfig proxy_server_config() {
+  ServerConfig c = server_config();
+  c.assume_full_mtu = true;
+  return c;
+}
+
 inline ProxyRig start_proxy_rig(TestLoop &tl, const UdpProxyConfig &pcfg = loopback_proxy_config(),
                                 const ServerConfig &target_cfg = server_config(),
-                                const ServerConfig &proxy_cfg = server_config()) {
+                                const ServerConfig &proxy_cfg = proxy_server_config()) {
   ProxyRig r;
   r.target = start_server(tl, target_cfg);
   r.target->set_default_handler(echo_handler());

@@ -7,6 +7,7 @@
 #include "connection/connection_impl.hpp"
 #include "client/client_impl.hpp"
 #include "connection/proxy_tunnel.hpp"
+#include "server/server_hooks.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -288,6 +289,7 @@ TEST_CASE("proxy: impairment on either leg still delivers intact data", "[proxy]
     cfg.impairment.loss = 0.03;
     cfg.impairment.reorder = 0.02;
     cfg.impairment.seed = 11;
+    cfg.connect_timeout = std::chrono::milliseconds(15'000);
     auto client = make_client(tl, cfg);
     auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
     REQUIRE(r.err.ok());
@@ -314,4 +316,157 @@ TEST_CASE("proxy: impairment on either leg still delivers intact data", "[proxy]
     close_client(tl, client);
     close_rig(tl, rig);
   }
+}
+
+namespace {
+struct Recorder final : detail::UdpTunnelHandler {
+  std::vector<Bytes> got;
+  bool closed = false;
+  void on_tunnel_response(int, const Headers &) override {}
+  void on_tunnel_datagram(std::span<const std::uint8_t> p) override { got.emplace_back(p.begin(), p.end()); }
+  void on_tunnel_closed(const Error &) override { closed = true; }
+};
+}  // namespace
+
+TEST_CASE("proxy: the CONNECT-UDP exchange on the wire (RFC 9298 §2, §3.4, §5)", "[proxy][loop][wire]") {
+  TestLoop tl;
+  auto server = start_server(tl, proxy_server_config());
+  std::vector<detail::UdpTunnelRequest> requests;
+  std::shared_ptr<detail::ConnectionImpl> server_conn;
+  auto recorder = std::make_shared<Recorder>();
+  REQUIRE(detail::set_connection_hook(*server, [&](const std::shared_ptr<detail::ConnectionImpl> &c) {
+    server_conn = c;
+    c->h3()->set_udp_tunnel_acceptor([&, raw = c.get()](const detail::UdpTunnelRequest &req) {
+      requests.push_back(req);
+      CHECK(raw->h3()->accept_udp_tunnel(req.stream_id, recorder).ok());
+    });
+  }));
+  ClientConfig cfg = client_config();
+  cfg.proxy.url = "https://127.0.0.1:" + std::to_string(server->port());
+  cfg.proxy.server_certificate_hashes = {test_certificate().sha256};
+  cfg.proxy.headers = {{"proxy-authorization", "Basic dTpw"}};
+  detail::ProxySpec spec;
+  REQUIRE(detail::make_proxy_spec(cfg, std::nullopt, spec).ok());
+  std::shared_ptr<detail::ProxyTunnel> tunnel;
+  Error err;
+  bool done = false;
+  detail::open_proxy_tunnel(&tl.loop, spec, nullptr, "2001:db8::1", 443,
+                            [&](const Error &e, std::shared_ptr<detail::ProxyTunnel> t) {
+                              err = e;
+                              tunnel = std::move(t);
+                              done = true;
+                            });
+  REQUIRE(tl.run_until([&] { return done; }));
+  INFO(err.to_string());
+  REQUIRE(err.ok());
+  REQUIRE(tunnel);
+  REQUIRE(requests.size() == 1);
+  const auto &req = requests.front();
+  // §2: IPv6 target percent-encoded into the default template.
+  CHECK(req.path == "/.well-known/masque/udp/2001%3Adb8%3A%3A1/443/");
+  CHECK(req.authority == "127.0.0.1:" + std::to_string(server->port()));
+  CHECK(req.capsule_protocol);  // §3.4 / RFC 9297 §3.4: "capsule-protocol: ?1"
+  bool auth = false;
+  for (const auto &[k, v] : req.headers) auth = auth || (k == "proxy-authorization" && v == "Basic dTpw");
+  CHECK(auth);
+  // The tunnel leaves room for a full 1200-byte QUIC packet (RFC 9000 §14).
+  CHECK(tunnel->max_udp_payload() >= 1200);
+  CHECK(tunnel->max_udp_payload() <= 1452);
+
+  // §5: the client's HTTP Datagram is quarter stream id, context id 0, payload.
+  const std::uint8_t hello[] = {'h', 'e', 'l', 'l', 'o'};
+  REQUIRE(tunnel->send({}, {}, 0, hello, sizeof hello, 0) == detail::SendStatus::ok);
+  auto *client_h3 = tunnel->proxy_connection()->h3();
+  const ngtcp2_vec *wire = client_h3->next_datagram();
+  REQUIRE(wire != nullptr);
+  const std::int64_t sid = tunnel->stream_id();
+  REQUIRE(sid < 4 * 64);  // one-byte quarter stream id
+  REQUIRE(wire->len == 2 + sizeof hello);
+  CHECK(wire->base[0] == static_cast<std::uint8_t>(sid / 4));
+  CHECK(wire->base[1] == 0x00);
+  CHECK(std::memcmp(wire->base + 2, hello, sizeof hello) == 0);
+  REQUIRE(tl.run_until([&] { return recorder->got.size() == 1; }));
+  CHECK(recorder->got.front() == Bytes(hello, hello + sizeof hello));
+
+  // Received side: only context 0 reaches the tunnel (§4, §5).
+  const std::uint8_t other_ctx[] = {static_cast<std::uint8_t>(sid / 4), 0x02, 'x'};
+  const std::uint8_t ctx0[] = {static_cast<std::uint8_t>(sid / 4), 0x00, 'y'};
+  server_conn->h3()->on_datagram(other_ctx, sizeof other_ctx);
+  CHECK(recorder->got.size() == 1);
+  server_conn->h3()->on_datagram(ctx0, sizeof ctx0);
+  REQUIRE(recorder->got.size() == 2);
+  CHECK(recorder->got.back() == Bytes{'y'});
+
+  // Ending the tunnel: FIN from the client, the proxy side hears it.
+  tunnel->release();
+  REQUIRE(tl.run_until([&] { return recorder->closed; }));
+  tunnel.reset();
+  server_conn.reset();
+  close_server(tl, server);
+}
+
+TEST_CASE("proxy: ReconnectingClient, Browser and ClientFleet go through the proxy", "[proxy][loop]") {
+  TestLoop tl;
+  auto rig = start_proxy_rig(tl);
+  const ClientConfig cfg = proxied_client_config(rig.proxy_server->port());
+  const std::string url = url_of(rig.target->port(), "/echo");
+  {
+    auto client = make_client(tl, cfg);
+    auto rc = ReconnectingClient::create(client, url);
+    std::shared_ptr<Session> s;
+    bool got = false;
+    rc->get_session(std::chrono::milliseconds(10'000), [&](std::shared_ptr<Session> x) {
+      s = std::move(x);
+      got = true;
+    });
+    REQUIRE(tl.run_until([&] { return got; }, 15'000));
+    REQUIRE(s);
+    auto e = echo_over_bidi(s, pattern(10'000, 21));
+    REQUIRE(tl.run_until([&] { return e->done; }));
+    CHECK(checksum(e->got) == checksum(pattern(10'000, 21)));
+    bool closed = false;
+    rc->close([&] { closed = true; });
+    REQUIRE(tl.run_until([&] { return closed; }));
+    s.reset();
+    close_client(tl, client);
+  }
+  {
+    auto client = make_client(tl, cfg);
+    auto browser = Browser::create(client);
+    Error err;
+    std::shared_ptr<Session> s;
+    bool done = false;
+    browser->navigate(url, [&](const Error &e, std::shared_ptr<Session> x) {
+      err = e;
+      s = std::move(x);
+      done = true;
+    });
+    REQUIRE(tl.run_until([&] { return done; }, 15'000));
+    REQUIRE(err.ok());
+    REQUIRE(s);
+    bool closed = false;
+    browser->close([&] { closed = true; });
+    REQUIRE(tl.run_until([&] { return closed; }));
+    s.reset();
+    close_client(tl, client);
+  }
+  {
+    std::vector<std::shared_ptr<Client>> clients{make_client(tl, cfg), make_client(tl, cfg)};
+    auto fleet = ClientFleet::create(&tl.loop, clients);
+    std::vector<std::shared_ptr<Session>> sessions;
+    bool done = false;
+    fleet->connect_all(url, [&](std::vector<std::shared_ptr<Session>> v) {
+      sessions = std::move(v);
+      done = true;
+    });
+    REQUIRE(tl.run_until([&] { return done; }, 15'000));
+    CHECK(sessions.size() == 2);
+    sessions.clear();
+    bool closed = false;
+    fleet->close_all([&] { closed = true; });
+    REQUIRE(tl.run_until([&] { return closed; }));
+  }
+  CHECK(rig.proxy->stats().tunnels_opened == 4);
+  CHECK(rig.target->stats().connections_accepted == 4);
+  close_rig(tl, rig);
 }
