@@ -470,3 +470,73 @@ TEST_CASE("proxy: ReconnectingClient, Browser and ClientFleet go through the pro
   CHECK(rig.target->stats().connections_accepted == 4);
   close_rig(tl, rig);
 }
+
+TEST_CASE("proxy: per-connection tunnel and byte limits, idle timeout", "[proxy][loop]") {
+  TestLoop tl;
+  SECTION("max_tunnels_per_connection answers 429") {
+    UdpProxyConfig pc = loopback_proxy_config();
+    pc.max_tunnels_per_connection = 1;
+    auto rig = start_proxy_rig(tl, pc);
+    auto client = make_client(tl, proxied_client_config(rig.proxy_server->port()));
+    auto a = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    REQUIRE(a.err.ok());
+    auto b = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    CHECK(b.err.errc == Errc::proxy_refused);
+    CHECK(b.err.http_status == 429);
+    a.session.reset();
+    close_client(tl, client);
+    close_rig(tl, rig);
+  }
+  SECTION("max_bytes_per_connection closes the tunnel that crosses it") {
+    UdpProxyConfig pc = loopback_proxy_config();
+    pc.max_bytes_per_connection = 200'000;
+    auto rig = start_proxy_rig(tl, pc);
+    auto client = make_client(tl, proxied_client_config(rig.proxy_server->port()));
+    // A second, quiet session keeps the proxy connection (the budget's owner) open.
+    auto keeper = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    REQUIRE(keeper.err.ok());
+    auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    REQUIRE(r.err.ok());
+    SessionCloseInfo info;
+    bool closed = false;
+    r.session->on_closed([&](const SessionCloseInfo &i) {
+      info = i;
+      closed = true;
+    });
+    auto e = echo_over_bidi(r.session, pattern(1'000'000, 31));
+    REQUIRE(tl.run_until([&] { return closed; }, 15'000));
+    CHECK_FALSE(e->done);  // cut before the megabyte made it back
+    CHECK(info.error.errc == Errc::proxy_connection);
+    const auto st = rig.proxy->stats();
+    CHECK(st.bytes_to_targets + st.bytes_from_targets <= 200'000 + 2 * 1500);
+    // The same proxy connection gets no new tunnel once its budget is spent.
+    auto again = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    CHECK(again.err.errc == Errc::proxy_refused);
+    CHECK(again.err.http_status == 429);
+    CHECK(rig.proxy_server->stats().connections_accepted == 1);
+    r.session.reset();
+    keeper.session.reset();
+    close_client(tl, client);
+    close_rig(tl, rig);
+  }
+  SECTION("an idle tunnel is closed") {
+    UdpProxyConfig pc = loopback_proxy_config();
+    pc.tunnel_idle_timeout = std::chrono::milliseconds(400);
+    auto rig = start_proxy_rig(tl, pc);
+    auto client = make_client(tl, proxied_client_config(rig.proxy_server->port()));
+    auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
+    REQUIRE(r.err.ok());
+    SessionCloseInfo info;
+    bool closed = false;
+    r.session->on_closed([&](const SessionCloseInfo &i) {
+      info = i;
+      closed = true;
+    });
+    REQUIRE(tl.run_until([&] { return closed; }, 10'000));
+    CHECK(info.error.errc == Errc::proxy_connection);
+    CHECK(rig.proxy->stats().tunnels_active == 0);
+    r.session.reset();
+    close_client(tl, client);
+    close_rig(tl, rig);
+  }
+}
