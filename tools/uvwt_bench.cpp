@@ -314,7 +314,10 @@ std::vector<RunSpec> build_specs(const Options &o) {
     setup.derive = check_sessions("n");
     v.push_back(std::move(setup));
     RunSpec bulk{"proxy",
-                 {{"via", via}, {"what", "bulk"}, {"mode", "echo"}, {"streams", "1"},
+                 {{"via", via},
+                  {"what", "bulk"},
+                  {"mode", "echo"},
+                  {"streams", "1"},
                   {"bytes", std::to_string(q ? (1u << 20) : (32u << 20))}},
                  wt_server,
                  wt_client_bulk,
@@ -327,15 +330,15 @@ std::vector<RunSpec> build_specs(const Options &o) {
         r.fail("only " + std::to_string(r.get("bytes_checked")) + " bytes checked");
     };
     v.push_back(std::move(bulk));
-    v.push_back(RunSpec{"proxy",
-                        {{"via", via}, {"what", "datagrams"}, {"mode", "echo"}, {"window", "64"}, {"size", "256"},
-                         {"ms", dgram_ms}},
-                        wt_server,
-                        wt_client_datagrams,
-                        {{"rate", "datagram_rate", "datagrams/s"}, {"loss_pct", "loss", "%"}},
-                        {},
-                        30,
-                        std::string("proxy-datagrams-") + via});
+    v.push_back(RunSpec{
+        "proxy",
+        {{"via", via}, {"what", "datagrams"}, {"mode", "echo"}, {"window", "64"}, {"size", "256"}, {"ms", dgram_ms}},
+        wt_server,
+        wt_client_datagrams,
+        {{"rate", "datagram_rate", "datagrams/s"}, {"loss_pct", "loss", "%"}},
+        {},
+        30,
+        std::string("proxy-datagrams-") + via});
   }
   // latency
   for (const char *transport : {"stream", "datagram"}) {

@@ -72,12 +72,12 @@ struct ProxyConfig {
   // /.well-known/masque/udp/{target_host}/{target_port}/; a path gives the
   // template, e.g. "https://proxy.example/masque?h={target_host}&p={target_port}".
   std::string url;
-  Headers headers;  // sent with every CONNECT-UDP request, e.g. proxy-authorization
+  Headers headers;                   // sent with every CONNECT-UDP request, e.g. proxy-authorization
   Duration connect_timeout{10'000};  // proxy connection and CONNECT-UDP answer
   // The proxy leg's TLS checks, independent of the target leg's: the proxy's
   // certificate must match the proxy's host name (or a pin below).
   bool verify_peer = true;
-  std::string ca_file;  // empty: the client's ca_file
+  std::string ca_file;                                                  // empty: the client's ca_file
   std::vector<std::array<std::uint8_t, 32>> server_certificate_hashes;  // pins of the proxy's leaf
   [[nodiscard]] bool enabled() const noexcept { return !url.empty(); }
 };

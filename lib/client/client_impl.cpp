@@ -25,7 +25,7 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   Client::SessionCallback cb;
   std::unique_ptr<Timer> timer;
   std::shared_ptr<Dialer> dialer;
-  std::function<void()> cancel_tunnel;  // proxied: the tunnel being opened
+  std::function<void()> cancel_tunnel;                  // proxied: the tunnel being opened
   std::shared_ptr<ConnectionImpl> conn;                 // the winner, once there is one
   std::vector<std::weak_ptr<ConnectionImpl>> attempts;  // every connection the dialer started
   std::uint64_t started_ns = 0;
@@ -58,21 +58,21 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   // to the target inside it (the proxy resolves the target's name).
   void start_proxied() {
     std::weak_ptr<ConnectOp> weak = weak_from_this();
-    cancel_tunnel = open_proxy_tunnel(
-        client->loop(), *client->proxy_, client->proxy_pool_, url.host, url.port,
-        [weak](const Error &err, std::shared_ptr<ProxyTunnel> t) {
-          auto self = weak.lock();
-          if (!self || self->done) return;
-          self->cancel_tunnel = nullptr;
-          if (err) return self->finish(err, nullptr);
-          auto c = ConnectionImpl::make_client(self->client->loop(), self->client->config());
-          self->attempts.push_back(c);
-          self->client->adopt(c);
-          c->connect_cb = [weak, wc = std::weak_ptr<ConnectionImpl>(c)](const Error &e) {
-            if (auto s = weak.lock()) s->on_connected(e, e ? nullptr : wc.lock());
-          };
-          c->connect_via(std::move(t), self->url.host, self->client->tls_);
-        });
+    cancel_tunnel = open_proxy_tunnel(client->loop(), *client->proxy_, client->proxy_pool_, url.host, url.port,
+                                      [weak](const Error &err, std::shared_ptr<ProxyTunnel> t) {
+                                        auto self = weak.lock();
+                                        if (!self || self->done) return;
+                                        self->cancel_tunnel = nullptr;
+                                        if (err) return self->finish(err, nullptr);
+                                        auto c =
+                                            ConnectionImpl::make_client(self->client->loop(), self->client->config());
+                                        self->attempts.push_back(c);
+                                        self->client->adopt(c);
+                                        c->connect_cb = [weak, wc = std::weak_ptr<ConnectionImpl>(c)](const Error &e) {
+                                          if (auto s = weak.lock()) s->on_connected(e, e ? nullptr : wc.lock());
+                                        };
+                                        c->connect_via(std::move(t), self->url.host, self->client->tls_);
+                                      });
   }
 
   void on_connected(const Error &err, std::shared_ptr<ConnectionImpl> c) {

@@ -296,8 +296,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   bool closed_ = false;
   struct UdpTunnel {
     std::weak_ptr<UdpTunnelHandler> handler;
-    bool open = false;      // 2xx sent or received
-    bool fin_queued = false;
+    bool open = false;  // 2xx sent or received
   };
   std::unordered_map<std::int64_t, UdpTunnel> tunnels_;
   std::function<void(const UdpTunnelRequest &)> udp_acceptor_;

@@ -337,8 +337,8 @@ std::unique_ptr<QuicConnection> QuicConnection::create_client(Endpoint &ep, Pack
 }
 
 std::unique_ptr<QuicConnection> QuicConnection::init_client(std::unique_ptr<QuicConnection> c, TlsClientContext &tls,
-                                                            const std::string &server_name,
-                                                            const TransportConfig &cfg, Error &err) {
+                                                            const std::string &server_name, const TransportConfig &cfg,
+                                                            Error &err) {
   Endpoint &ep = c->ep_;
   ngtcp2_cid dcid, scid;
   dcid.datalen = kCidLen;

@@ -826,12 +826,13 @@ TEST_CASE("connection: proxy_addr nobody answers fails on the proxy leg, never d
   Error err;
   bool done = false;
   std::shared_ptr<Connection> got;
-  auto conn = Connection::create_client(&tl.loop, client_config(), "127.0.0.1", server->port(), "/",
-                                        Address{"127.0.0.1", nobody}, [&](const Error &e, std::shared_ptr<Connection> c) {
-                                          err = e;
-                                          got = c;
-                                          done = true;
-                                        });
+  auto conn =
+      Connection::create_client(&tl.loop, client_config(), "127.0.0.1", server->port(), "/",
+                                Address{"127.0.0.1", nobody}, [&](const Error &e, std::shared_ptr<Connection> c) {
+                                  err = e;
+                                  got = c;
+                                  done = true;
+                                });
   CHECK(conn);
   CHECK_FALSE(done);  // answered on a later turn
   REQUIRE(tl.run_until([&] { return done; }));
