@@ -300,6 +300,46 @@ std::vector<RunSpec> build_specs(const Options &o) {
     };
     v.push_back(std::move(s));
   }
+  // proxy: the same work direct and through a uvwt CONNECT-UDP proxy (on
+  // the client's loop), run by run, so the ratios compare like with like.
+  for (const char *via : {"direct", "proxy"}) {
+    RunSpec setup{"proxy",
+                  {{"via", via}, {"what", "setup"}, {"mode", "sequential"}, {"n", q ? "5" : "100"}, {"par", "1"}},
+                  wt_server,
+                  wt_client_setup,
+                  {{"rate", "setup_rate", "sessions/s"}},
+                  {},
+                  q ? 30.0 : 120.0,
+                  std::string("proxy-setup-") + via};
+    setup.derive = check_sessions("n");
+    v.push_back(std::move(setup));
+    RunSpec bulk{"proxy",
+                 {{"via", via},
+                  {"what", "bulk"},
+                  {"mode", "echo"},
+                  {"streams", "1"},
+                  {"bytes", std::to_string(q ? (1u << 20) : (32u << 20))}},
+                 wt_server,
+                 wt_client_bulk,
+                 {{"mib_s", "bulk_throughput", "MiB/s"}},
+                 {},
+                 q ? 30.0 : 120.0,
+                 std::string("proxy-bulk-") + via};
+    bulk.derive = [](const Job &job, Report &r) {
+      if (r.get("bytes_checked") != static_cast<double>(job.num("bytes")))
+        r.fail("only " + std::to_string(r.get("bytes_checked")) + " bytes checked");
+    };
+    v.push_back(std::move(bulk));
+    v.push_back(RunSpec{
+        "proxy",
+        {{"via", via}, {"what", "datagrams"}, {"mode", "echo"}, {"window", "64"}, {"size", "256"}, {"ms", dgram_ms}},
+        wt_server,
+        wt_client_datagrams,
+        {{"rate", "datagram_rate", "datagrams/s"}, {"loss_pct", "loss", "%"}},
+        {},
+        30,
+        std::string("proxy-datagrams-") + via});
+  }
   // latency
   for (const char *transport : {"stream", "datagram"}) {
     RunSpec s{"latency",
@@ -508,6 +548,12 @@ void print_json(const Result &res, const Env &env, const Options &o, std::ostrea
   out.flush();
 }
 
+const Result *find_id(const std::vector<Result> &rs, const std::string &id) {
+  for (const auto &r : rs)
+    if (r.spec->id == id) return &r;
+  return nullptr;
+}
+
 void print_table(const std::vector<Result> &results, std::ostream &out) {
   char line[512];
   std::snprintf(line, sizeof line, "%-10s %-44s %-22s %12s %12s %12s  %-12s %s\n", "scenario", "params", "metric",
@@ -521,6 +567,21 @@ void print_table(const std::vector<Result> &results, std::ostream &out) {
                     res.ok ? "ok" : ("FAILED: " + res.error).c_str());
       out << line;
     }
+}
+
+// Through-proxy / direct for each figure of the proxy scenario (medians).
+void print_proxy_ratios(const std::vector<Result> &results, std::ostream &out) {
+  for (const char *what : {"setup", "bulk", "datagrams"}) {
+    const Result *d = find_id(results, std::string("proxy-") + what + "-direct");
+    const Result *p = find_id(results, std::string("proxy-") + what + "-proxy");
+    if (d == nullptr || p == nullptr || !d->ok || !p->ok) continue;
+    const auto &m = d->spec->metrics.front();
+    const double dv = stat_of(*d, m.key).median, pv = stat_of(*p, m.key).median;
+    char line[256];
+    std::snprintf(line, sizeof line, "proxy ratio %-10s %-18s %10.4g / %-10.4g = %.3f (through proxy / direct)\n", what,
+                  m.name.c_str(), pv, dv, dv > 0 ? pv / dv : 0.0);
+    out << line;
+  }
 }
 
 // ---- plots
@@ -628,7 +689,7 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 void usage() {
   std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
                "                  [--sessions N] [--per-conn N] [--bytes N] [--plot DIR]\n"
-               "scenarios: setup bulk datagrams latency sessions raw-quic reference (or one run's id,\n"
+               "scenarios: setup bulk datagrams latency sessions raw-quic reference proxy (or one run's id,\n"
                "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
                "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
                "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
@@ -704,7 +765,7 @@ int main(int argc, char **argv) {
   }
   const auto specs = build_specs(o);
   static const std::set<std::string> known = {"setup",    "bulk",     "datagrams", "latency",
-                                              "sessions", "raw-quic", "reference"};
+                                              "sessions", "raw-quic", "reference", "proxy"};
   for (const auto &s : o.scenarios)
     if (known.count(s) == 0 && std::none_of(specs.begin(), specs.end(), [&](const RunSpec &r) { return r.id == s; })) {
       std::cerr << "unknown scenario " << s << "\n";
@@ -770,6 +831,7 @@ int main(int argc, char **argv) {
   }
   table_out << "\n";
   print_table(results, table_out);
+  print_proxy_ratios(results, table_out);
   table_out << "batching: GSO " << (env.gso ? "used" : "not available") << ", GRO "
             << (env.gro ? "used" : "not available") << "\n";
   if (!o.plot_dir.empty()) {

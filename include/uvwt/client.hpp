@@ -89,7 +89,10 @@ class Client {
   // Parses the URL, resolves the host (IPv6 and IPv4 raced Happy Eyeballs
   // style), completes QUIC, TLS and the HTTP/3 SETTINGS exchange, sends the
   // CONNECT and calls back once with a ready session or an error:
-  // invalid_url, configuration, unsupported (proxy), dns, timeout, refused,
+  // With config().proxy everything after the URL goes through a MASQUE
+  // CONNECT-UDP tunnel (docs/proxy.md). Errors: invalid_url, configuration,
+  // proxy_dns / proxy_connection / proxy_certificate / proxy_authentication /
+  // proxy_refused (the proxy leg), dns, timeout, refused,
   // certificate, handshake, http_status (status carried), protocol,
   // connection, closed (client closed before the call), cancelled (client
   // closed during the call).

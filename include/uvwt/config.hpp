@@ -88,16 +88,31 @@ struct TransportConfig {
   std::string qlog_dir;   // write one qlog file per connection when set
   bool keylog = false;    // append TLS secrets to $SSLKEYLOGFILE
   bool allow_gso = true;  // use UDP GSO/GRO where the kernel has it
+  // Send full-size (1452-byte) packets from the first one instead of
+  // starting at 1200 and growing by path MTU discovery. A MASQUE proxy
+  // connection needs it on both ends: each tunnelled QUIC packet (at least
+  // 1200 bytes) must fit in one DATAGRAM frame from the start (docs/proxy.md).
+  // Client proxy connections set it themselves; set it on a UdpProxy's server.
+  bool assume_full_mtu = false;
   ImpairmentConfig impairment;
 };
 
-// Proxy settings (pywebtransport's ProxyConfig). Proxying (MASQUE CONNECT-UDP)
-// is a later feature: until it lands a configured proxy makes connect() fail with
-// Errc::unsupported rather than silently connecting directly.
+// Proxy settings (pywebtransport's ProxyConfig): the client reaches every
+// target through an HTTP/3 proxy with MASQUE CONNECT-UDP (RFC 9298): its QUIC
+// packets to the target travel as HTTP Datagrams of one request on the proxy
+// connection (docs/proxy.md). Both legs verify their own certificate.
 struct ProxyConfig {
+  // "https://proxy.example:4433" uses the default URI template
+  // /.well-known/masque/udp/{target_host}/{target_port}/; a path gives the
+  // template, e.g. "https://proxy.example/masque?h={target_host}&p={target_port}".
   std::string url;
-  Headers headers;
-  Duration connect_timeout{10'000};
+  Headers headers;                   // sent with every CONNECT-UDP request, e.g. proxy-authorization
+  Duration connect_timeout{10'000};  // proxy connection and CONNECT-UDP answer
+  // The proxy leg's TLS checks, independent of the target leg's: the proxy's
+  // certificate must match the proxy's host name (or a pin below).
+  bool verify_peer = true;
+  std::string ca_file;                                                  // empty: the client's ca_file
+  std::vector<std::array<std::uint8_t, 32>> server_certificate_hashes;  // pins of the proxy's leaf
   [[nodiscard]] bool enabled() const noexcept { return !url.empty(); }
 };
 

@@ -84,7 +84,10 @@ class Connection {
   // Returns the connection at once, in state IDLE (resolving the host), so its
   // states and events can be followed from the start; null when the arguments
   // are rejected (cb still gets the error, on a later turn).
-  // proxy_addr must be empty: proxying is a later feature (Errc::unsupported).
+  // With proxy_addr (or config.proxy.url) the connection goes through that
+  // MASQUE CONNECT-UDP proxy (RFC 9298, docs/proxy.md): default URI template,
+  // config.proxy's headers, timeout and TLS checks; proxy-leg failures have
+  // the proxy_* error categories.
   static std::shared_ptr<Connection> create_client(uv_loop_t *loop, const ClientConfig &config, const std::string &host,
                                                    std::uint16_t port, const std::string &path,
                                                    const std::optional<Address> &proxy_addr, ConnectCallback cb);

@@ -31,7 +31,14 @@ enum class Errc : std::uint8_t {
   client,          // ClientError: misuse of a client object (empty fleet ...)
   closed,          // the object was closed before the work could complete
   cancelled,       // the work was cancelled by a close() call
-  unsupported,     // feature not available (e.g. proxying)
+  unsupported,     // feature not available
+  // The proxy leg of a proxied connection (MASQUE CONNECT-UDP, docs/proxy.md);
+  // failures of the target leg keep the categories above.
+  proxy_dns,             // ConnectionError: the proxy's name did not resolve
+  proxy_connection,      // ConnectionError: QUIC/TLS to the proxy failed, timed out, or the proxy went away
+  proxy_certificate,     // CertificateError: the proxy's certificate was not trusted
+  proxy_authentication,  // AuthenticationError: the proxy answered 407 (Proxy Authentication Required)
+  proxy_refused,         // HandshakeError: the proxy refused the tunnel (4xx/5xx, status carried) or cannot tunnel
 };
 
 // The single error type of uvwt. A default-constructed Error means success.

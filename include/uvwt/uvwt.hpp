@@ -13,5 +13,6 @@
 #include <uvwt/session.hpp>
 #include <uvwt/stream.hpp>
 #include <uvwt/types.hpp>
+#include <uvwt/udp_proxy.hpp>
 #include <uvwt/version.hpp>
 #include <uvwt/webtransport_stats.hpp>

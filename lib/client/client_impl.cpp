@@ -23,6 +23,7 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   Client::SessionCallback cb;
   std::unique_ptr<Timer> timer;
   std::shared_ptr<Dialer> dialer;
+  std::function<void()> cancel_tunnel;                  // proxied: the tunnel being opened
   std::shared_ptr<ConnectionImpl> conn;                 // the winner, once there is one
   std::vector<std::weak_ptr<ConnectionImpl>> attempts;  // every connection the dialer started
   std::uint64_t started_ns = 0;
@@ -39,6 +40,7 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
                      nullptr);
     });
     auto client_weak = std::weak_ptr<ClientImpl>(client);
+    if (client->proxy_) return start_proxied();
     dialer = Dialer::start(
         client->loop(), client->config(), client->tls_, url.host, url.port,
         [client_weak, weak](const std::shared_ptr<ConnectionImpl> &c) {
@@ -48,6 +50,27 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
         [weak](const Error &err, std::shared_ptr<ConnectionImpl> c) {
           if (auto self = weak.lock()) self->on_connected(err, std::move(c));
         });
+  }
+
+  // Through the proxy: a CONNECT-UDP tunnel first, then the QUIC connection
+  // to the target inside it (the proxy resolves the target's name).
+  void start_proxied() {
+    std::weak_ptr<ConnectOp> weak = weak_from_this();
+    cancel_tunnel = open_proxy_tunnel(client->loop(), *client->proxy_, client->proxy_pool_, url.host, url.port,
+                                      [weak](const Error &err, std::shared_ptr<ProxyTunnel> t) {
+                                        auto self = weak.lock();
+                                        if (!self || self->done) return;
+                                        self->cancel_tunnel = nullptr;
+                                        if (err) return self->finish(err, nullptr);
+                                        auto c =
+                                            ConnectionImpl::make_client(self->client->loop(), self->client->config());
+                                        self->attempts.push_back(c);
+                                        self->client->adopt(c);
+                                        c->connect_cb = [weak, wc = std::weak_ptr<ConnectionImpl>(c)](const Error &e) {
+                                          if (auto s = weak.lock()) s->on_connected(e, e ? nullptr : wc.lock());
+                                        };
+                                        c->connect_via(std::move(t), self->url.host, self->client->tls_);
+                                      });
   }
 
   void on_connected(const Error &err, std::shared_ptr<ConnectionImpl> c) {
@@ -73,6 +96,9 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
     done = true;
     timer.reset();
     if (dialer) dialer->cancel(err ? err : Error(Errc::cancelled, "connected"));
+    if (cancel_tunnel) std::exchange(cancel_tunnel, nullptr)();
+    if (err && !conn)
+      for (auto &w : attempts) shut_connection(w.lock(), err);  // a proxied attempt still connecting
     std::shared_ptr<Session> out;
     if (err) {
       shut_connection(conn, err);
@@ -119,9 +145,6 @@ CancelConnect ClientImpl::connect_cancellable(const std::string &url, const Conn
     ++stats_.connections_failed;
     return e;
   };
-  if (config_.proxy.enabled())
-    return fail(count_failure(Error(
-        Errc::unsupported, "proxy not supported yet (" + config_.proxy.url + "): MASQUE CONNECT-UDP is not built")));
   if (connections_in_use() >= config_.max_connections)
     return fail(count_failure(Error(
         Errc::client, "connection limit reached (max_connections " + std::to_string(config_.max_connections) + ")")));
@@ -210,6 +233,10 @@ void ClientImpl::maybe_closed() {
   });
 }
 
+std::size_t ClientImpl::proxy_connections() const { return proxy_pool_->live_links(); }
+
+void ClientImpl::set_proxy(ProxySpec spec) { proxy_ = std::move(spec); }
+
 ClientDiagnostics ClientImpl::diagnostics() const {
   ClientDiagnostics d;
   d.stats = stats_;
@@ -249,7 +276,14 @@ std::shared_ptr<Client> Client::create(uv_loop_t *loop, const ClientConfig &conf
     if (!err) err = Error(Errc::configuration, "cannot set up TLS");
     return nullptr;
   }
-  return std::make_shared<detail::ClientImpl>(loop, config, std::move(tls));
+  auto client = std::make_shared<detail::ClientImpl>(loop, config, std::move(tls));
+  if (config.proxy.enabled()) {
+    detail::ProxySpec spec;
+    err = detail::make_proxy_spec(config, std::nullopt, spec);
+    if (err) return nullptr;
+    client->set_proxy(std::move(spec));
+  }
+  return client;
 }
 
 }  // namespace uvwt

@@ -5,12 +5,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <vector>
 
 #include <uvwt/client.hpp>
 
 #include "common/deferred.hpp"
+#include "connection/proxy_tunnel.hpp"
 
 namespace uvwt::detail {
 
@@ -39,6 +41,9 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
 
   CancelConnect connect_cancellable(const std::string &url, const ConnectOptions &options, SessionCallback cb);
   [[nodiscard]] const std::shared_ptr<Deferred> &deferred() const noexcept { return deferred_; }
+  // Live connections to the proxy (tests: several tunnels share one).
+  [[nodiscard]] std::size_t proxy_connections() const;
+  void set_proxy(ProxySpec spec);
 
  private:
   friend struct ConnectOp;
@@ -52,6 +57,10 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
   ClientConfig config_;
   std::shared_ptr<TlsClientContext> tls_;
   std::shared_ptr<Deferred> deferred_;
+  // With config().proxy: how to reach the proxy, and the live proxy
+  // connections every connect shares (one connection, many tunnels).
+  std::optional<ProxySpec> proxy_;
+  std::shared_ptr<ProxyPool> proxy_pool_ = std::make_shared<ProxyPool>();
   std::string user_agent_;
   Headers default_headers_;
   ClientStats stats_;

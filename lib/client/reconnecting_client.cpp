@@ -20,6 +20,7 @@ bool retry_cannot_help(const Error &e) {
     case Errc::invalid_url:
     case Errc::configuration:
     case Errc::unsupported:
+    case Errc::proxy_authentication:  // the same credentials get the same 407
     case Errc::closed:
     case Errc::cancelled:
       return true;

@@ -33,6 +33,11 @@ constexpr Names kNames[] = {
     {"closed", "WebTransportError"},
     {"cancelled", "WebTransportError"},
     {"unsupported", "ConfigurationError"},
+    {"proxy_dns", "ConnectionError"},
+    {"proxy_connection", "ConnectionError"},
+    {"proxy_certificate", "CertificateError"},
+    {"proxy_authentication", "AuthenticationError"},
+    {"proxy_refused", "HandshakeError"},
 };
 }  // namespace
 

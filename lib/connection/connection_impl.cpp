@@ -8,6 +8,7 @@
 #include "common/clock.hpp"
 #include "common/log.hpp"
 #include "connection/connect_headers.hpp"
+#include "connection/proxy_tunnel.hpp"
 #include "h3/wt_codes.hpp"
 #include "quic/tls_context.hpp"
 #include "session/session_impl.hpp"
@@ -71,6 +72,36 @@ void ConnectionImpl::connect_to(const SockAddr &remote, const std::string &serve
   h3_->attach(quic_.get());
   set_state(ConnectionState::connecting);
   quic_->write_now();
+}
+
+void ConnectionImpl::connect_via(std::shared_ptr<ProxyTunnel> tunnel, const std::string &server_name,
+                                 std::shared_ptr<TlsClientContext> tls) {
+  if (closing_started_ || state_ != ConnectionState::idle) return;
+  client_tls_ = std::move(tls);
+  tunnel_ = std::move(tunnel);
+  // A socketless endpoint: connection ids, timers' loop and the tunnel's
+  // packets (Endpoint::deliver).
+  ep_keep_ = std::make_shared<Endpoint>(loop_, config());
+  ep_ = ep_keep_.get();
+  own_ep_ = true;
+  h3_ = std::make_unique<H3Connection>(*this, deferred_, false, config(), nullptr, tunnel_->target().to_address());
+  Error err;
+  quic_ = QuicConnection::create_client(*ep_, *tunnel_, tunnel_->local(), tunnel_->target(), *client_tls_, server_name,
+                                        config(), *h3_, err);
+  if (!quic_) {
+    h3_.reset();
+    return fail_before_start(err);
+  }
+  tunnel_->attach(ep_, weak_from_this());
+  h3_->attach(quic_.get());
+  set_state(ConnectionState::connecting);
+  quic_->write_now();
+}
+
+void ConnectionImpl::path_lost(const Error &err) {
+  if (!quic_ || quic_->is_closed()) return;
+  quic_->set_linger(false);
+  abandon(err);
 }
 
 std::shared_ptr<ConnectionImpl> ConnectionImpl::start_client(uv_loop_t *loop, const ClientConfig &cfg,
@@ -395,6 +426,7 @@ void ConnectionImpl::finish_close() {
     self->on_lost_ = nullptr;
     self->self_.reset();
   };
+  if (tunnel_) tunnel_->release();  // the proxy connection may go now
   auto close_endpoint = [self, finalize] {
     if (self->own_ep_ && self->ep_ != nullptr)
       self->ep_->close(finalize);

@@ -23,6 +23,7 @@
 
 namespace uvwt::detail {
 
+class ProxyTunnel;
 class TlsClientContext;
 class TlsServerContext;
 struct TlsClientOptions;
@@ -53,6 +54,14 @@ class ConnectionImpl final : public Connection,
   static std::shared_ptr<ConnectionImpl> make_client(uv_loop_t *loop, const ClientConfig &cfg);
   void connect_to(const SockAddr &remote, const std::string &server_name, std::shared_ptr<TlsClientContext> tls);
   void fail_before_start(const Error &err);
+  // The same through a CONNECT-UDP tunnel of a proxy connection: the QUIC
+  // packets travel as its HTTP Datagrams (lib/connection/proxy_tunnel).
+  void connect_via(std::shared_ptr<ProxyTunnel> tunnel, const std::string &server_name,
+                   std::shared_ptr<TlsClientContext> tls);
+  // The tunnel under this connection is gone: fail at once (nothing can
+  // reach the peer any more, so no closing period).
+  void path_lost(const Error &err);
+  [[nodiscard]] const std::shared_ptr<ProxyTunnel> &tunnel() const noexcept { return tunnel_; }
   // Both at once, for callers that resolved the host themselves: null with
   // `err` set when the connection cannot even start.
   static std::shared_ptr<ConnectionImpl> start_client(uv_loop_t *loop, const ClientConfig &cfg, const SockAddr &remote,
@@ -176,6 +185,7 @@ class ConnectionImpl final : public Connection,
   bool own_ep_ = false;
   std::shared_ptr<TlsClientContext> client_tls_;
   std::shared_ptr<TlsServerContext> server_tls_;
+  std::shared_ptr<ProxyTunnel> tunnel_;  // the packet path of a proxied client
   std::unique_ptr<H3Connection> h3_;
   std::unique_ptr<QuicConnection> quic_;
   ConnectionServerHooks *hooks_ = nullptr;

@@ -7,6 +7,7 @@
 #include "common/deferred.hpp"
 #include "connection/connect_headers.hpp"
 #include "connection/connection_impl.hpp"
+#include "connection/proxy_tunnel.hpp"
 #include "quic/tls_context.hpp"
 
 namespace uvwt {
@@ -88,9 +89,12 @@ std::shared_ptr<Connection> Connection::create_client(uv_loop_t *loop, const Cli
     deferred->post([cb = std::move(cb), e = std::move(e)] { cb(e, nullptr); });
     return nullptr;
   };
-  if (proxy_addr || config.proxy.enabled())
-    return fail(Error(Errc::unsupported, "proxy not supported yet (MASQUE CONNECT-UDP proxying is a later feature)"));
   if (Error e = config.validate()) return fail(e);
+  detail::ProxySpec proxy;
+  const bool proxied = proxy_addr || config.proxy.enabled();
+  if (proxied) {
+    if (Error e = detail::make_proxy_spec(config, proxy_addr, proxy)) return fail(e);
+  }
   if (host.empty()) return fail(Error(Errc::invalid_url, "no host given"));
   // The headers every CONNECT of this connection sends: refused now, not at the first session.
   Headers merged;
@@ -118,6 +122,18 @@ std::shared_ptr<Connection> Connection::create_client(uv_loop_t *loop, const Cli
       cb(Error(), c);
     });
   };
+  if (proxied) {
+    // The proxy resolves the target (RFC 9298 §3.1); the connect timeout
+    // starts once the tunnel is there (the proxy leg has its own).
+    detail::open_proxy_tunnel(loop, proxy, nullptr, host, port,
+                              [c, config, host, tls](const Error &err, std::shared_ptr<detail::ProxyTunnel> t) {
+                                if (err) return c->fail_before_start(err);
+                                c->connect_via(std::move(t), host, tls);
+                                if (c->state() == ConnectionState::connecting)
+                                  c->start_connect_timer(config.connect_timeout);
+                              });
+    return c;
+  }
   detail::resolve(loop, host, port,
                   [c, config, host, tls](const Error &err, const std::vector<detail::SockAddr> &addrs) {
                     if (err) return c->fail_before_start(err);

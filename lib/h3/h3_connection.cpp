@@ -19,7 +19,7 @@
 namespace uvwt::detail {
 
 namespace {
-constexpr std::size_t kDgramSlot = 1500;
+constexpr std::size_t kDgramSlot = H3Connection::kDatagramSlot;
 
 std::string_view rcbuf_view(nghttp3_rcbuf *b) {
   const nghttp3_vec v = nghttp3_rcbuf_get_buf(b);
@@ -167,10 +167,14 @@ struct H3Callbacks {
     auto *c = self(ud);
     auto it = c->requests_.find(sid);
     if (it == c->requests_.end()) return 0;
+<<<<<<< HEAD
     if (it->second.too_large) {
       c->refuse_oversized(sid, true);
       return 0;
     }
+=======
+    if (c->tunnel_headers(sid, it->second)) return 0;
+>>>>>>> w-proxy
     if (c->server_)
       c->handle_request_headers(sid, it->second);
     else
@@ -180,9 +184,14 @@ struct H3Callbacks {
 
   static int end_stream(nghttp3_conn *, std::int64_t sid, void *ud, void *) {
     auto *c = self(ud);
+<<<<<<< HEAD
     if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.waiting_settings) {
       it->second.held_fin = true;
     } else if (it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
+=======
+    if (c->tunnel_fin(sid)) return 0;
+    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
+>>>>>>> w-proxy
       auto s = it->second.session;
       s->on_connect_stream_fin();
     }
@@ -211,6 +220,7 @@ struct H3Callbacks {
   static nghttp3_ssize read_data(nghttp3_conn *, std::int64_t sid, nghttp3_vec *vec, std::size_t veccnt,
                                  std::uint32_t *pflags, void *ud, void *) {
     auto *c = self(ud);
+    if (c->tunnel_read_data(sid, pflags)) return (*pflags & NGHTTP3_DATA_FLAG_EOF) != 0 ? 0 : NGHTTP3_ERR_WOULDBLOCK;
     auto it = c->requests_.find(sid);
     if (it == c->requests_.end() || !it->second.session) {
       *pflags |= NGHTTP3_DATA_FLAG_EOF;
@@ -224,6 +234,11 @@ struct H3Callbacks {
     return static_cast<nghttp3_ssize>(n);
   }
 };
+
+const nghttp3_data_reader &H3Connection::data_reader() noexcept {
+  static const nghttp3_data_reader reader{H3Callbacks::read_data};
+  return reader;
+}
 
 H3Connection::H3Connection(H3Owner &owner, std::shared_ptr<Deferred> deferred, bool server, const TransportConfig &cfg,
                            const ServerConfig *server_cfg, Address remote)
@@ -1158,6 +1173,7 @@ void H3Connection::on_stream_close(std::int64_t sid, bool has_code, std::uint64_
       }
     }
     std::shared_ptr<SessionImpl> s;
+    if (tunnel_stream_closed(sid, has_code, code)) requests_.erase(sid);
     if (auto it = requests_.find(sid); it != requests_.end()) {
       s = it->second.session;
       requests_.erase(it);
@@ -1215,6 +1231,7 @@ void H3Connection::on_datagram(const std::uint8_t *data, std::size_t len) {
   }
   const auto [session_id, prefix] = *d;
   const std::span<const std::uint8_t> payload(data + prefix, len - prefix);
+  if (tunnel_datagram(session_id, payload)) return;
   auto it = sessions_.find(session_id);
   if (it != sessions_.end()) {
     auto s = it->second;
@@ -1302,6 +1319,7 @@ void H3Connection::on_quic_closed(const Error &err) {
   if (closed_) return;
   closed_ = true;
   const Error why = err ? err : Error(Errc::connection, "connection closed");
+  close_all_tunnels(why);
   auto streams = std::move(wt_streams_);
   wt_streams_.clear();
   for (auto &[sid, st] : streams) st->on_quic_closed();

@@ -23,6 +23,7 @@
 #include "h3/header_size_guard.hpp"
 #include "h3/raw_stream_writes.hpp"
 #include "h3/stream_preamble.hpp"
+#include "h3/udp_tunnel.hpp"
 #include "quic/quic_app.hpp"
 #include "session/session_host.hpp"
 
@@ -52,6 +53,9 @@ class H3Owner {
 // streams away from nghttp3, owns the session table and the datagram queue.
 class H3Connection final : public QuicApp, public SessionHost {
  public:
+  // Bytes of one queued datagram (prefix and payload): room for a full
+  // 1452-byte QUIC packet tunnelled inside one (docs/proxy.md).
+  static constexpr std::size_t kDatagramSlot = 1500;
   H3Connection(H3Owner &owner, std::shared_ptr<Deferred> deferred, bool server, const TransportConfig &cfg,
                const ServerConfig *server_cfg, Address remote);
   ~H3Connection() override;
@@ -149,6 +153,26 @@ class H3Connection final : public QuicApp, public SessionHost {
 
   std::uint64_t wt_bytes_sent = 0, wt_bytes_received = 0;
 
+  // CONNECT-UDP (RFC 9298) request streams: lib/h3/h3_udp_tunnel.cpp.
+  // Client: sends the extended CONNECT (the peer's SETTINGS must be known);
+  // the handler hears the response, the datagrams and the end.
+  Error open_udp_tunnel(const std::string &authority, const std::string &path, const Headers &headers,
+                        std::weak_ptr<UdpTunnelHandler> handler, std::int64_t &sid);
+  // Server: requests with ":protocol connect-udp" go to `fn` (without one
+  // they are refused like any request that is not WebTransport). fn answers
+  // each with accept_udp_tunnel or refuse_udp_tunnel, at once or later.
+  void set_udp_tunnel_acceptor(std::function<void(const UdpTunnelRequest &)> fn) { udp_acceptor_ = std::move(fn); }
+  Error accept_udp_tunnel(std::int64_t sid, std::weak_ptr<UdpTunnelHandler> handler);
+  void refuse_udp_tunnel(std::int64_t sid, int status, const Headers &headers);
+  // Queues one UDP payload as an HTTP Datagram (context id 0).
+  Error send_udp_datagram(std::int64_t sid, std::span<const std::uint8_t> udp_payload);
+  // The largest UDP payload one datagram of this tunnel carries (0: none).
+  [[nodiscard]] std::size_t max_udp_payload(std::int64_t sid) const;
+  // Ends the tunnel: FIN after the request (abort: reset both directions).
+  // The handler hears nothing more.
+  void close_udp_tunnel(std::int64_t sid, bool abort);
+  [[nodiscard]] std::size_t udp_tunnel_count() const noexcept { return tunnels_.size(); }
+
  private:
   friend struct H3Callbacks;
   enum class Route : std::uint8_t { pending, http3, webtransport, ignored };
@@ -233,6 +257,14 @@ class H3Connection final : public QuicApp, public SessionHost {
   // Server: a CONNECT over the session limit, refused as unprocessed
   // (RESET_STREAM and STOP_SENDING with H3_REQUEST_REJECTED).
   void reject_request(std::int64_t sid);
+  // Hooks for CONNECT-UDP streams; each returns true when `sid` was one.
+  bool tunnel_headers(std::int64_t sid, RequestState &rs);
+  bool tunnel_datagram(SessionId id, std::span<const std::uint8_t> payload);
+  bool tunnel_fin(std::int64_t sid);
+  bool tunnel_read_data(std::int64_t sid, std::uint32_t *pflags);
+  bool tunnel_stream_closed(std::int64_t sid, bool has_code, std::uint64_t code);
+  void close_all_tunnels(const Error &why);
+  static const nghttp3_data_reader &data_reader() noexcept;  // request/response bodies
   [[nodiscard]] bool is_local_stream(std::int64_t sid) const noexcept { return ((sid & 1) != 0) == server_; }
 
   H3Owner &owner_;
@@ -323,6 +355,12 @@ class H3Connection final : public QuicApp, public SessionHost {
   bool final_goaway_sent_ = false;
   bool peer_ctrl_settings_seen_ = false;
   bool closed_ = false;
+  struct UdpTunnel {
+    std::weak_ptr<UdpTunnelHandler> handler;
+    bool open = false;  // 2xx sent or received
+  };
+  std::unordered_map<std::int64_t, UdpTunnel> tunnels_;
+  std::function<void(const UdpTunnelRequest &)> udp_acceptor_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -133,7 +133,22 @@ void Endpoint::on_writable(UdpSocket &sock) {
 void Endpoint::on_packets(UdpSocket &sock, std::span<const RecvPacket> pkts) {
   UVWT_TRACE("%zu packets on %s", pkts.size(), sock.local_addr().to_string().c_str());
   stateless_this_tick_ = 0;
-  for (const auto &pkt : pkts) handle_packet(sock, pkt);
+  for (const auto &pkt : pkts) handle_packet(&sock, pkt);
+  flush_touched();
+}
+
+void Endpoint::deliver(const RecvPacket &pkt) {
+  handle_packet(nullptr, pkt);
+  if (flush_posted_ || touched_.empty()) return;
+  flush_posted_ = true;
+  defer([this, alive = std::weak_ptr<bool>(alive_)] {
+    if (alive.expired()) return;
+    flush_posted_ = false;
+    flush_touched();
+  });
+}
+
+void Endpoint::flush_touched() {
   // Connections are destroyed only on a later loop turn, so every pointer
   // collected during this batch is still valid here.
   for (std::size_t i = 0; i < touched_.size(); ++i) {
@@ -150,11 +165,11 @@ void Endpoint::touched(QuicConnection *c) {
   touched_.push_back(c);
 }
 
-void Endpoint::handle_packet(UdpSocket &sock, const RecvPacket &pkt) {
+void Endpoint::handle_packet(UdpSocket *sock, const RecvPacket &pkt) {
   ngtcp2_version_cid vc;
   const int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt.data.data(), pkt.data.size(), kScidLen);
   if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
-    if (acceptor_ != nullptr) send_version_negotiation(sock, pkt, vc);
+    if (acceptor_ != nullptr && sock != nullptr) send_version_negotiation(*sock, pkt, vc);
     return;
   }
   if (rv != 0) return;
@@ -172,17 +187,17 @@ void Endpoint::handle_packet(UdpSocket &sock, const RecvPacket &pkt) {
       return;
     }
   }
-  if (acceptor_ == nullptr) {
+  if (acceptor_ == nullptr || sock == nullptr) {
     UVWT_TRACE("packet for unknown connection id from %s dropped", pkt.remote->to_string().c_str());
     return;
   }
   ngtcp2_pkt_hd hd;
   if (ngtcp2_accept(&hd, pkt.data.data(), pkt.data.size()) != 0) {
     // A short-header packet for a connection we lost: tell the peer at once.
-    if (vc.version == 0) send_stateless_reset(sock, pkt, vc);
+    if (vc.version == 0) send_stateless_reset(*sock, pkt, vc);
     return;
   }
-  admit_initial(sock, pkt, hd);
+  admit_initial(*sock, pkt, hd);
 }
 
 void Endpoint::send_version_negotiation(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc) {

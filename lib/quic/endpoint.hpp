@@ -17,6 +17,7 @@
 #include <uvwt/error.hpp>
 
 #include "common/deferred.hpp"
+#include "quic/packet_path.hpp"
 #include "quic/socket_addr.hpp"
 #include "quic/handshake_limits.hpp"
 #include "quic/token_bucket.hpp"
@@ -25,8 +26,6 @@
 namespace uvwt::detail {
 
 class QuicConnection;
-
-enum class SendStatus { ok, would_block, error };
 
 // Connection ID as a fixed-size map key (no allocation per lookup).
 struct CidKey {
@@ -142,6 +141,11 @@ class Endpoint : public UdpReceiver {
   // Applies impairment settings at runtime (tests toggle blackholes).
   void set_impairment(const ImpairmentConfig &cfg);
 
+  // Packets that came over a path other than a socket (a proxy tunnel): routed
+  // by connection id like a socket's, and the connections they touched write
+  // once per loop turn rather than once per packet.
+  void deliver(const RecvPacket &pkt);
+
   // Closes every socket; cb once all handles are closed.
   void close(std::function<void()> cb);
 
@@ -155,7 +159,9 @@ class Endpoint : public UdpReceiver {
   void on_writable(UdpSocket &sock) override;
 
  private:
-  void handle_packet(UdpSocket &sock, const RecvPacket &pkt);
+  // sock is null for packets that did not come from a socket (deliver()).
+  void handle_packet(UdpSocket *sock, const RecvPacket &pkt);
+  void flush_touched();
   void send_version_negotiation(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc);
   void send_stateless_reset(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_version_cid &vc);
 
@@ -184,10 +190,29 @@ class Endpoint : public UdpReceiver {
   std::vector<Pending> pending_;
   std::vector<QuicConnection *> waiting_;
   std::vector<QuicConnection *> touched_;  // capacity kept across batches
+  bool flush_posted_ = false;              // deliver(): one write pass per turn
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::size_t stateless_this_tick_ = 0;    // resets and refusals sent in this receive batch
   HandshakeLimits limits_;
   TokenBucket stateless_bucket_;  // resets, refusals, version negotiation: over time
   EndpointCounters counters_;
+};
+
+// The UDP socket path: the endpoint's socket, its held bytes and its
+// writable wakeups (what every connection used before paths existed).
+class SocketPath final : public PacketPath {
+ public:
+  SocketPath(Endpoint &ep, UdpSocket &sock) noexcept : ep_(ep), sock_(sock) {}
+  SendStatus send(const SockAddr &local, const SockAddr &remote, std::uint8_t ecn, const std::uint8_t *data,
+                  std::size_t len, std::size_t gso) override {
+    return ep_.send(sock_, local, remote, ecn, data, len, gso);
+  }
+  [[nodiscard]] bool blocked() const noexcept override { return ep_.blocked(); }
+  void wait_writable(QuicConnection *c) override { ep_.wait_writable(c); }
+
+ private:
+  Endpoint &ep_;
+  UdpSocket &sock_;
 };
 
 }  // namespace uvwt::detail

@@ -250,9 +250,10 @@ struct QuicCallbacks {
   }
 };
 
-QuicConnection::QuicConnection(Endpoint &ep, UdpSocket &sock, const SockAddr &local, const SockAddr &remote,
-                               bool server, QuicApp &app)
-    : ep_(ep), sock_(&sock), local_(local), remote_(remote), server_(server), app_(app) {
+QuicConnection::QuicConnection(Endpoint &ep, UdpSocket *sock, PacketPath *path, const SockAddr &local,
+                               const SockAddr &remote, bool server, QuicApp &app)
+    : ep_(ep), path_(path), local_(local), remote_(remote), server_(server), app_(app) {
+  if (path_ == nullptr) path_ = &socket_path_.emplace(ep, *sock);
   conn_ref_.get_conn = &QuicCallbacks::get_conn;
   conn_ref_.user_data = this;
   ngtcp2_ccerr_default(&last_error_);
@@ -292,7 +293,13 @@ bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &se
   settings.initial_ts = now_ns();
   settings.cc_algo = cc_algo(cfg.congestion_control);
   settings.handshake_timeout = static_cast<ngtcp2_duration>(cfg.handshake_timeout.count()) * NGTCP2_MILLISECONDS;
-  settings.max_tx_udp_payload_size = 1452;
+  // The path bounds every packet: a tunnel's is the outer connection's
+  // datagram room (docs/proxy.md), a socket's the Ethernet MTU.
+  settings.max_tx_udp_payload_size = path_->max_udp_payload();
+  settings.no_pmtud = path_->probe_mtu() ? 0 : 1;
+  // Full-size packets at once: a tunnel knows its bound, and a proxy
+  // connection must carry tunnelled packets before any probe succeeds.
+  settings.no_tx_udp_payload_size_shaping = cfg.assume_full_mtu || !path_->probe_mtu() ? 1 : 0;
   max_dgrams_per_pkt_ = cfg.max_datagrams_per_packet;
   if (std::getenv("UVWT_NGTCP2_LOG") != nullptr) settings.log_printf = ngtcp2_log;
   if (app_.wants_frame_log()) settings.log_printf = &QuicCallbacks::frame_log;
@@ -319,6 +326,10 @@ bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &se
   params.initial_max_streams_uni = std::max<std::uint64_t>(cfg.max_streams_uni, 100);
   params.max_idle_timeout = static_cast<ngtcp2_duration>(cfg.idle_timeout.count()) * NGTCP2_MILLISECONDS;
   params.max_datagram_frame_size = cfg.max_datagram_frame_size;
+  // A tunnel cannot carry larger packets than its own bound in either
+  // direction: tell the peer (RFC 9000 §18.2, max_udp_payload_size), or
+  // the target's full-size packets would be dropped by the proxy leg.
+  if (!path_->probe_mtu()) params.max_udp_payload_size = path_->max_udp_payload();
   params.active_connection_id_limit = 7;
   return true;
 }
@@ -327,7 +338,22 @@ std::unique_ptr<QuicConnection> QuicConnection::create_client(Endpoint &ep, UdpS
                                                               const SockAddr &remote, TlsClientContext &tls,
                                                               const std::string &server_name,
                                                               const TransportConfig &cfg, QuicApp &app, Error &err) {
-  std::unique_ptr<QuicConnection> c(new QuicConnection(ep, sock, local, remote, false, app));
+  std::unique_ptr<QuicConnection> c(new QuicConnection(ep, &sock, nullptr, local, remote, false, app));
+  return init_client(std::move(c), tls, server_name, cfg, err);
+}
+
+std::unique_ptr<QuicConnection> QuicConnection::create_client(Endpoint &ep, PacketPath &path, const SockAddr &local,
+                                                              const SockAddr &remote, TlsClientContext &tls,
+                                                              const std::string &server_name,
+                                                              const TransportConfig &cfg, QuicApp &app, Error &err) {
+  std::unique_ptr<QuicConnection> c(new QuicConnection(ep, nullptr, &path, local, remote, false, app));
+  return init_client(std::move(c), tls, server_name, cfg, err);
+}
+
+std::unique_ptr<QuicConnection> QuicConnection::init_client(std::unique_ptr<QuicConnection> c, TlsClientContext &tls,
+                                                            const std::string &server_name, const TransportConfig &cfg,
+                                                            Error &err) {
+  Endpoint &ep = c->ep_;
   ngtcp2_cid dcid, scid;
   dcid.datalen = kCidLen;
   fill_random(dcid.data, dcid.datalen);
@@ -361,7 +387,7 @@ std::unique_ptr<QuicConnection> QuicConnection::create_server(Endpoint &ep, UdpS
                                                               const SockAddr &remote, const ngtcp2_pkt_hd &hd,
                                                               const ngtcp2_cid *original_dcid, TlsServerContext &tls,
                                                               const TransportConfig &cfg, QuicApp &app, Error &err) {
-  std::unique_ptr<QuicConnection> c(new QuicConnection(ep, sock, local, remote, true, app));
+  std::unique_ptr<QuicConnection> c(new QuicConnection(ep, &sock, nullptr, local, remote, true, app));
   ngtcp2_settings settings;
   ngtcp2_transport_params params;
   c->init_common(cfg, settings, params);
@@ -598,8 +624,8 @@ void QuicConnection::schedule_write() {
 void QuicConnection::write_now() {
   if (closed_ || conn_ == nullptr || in_callback_ > 0) return;
   if (ngtcp2_conn_in_closing_period(conn_) != 0 || ngtcp2_conn_in_draining_period(conn_) != 0) return;
-  if (ep_.blocked()) {
-    ep_.wait_writable(this);
+  if (path_->blocked()) {
+    path_->wait_writable(this);
     return;
   }
   ++in_callback_;
@@ -615,15 +641,15 @@ void QuicConnection::write_now() {
 
 bool QuicConnection::flush_batch(const std::uint8_t *data, std::size_t len, std::size_t gso, std::uint8_t ecn) {
   if (len == 0) return true;
-  const auto r = ep_.send(*sock_, local_, remote_, ecn, data, len, gso);
+  const auto r = path_->send(local_, remote_, ecn, data, len, gso);
   if (r == SendStatus::error) {
     // Unreachable peers are reported through the socket error queue.
     return true;
   }
   if (r == SendStatus::would_block) {
-    // The endpoint kept the bytes; park now so the socket draining wakes us,
-    // rather than whichever timer or packet happens to come next.
-    ep_.wait_writable(this);
+    // The path kept the bytes; park now so its draining wakes us, rather
+    // than whichever timer or packet happens to come next.
+    path_->wait_writable(this);
     return false;
   }
   return true;
@@ -812,7 +838,7 @@ void QuicConnection::send_connection_close() {
                                                             &last_error_, now_ns());
   if (n > 0) {
     ++counters_.packets_sent;
-    ep_.send(*sock_, local_, remote_, pi.ecn, buf, static_cast<std::size_t>(n), static_cast<std::size_t>(n));
+    path_->send(local_, remote_, pi.ecn, buf, static_cast<std::size_t>(n), static_cast<std::size_t>(n));
   }
   if (n < 0 || !handshake_completed() || !linger_) {
     // Nothing to wait for: no closing period before the handshake finished,

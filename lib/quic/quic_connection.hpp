@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -15,6 +16,7 @@
 #include <uvwt/config.hpp>
 #include <uvwt/error.hpp>
 
+#include "quic/endpoint.hpp"
 #include "quic/quic_app.hpp"
 #include "quic/socket_addr.hpp"
 
@@ -62,6 +64,13 @@ struct QuicStats {
 class QuicConnection {
  public:
   static std::unique_ptr<QuicConnection> create_client(Endpoint &ep, UdpSocket &sock, const SockAddr &local,
+                                                       const SockAddr &remote, TlsClientContext &tls,
+                                                       const std::string &server_name, const TransportConfig &cfg,
+                                                       QuicApp &app, Error &err);
+  // A client whose packets travel over `path` instead of a socket (a proxy
+  // tunnel); received packets reach it through Endpoint::deliver. The path
+  // must outlive the connection.
+  static std::unique_ptr<QuicConnection> create_client(Endpoint &ep, PacketPath &path, const SockAddr &local,
                                                        const SockAddr &remote, TlsClientContext &tls,
                                                        const std::string &server_name, const TransportConfig &cfg,
                                                        QuicApp &app, Error &err);
@@ -115,8 +124,11 @@ class QuicConnection {
   void set_close_error(Error e);
 
  private:
-  QuicConnection(Endpoint &ep, UdpSocket &sock, const SockAddr &local, const SockAddr &remote, bool server,
-                 QuicApp &app);
+  QuicConnection(Endpoint &ep, UdpSocket *sock, PacketPath *path, const SockAddr &local, const SockAddr &remote,
+                 bool server, QuicApp &app);
+  static std::unique_ptr<QuicConnection> init_client(std::unique_ptr<QuicConnection> c, TlsClientContext &tls,
+                                                     const std::string &server_name, const TransportConfig &cfg,
+                                                     Error &err);
   bool init_common(const TransportConfig &cfg, ngtcp2_settings &settings, ngtcp2_transport_params &params);
   void arm_timer();
   void start_period_timer();
@@ -132,7 +144,8 @@ class QuicConnection {
   friend struct QuicCallbacks;
 
   Endpoint &ep_;
-  UdpSocket *sock_;
+  std::optional<SocketPath> socket_path_;  // unless the packets go elsewhere
+  PacketPath *path_;
   SockAddr local_, remote_;
   bool server_;
   QuicApp &app_;

@@ -11,6 +11,7 @@
 #include "quic/endpoint.hpp"
 #include "quic/tls_context.hpp"
 #include "server/router.hpp"
+#include "server/server_hooks.hpp"
 #include "session/session_impl.hpp"
 
 namespace uvwt {
@@ -71,6 +72,11 @@ class ServerImpl final : public Server,
   void set_default_handler(SessionHandler h) override { router_.set_default(std::move(h)); }
   void set_accept_hook(AcceptHook hook) override { hook_ = std::move(hook); }
   void on_connection(std::function<void(std::shared_ptr<Connection>)> cb) override { on_conn_ = std::move(cb); }
+  void set_conn_hook(std::function<void(const std::shared_ptr<ConnectionImpl> &)> hook) {
+    conn_hook_ = std::move(hook);
+    if (conn_hook_)
+      for (const auto &c : conns_) conn_hook_(c);
+  }
 
   void shutdown(CloseCallback cb) override { shutdown(cfg_.shutdown_timeout, std::move(cb)); }
 
@@ -163,6 +169,7 @@ class ServerImpl final : public Server,
     }
     ++stats_.connections_accepted;
     conns_.insert(c);
+    if (conn_hook_) conn_hook_(c);
     if (on_conn_) {
       auto self = shared_from_this();
       deferred_->post([self, c] {
@@ -323,6 +330,7 @@ class ServerImpl final : public Server,
   Router router_;
   AcceptHook hook_;
   std::function<void(std::shared_ptr<Connection>)> on_conn_;
+  std::function<void(const std::shared_ptr<ConnectionImpl> &)> conn_hook_;
   std::set<std::shared_ptr<ConnectionImpl>> conns_;
   ServerStats stats_;
   std::uint16_t port_ = 0;
@@ -357,6 +365,15 @@ std::shared_ptr<Server> Connection::create_server(uv_loop_t *loop, const ServerC
   });
   return server;
 }
+
+namespace detail {
+bool set_connection_hook(Server &server, std::function<void(const std::shared_ptr<ConnectionImpl> &)> hook) {
+  auto *impl = dynamic_cast<ServerImpl *>(&server);
+  if (impl == nullptr) return false;
+  impl->set_conn_hook(std::move(hook));
+  return true;
+}
+}  // namespace detail
 
 std::shared_ptr<Server> Server::create(uv_loop_t *loop, const ServerConfig &config, Error &err) {
   if ((err = config.validate())) return nullptr;

@@ -809,22 +809,39 @@ TEST_CASE("connection: a host that cannot be resolved is FAILED and lost", "[con
   REQUIRE(tl.run_until([&] { return finished; }));
 }
 
-TEST_CASE("connection: proxy_addr is refused with Errc::unsupported", "[connection][loop]") {
+TEST_CASE("connection: proxy_addr nobody answers fails on the proxy leg, never directly", "[connection][loop]") {
   TestLoop tl;
+  auto server = start_server(tl);
+  server->set_default_handler(echo_handler());
+  uv_udp_t u;  // a loopback port nobody listens on
+  uv_udp_init(&tl.loop, &u);
+  sockaddr_in a{};
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  REQUIRE(uv_udp_bind(&u, reinterpret_cast<const sockaddr *>(&a), 0) == 0);
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  uv_udp_getsockname(&u, reinterpret_cast<sockaddr *>(&ss), &len);
+  const auto nobody = ntohs(reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
+  uv_close(reinterpret_cast<uv_handle_t *>(&u), nullptr);
   Error err;
   bool done = false;
   std::shared_ptr<Connection> got;
-  auto conn = Connection::create_client(&tl.loop, client_config(), "127.0.0.1", 4433, "/", Address{"127.0.0.1", 8080},
-                                        [&](const Error &e, std::shared_ptr<Connection> c) {
-                                          err = e;
-                                          got = c;
-                                          done = true;
-                                        });
-  CHECK_FALSE(conn);
+  auto conn =
+      Connection::create_client(&tl.loop, client_config(), "127.0.0.1", server->port(), "/",
+                                Address{"127.0.0.1", nobody}, [&](const Error &e, std::shared_ptr<Connection> c) {
+                                  err = e;
+                                  got = c;
+                                  done = true;
+                                });
+  CHECK(conn);
   CHECK_FALSE(done);  // answered on a later turn
   REQUIRE(tl.run_until([&] { return done; }));
-  CHECK(err.errc == Errc::unsupported);
+  CHECK(err.errc == Errc::proxy_connection);
   CHECK_FALSE(got);
+  CHECK(server->stats().connections_accepted == 0);
+  bool closed = false;
+  server->close([&] { closed = true; });
+  REQUIRE(tl.run_until([&] { return closed; }));
 }
 
 TEST_CASE("connection: server-side events: session request, session, established", "[connection][loop]") {

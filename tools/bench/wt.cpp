@@ -9,6 +9,7 @@
 
 #include <uvwt/connection.hpp>
 #include <uvwt/server.hpp>
+#include <uvwt/udp_proxy.hpp>
 
 #include "bench.hpp"
 #include "connection/connection_impl.hpp"
@@ -77,12 +78,35 @@ void sink_stream(const std::shared_ptr<Stream> &st, const std::shared_ptr<std::u
 struct ClientCtx {
   uv_loop_t loop{};
   ClientConfig cfg;
+  // via=proxy: a uvwt CONNECT-UDP proxy on this process's loop, and every
+  // connection of the run goes through it (the "proxy" scenario).
+  std::shared_ptr<Server> proxy_server;
+  std::shared_ptr<UdpProxy> proxy;
   explicit ClientCtx(const Job &job) {
     uv_loop_init(&loop);
     cfg.server_certificate_hashes = {job.cert.sha256};
     cfg.use_system_trust = false;
     cfg.connect_timeout = std::chrono::milliseconds(10'000);
     cfg.idle_timeout = std::chrono::milliseconds(120'000);
+    if (job.str("via") == "proxy") start_proxy(job);
+  }
+  void start_proxy(const Job &job) {
+    ServerConfig sc;
+    sc.cert_pem = job.cert.cert_pem;
+    sc.key_pem = job.cert.key_pem;
+    sc.assume_full_mtu = true;
+    sc.idle_timeout = std::chrono::milliseconds(120'000);
+    sc.max_sessions_per_connection = 10'000;
+    Error err;
+    proxy_server = Server::create(&loop, sc, err);
+    if (!proxy_server || proxy_server->listen("127.0.0.1", 0)) std::abort();
+    UdpProxyConfig pc;
+    pc.policy.allow_private_targets = true;  // loopback target
+    pc.max_tunnels_per_connection = 100'000;
+    proxy = UdpProxy::create(proxy_server, pc, err);
+    if (!proxy) std::abort();
+    cfg.proxy.url = "https://127.0.0.1:" + std::to_string(proxy_server->port());
+    cfg.proxy.server_certificate_hashes = {job.cert.sha256};
   }
 };
 
