@@ -167,14 +167,11 @@ struct H3Callbacks {
     auto *c = self(ud);
     auto it = c->requests_.find(sid);
     if (it == c->requests_.end()) return 0;
-<<<<<<< HEAD
     if (it->second.too_large) {
       c->refuse_oversized(sid, true);
       return 0;
     }
-=======
     if (c->tunnel_headers(sid, it->second)) return 0;
->>>>>>> w-proxy
     if (c->server_)
       c->handle_request_headers(sid, it->second);
     else
@@ -184,14 +181,10 @@ struct H3Callbacks {
 
   static int end_stream(nghttp3_conn *, std::int64_t sid, void *ud, void *) {
     auto *c = self(ud);
-<<<<<<< HEAD
+    if (c->tunnel_fin(sid)) return 0;
     if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.waiting_settings) {
       it->second.held_fin = true;
     } else if (it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
-=======
-    if (c->tunnel_fin(sid)) return 0;
-    if (auto it = c->requests_.find(sid); it != c->requests_.end() && it->second.session && !c->ignore_session_close_) {
->>>>>>> w-proxy
       auto s = it->second.session;
       s->on_connect_stream_fin();
     }

@@ -452,7 +452,9 @@ TEST_CASE("proxy: ReconnectingClient, Browser and ClientFleet go through the pro
   }
   {
     std::vector<std::shared_ptr<Client>> clients{make_client(tl, cfg), make_client(tl, cfg)};
-    auto fleet = ClientFleet::create(&tl.loop, clients);
+    Error ferr;
+    auto fleet = ClientFleet::create(&tl.loop, clients, ferr);
+    REQUIRE(fleet);
     std::vector<std::shared_ptr<Session>> sessions;
     bool done = false;
     fleet->connect_all(url, [&](std::vector<std::shared_ptr<Session>> v) {
