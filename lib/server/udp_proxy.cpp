@@ -49,7 +49,7 @@ struct ProxyCore {
 };
 
 // One tunnel: a connected UDP socket to the target on the proxy's loop
-// (recvmmsg batches in, one send per datagram out), the CONNECT-UDP stream
+// (recvmmsg batches in, GSO/sendmmsg batches out), the CONNECT-UDP stream
 // on the client's connection, and an idle timer.
 class Relay final : public UdpTunnelHandler, public UdpReceiver, public std::enable_shared_from_this<Relay> {
  public:
@@ -87,10 +87,7 @@ class Relay final : public UdpTunnelHandler, public UdpReceiver, public std::ena
     if (closed_ || !sock_) return;
     last_ns_ = now_ns();
     if (!core_->charge(key_, udp.size())) return close(true, "byte limit reached");
-    const auto r = sock_->send(target_, nullptr, 0, udp, 0);
-    if (!r.ok()) return;  // unreachable targets answer through ICMP; QUIC copes with loss
-    ++core_->stats.datagrams_to_targets;
-    core_->stats.bytes_to_targets += udp.size();
+    stage(udp);
   }
 
   void on_packets(UdpSocket &, std::span<const RecvPacket> pkts) override {
@@ -114,6 +111,7 @@ class Relay final : public UdpTunnelHandler, public UdpReceiver, public std::ena
   // connection then fails with a proxy_connection error.
   void close(bool tell_peer, const char *why) {
     if (closed_) return;
+    flush_out();  // what the client sent before the close still goes out
     closed_ = true;
     UVWT_DEBUG("udp proxy: tunnel %lld to %s closed: %s", static_cast<long long>(sid_), target_.to_string().c_str(),
                why);
@@ -132,6 +130,53 @@ class Relay final : public UdpTunnelHandler, public UdpReceiver, public std::ena
   std::function<void(const std::shared_ptr<Relay> &)> on_finished;
 
  private:
+  // Datagrams toward the target leave in batches: the ones a receive batch of
+  // the client's connection carried go out together at the end of the loop
+  // turn, runs of equal size as one GSO send (UdpSocket::send falls back to
+  // sendmmsg). The buffer is allocated once per tunnel, on first use.
+  static constexpr std::size_t kBatchMax = 64;  // UDP_SEGMENT's own limit
+  static constexpr std::size_t kSlot = 2048;    // tunnelled packets are at most ~1.4 KB
+  void stage(std::span<const std::uint8_t> udp) {
+    if (udp.size() > kSlot) {  // never from a QUIC client; sent alone
+      flush_out();
+      send_out(udp, 1, 0);
+      return;
+    }
+    // A run has one segment size; only its last datagram may be shorter.
+    if (out_count_ > 0 && (out_short_ || udp.size() > out_seg_)) flush_out();
+    if (out_.capacity() == 0) out_.reserve(kBatchMax * kSlot);
+    if (out_count_ == 0) out_seg_ = udp.size();
+    out_short_ = udp.size() < out_seg_;
+    out_.insert(out_.end(), udp.begin(), udp.end());
+    if (++out_count_ == kBatchMax) return flush_out();
+    if (flush_posted_) return;
+    flush_posted_ = true;
+    std::weak_ptr<Relay> weak = weak_from_this();
+    deferred_->post([weak] {
+      if (auto self = weak.lock()) {
+        self->flush_posted_ = false;
+        self->flush_out();
+      }
+    });
+  }
+
+  void flush_out() {
+    if (out_count_ == 0 || closed_ || !sock_) return;
+    send_out(out_, out_count_, out_count_ > 1 ? out_seg_ : 0);
+    out_.clear();
+    out_count_ = 0;
+    out_short_ = false;
+  }
+
+  void send_out(std::span<const std::uint8_t> data, std::size_t count, std::size_t seg) {
+    // What did not leave (a full socket, an ICMP error for the target) is
+    // lost to the inner QUIC connection, whose loss recovery copes.
+    const auto r = sock_->send(target_, nullptr, 0, data, seg);
+    const std::size_t sent = r.ok() ? data.size() : r.bytes_sent;
+    core_->stats.datagrams_to_targets += r.ok() ? count : (seg == 0 ? 0 : sent / seg);
+    core_->stats.bytes_to_targets += sent;
+  }
+
   void finished() {
     if (auto u = core_->usage.find(key_); u != core_->usage.end() && u->second.tunnels > 0) --u->second.tunnels;
     --core_->stats.tunnels_active;
@@ -160,6 +205,9 @@ class Relay final : public UdpTunnelHandler, public UdpReceiver, public std::ena
   std::unique_ptr<Timer> timer_;
   std::uint64_t last_ns_ = 0;
   bool closed_ = false;
+  std::vector<std::uint8_t> out_;  // staged datagrams toward the target
+  std::size_t out_count_ = 0, out_seg_ = 0;
+  bool out_short_ = false, flush_posted_ = false;
 };
 
 class UdpProxyImpl final : public UdpProxy, public std::enable_shared_from_this<UdpProxyImpl> {

@@ -131,17 +131,20 @@ TEST_CASE("conformance: the server answers CONNECT only once the client's SETTIN
 TEST_CASE("conformance: no datagrams to a client that did not enable HTTP datagrams", "[conformance]") {
   TestLoop tl;
   WtServer srv(tl);
-  SECTION("draft-13 client without SETTINGS_H3_DATAGRAM: the session works, datagrams are refused locally") {
+  SECTION("draft-13 client without SETTINGS_H3_DATAGRAM: no dialect fits, the CONNECT is refused, nothing is sent") {
     WirePeer::Options o;
     o.settings = {{0x08, 1}, {0x14e9cd29, 1}};
     auto peer = WirePeer::connect(&tl.loop, srv.server->port(), o);
-    open_wire_session(tl, *peer, WireDialect::draft13);
-    REQUIRE(tl.run_until([&] { return srv.session != nullptr; }));
-    // RFC 9297 2.1.1: "QUIC DATAGRAM frames MUST NOT be sent until the
-    // SETTINGS_H3_DATAGRAM setting has been both sent and received with a value of 1."
-    CHECK(srv.session->max_datagram_size() == 0);
-    const Error e = srv.session->send_datagram(wire_bytes("nope"));
-    CHECK(e.errc == Errc::datagram);
+    REQUIRE(tl.run_until([&] { return peer->peer_settings().has_value(); }));
+    // draft-ietf-webtrans-http3-13 3.1: "both the client and the server MUST
+    // indicate support for HTTP/3 datagrams by sending a SETTINGS_H3_DATAGRAM
+    // value set to 1"; RFC 9297 2.1.1: no DATAGRAM frames before that. The
+    // server negotiates no dialect with such a client (docs/protocol.md,
+    // "Choosing the dialect") and answers 400.
+    const auto sid = peer->send_request(wire_connect_request(WireDialect::draft13, "localhost", "/wt"));
+    REQUIRE(tl.run_until([&] { return peer->status(sid).has_value(); }));
+    CHECK(peer->status(sid) == 400);
+    CHECK(srv.sessions == 0);
     tl.run_for(200);
     CHECK(peer->datagrams().empty());
     peer->close(tl);
