@@ -192,7 +192,7 @@ class Endpoint : public UdpReceiver {
   std::vector<QuicConnection *> touched_;  // capacity kept across batches
   bool flush_posted_ = false;              // deliver(): one write pass per turn
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  std::size_t stateless_this_tick_ = 0;    // resets and refusals sent in this receive batch
+  std::size_t stateless_this_tick_ = 0;  // resets and refusals sent in this receive batch
   HandshakeLimits limits_;
   TokenBucket stateless_bucket_;  // resets, refusals, version negotiation: over time
   EndpointCounters counters_;

@@ -681,8 +681,8 @@ bool QuicConnection::write_packets() {
       // per-packet cap (docs/protocol.md, "Datagrams per packet").
       const bool last = dgrams_in_pkt + 1 >= max_dgrams_per_pkt_;
       nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, p, max_udp, &accepted,
-                                           last ? 0 : NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, dgram,
-                                           dgram->len > 0 ? 1 : 0, ts);  // an empty one has no vec
+                                           last ? 0 : NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, dgram, dgram->len > 0 ? 1 : 0,
+                                           ts);  // an empty one has no vec
       if (nwrite == NGTCP2_ERR_WRITE_MORE) {
         ++dgrams_in_pkt;
         app_.on_datagram_written(true);

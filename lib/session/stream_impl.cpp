@@ -161,8 +161,8 @@ void StreamImpl::fill_write(StreamWrite &w) const {
   // free, section 5.4); unlimited without session flow control.
   const std::uint64_t credit = session_send_credit();
   const std::uint64_t base = std::max(sent_, preamble_len_);
-  const std::uint64_t limit = credit > SessionFlowControl::kUnlimited - base ? SessionFlowControl::kUnlimited
-                                                                             : base + credit;
+  const std::uint64_t limit =
+      credit > SessionFlowControl::kUnlimited - base ? SessionFlowControl::kUnlimited : base + credit;
   std::uint64_t pos = sent_;
   // Start at the first chunk not yet sent in full: a long queue of small
   // writes must not cost a walk over every sent chunk for each packet.
