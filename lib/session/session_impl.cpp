@@ -485,17 +485,7 @@ void SessionImpl::on_capsule_data(const std::uint8_t *data, std::size_t len) {
     // The close capsule ends the session; answer with our FIN. When both
     // sides closed at once, ours was first as far as this side knows: the
     // application asked for it and is told its own code.
-    queue_capsule({}, true);
-    SessionCloseInfo ci;
-    if (local_close_) {
-      ci.code = local_code_;
-      ci.reason = local_reason_;
-    } else {
-      ci.code = peer_code_;
-      ci.reason = peer_reason_;
-      ci.remote = true;
-    }
-    finish(ci);
+    answer_peer_close();
   }
 }
 
@@ -504,13 +494,16 @@ void SessionImpl::on_connect_stream_fin() {
   // RFC 9297 3.3: a FIN that cuts the last capsule short makes the message
   // malformed, not a clean close.
   if (Error cut = parser_.finish(); cut) return protocol_error(cut);
+  answer_peer_close();  // a FIN without a capsule: code 0, empty reason
+}
+
+void SessionImpl::answer_peer_close() {
   queue_capsule({}, true);
   SessionCloseInfo ci;
   if (local_close_) {
     ci.code = local_code_;
     ci.reason = local_reason_;
   } else {
-    // FIN without a capsule: code 0, empty reason.
     ci.code = peer_code_;
     ci.reason = peer_reason_;
     ci.remote = true;

@@ -108,6 +108,9 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   // `deferred`: the user callbacks run on a later turn (the close was started
   // by a user call, which must return before any of them runs).
   void finish(const SessionCloseInfo &info, bool deferred = false);
+  // The peer ended the session (close capsule or FIN): our FIN answers it.
+  // When both sides closed at once the application is told its own close.
+  void answer_peer_close();
   void run_close_callbacks(bool was_ready);
   void start_close_backstop();
   void on_close_backstop();
