@@ -86,6 +86,12 @@ Dialect negotiate_dialect(const LocalWtSettings &local, const PeerSettings &peer
 Dialect negotiate_request_dialect(const LocalWtSettings &local, const PeerSettings &client,
                                   std::string_view protocol) noexcept {
   if (local.max_sessions == 0 || protocol.empty()) return Dialect::none;
+  // The "webtransport-h3" token is itself the client's signal (draft-15
+  // §3.1): its SETTINGS need only allow datagrams; WT_ENABLED is asked of
+  // draft-version clients, and one that sent a wrong value does not qualify.
+  if (protocol == protocol_token(Dialect::draft15))
+    return local.announces(Dialect::draft15) && client.h3_datagram && client.wt_enabled <= 1 ? Dialect::draft15
+                                                                                             : Dialect::none;
   for (Dialect d : kNewestFirst)
     if (protocol_token(d) == protocol && local.announces(d) && client.supports(d, PeerRole::client)) return d;
   return Dialect::none;

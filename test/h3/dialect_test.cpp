@@ -150,7 +150,11 @@ TEST_CASE("negotiate_request_dialect: SETTINGS and the :protocol token", "[h3][d
   CHECK(negotiate_request_dialect(only({Dialect::draft02}), chromium07, "webtransport") == Dialect::draft02);
   // No WebTransport SETTINGS from the client, or a token no common dialect uses.
   CHECK(negotiate_request_dialect(all, settings({{0x33, 1}}), "webtransport") == Dialect::none);
-  CHECK(negotiate_request_dialect(all, chromium07, "webtransport-h3") == Dialect::none);
+  CHECK(negotiate_request_dialect(all, chromium07, "webtransport-h3") == Dialect::draft15);  // token + datagrams
+  CHECK(negotiate_request_dialect(all, settings({{0x33, 1}}), "webtransport-h3") == Dialect::draft15);
+  CHECK(negotiate_request_dialect(all, settings({{0x2c7cf000, 1}}), "webtransport-h3") == Dialect::none);
+  CHECK(negotiate_request_dialect(all, settings({{0x33, 1}, {0x2c7cf000, 2}}), "webtransport-h3") == Dialect::none);
+  CHECK(negotiate_request_dialect(only({Dialect::draft13}), settings({{0x33, 1}}), "webtransport-h3") == Dialect::none);
   CHECK(negotiate_request_dialect(all, chromium07, "") == Dialect::none);
   CHECK(negotiate_request_dialect(all, chromium07, "connect-udp") == Dialect::none);
   // A client that speaks draft-15 and draft-13 picks by token.
