@@ -940,8 +940,10 @@ TEST_CASE("connection: the idle policy closes a connection without application a
   SECTION("record_activity() keeps it open beyond the period") {
     auto c = connect_bare(tl, server->port());
     REQUIRE(c.err.ok());
-    c.conn->set_idle_timeout(std::chrono::milliseconds(300));
-    for (int i = 0; i < 12; ++i) {  // 1.2 s, four periods
+    // A period well above the 100 ms between records: a sanitizer build on a
+    // busy machine can stall a loop turn for a good part of 300 ms.
+    c.conn->set_idle_timeout(std::chrono::milliseconds(1'000));
+    for (int i = 0; i < 15; ++i) {  // 1.5 s, longer than a period
       tl.run_for(100);
       c.conn->record_activity();
       REQUIRE(c.conn->is_connected());
