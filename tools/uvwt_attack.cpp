@@ -34,6 +34,7 @@
 #include "quic/endpoint.hpp"
 #include "quic/quic_app.hpp"
 #include "quic/quic_connection.hpp"
+#include "quic/null_quic_app.hpp"
 #include "quic/tls_context.hpp"
 #include "session/session_impl.hpp"
 #include "session/stream_impl.hpp"
@@ -72,25 +73,6 @@ void run_for(uv_loop_t *loop, double secs) {
   uv_run(loop, UV_RUN_NOWAIT);
 }
 
-class NullApp final : public detail::QuicApp {
- public:
-  void on_handshake_completed() override {}
-  bool on_stream_data(std::int64_t, bool, const std::uint8_t *, std::size_t) override { return true; }
-  void on_stream_close(std::int64_t, bool, std::uint64_t) override {}
-  void on_stream_reset(std::int64_t, std::uint64_t) override {}
-  void on_stop_sending(std::int64_t, std::uint64_t) override {}
-  void on_acked_stream_data(std::int64_t, std::uint64_t) override {}
-  void on_extend_max_stream_data(std::int64_t) override {}
-  void on_extend_max_local_streams(bool) override {}
-  void on_datagram(const std::uint8_t *, std::size_t) override {}
-  void next_stream_write(detail::StreamWrite &w) override { w.stream_id = -1; }
-  void on_stream_written(std::int64_t, std::size_t, bool) override {}
-  void on_stream_blocked(std::int64_t, bool) override {}
-  const ngtcp2_vec *next_datagram() override { return nullptr; }
-  void on_datagram_written(bool) override {}
-  void on_quic_closed(const Error &) override {}
-};
-
 // Real ClientHellos from one socket; the answers (Retry, handshake) are dropped.
 void initials(uv_loop_t *loop, const detail::SockAddr &to, const Options &o) {
   TransportConfig cfg;
@@ -106,7 +88,7 @@ void initials(uv_loop_t *loop, const detail::SockAddr &to, const Options &o) {
   t.verify_peer = false;
   Error err;
   auto tls = detail::TlsClientContext::create(t, err);
-  NullApp app;
+  detail::NullQuicApp app;
   std::vector<std::unique_ptr<detail::QuicConnection>> conns;
   for (std::size_t i = 0; i < o.count; ++i) {
     auto q =

@@ -12,29 +12,11 @@
 #include "quic/endpoint.hpp"
 #include "quic/quic_app.hpp"
 #include "quic/quic_connection.hpp"
+#include "quic/null_quic_app.hpp"
 #include "quic/tls_context.hpp"
 #include "support/fixture.hpp"
 
 namespace uvwt::test {
-
-class NullQuicApp final : public detail::QuicApp {
- public:
-  void on_handshake_completed() override {}
-  bool on_stream_data(std::int64_t, bool, const std::uint8_t *, std::size_t) override { return true; }
-  void on_stream_close(std::int64_t, bool, std::uint64_t) override {}
-  void on_stream_reset(std::int64_t, std::uint64_t) override {}
-  void on_stop_sending(std::int64_t, std::uint64_t) override {}
-  void on_acked_stream_data(std::int64_t, std::uint64_t) override {}
-  void on_extend_max_stream_data(std::int64_t) override {}
-  void on_extend_max_local_streams(bool) override {}
-  void on_datagram(const std::uint8_t *, std::size_t) override {}
-  void next_stream_write(detail::StreamWrite &w) override { w.stream_id = -1; }
-  void on_stream_written(std::int64_t, std::size_t, bool) override {}
-  void on_stream_blocked(std::int64_t, bool) override {}
-  const ngtcp2_vec *next_datagram() override { return nullptr; }
-  void on_datagram_written(bool) override {}
-  void on_quic_closed(const Error &) override {}
-};
 
 class InitialFlood {
  public:
@@ -97,7 +79,7 @@ class InitialFlood {
   detail::UdpSocket *sock_ = nullptr;
   detail::SockAddr remote_;
   std::shared_ptr<detail::TlsClientContext> tls_;
-  NullQuicApp app_;
+  detail::NullQuicApp app_;
   std::vector<std::unique_ptr<detail::QuicConnection>> conns_;
 };
 
