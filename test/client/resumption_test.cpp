@@ -200,6 +200,24 @@ TEST_CASE("0-RTT is accepted by a server that opts in and refused cleanly otherw
   }
 }
 
+TEST_CASE("a server with session_tickets off issues none and the client makes full handshakes", "[resumption][loop]") {
+  TestLoop tl;
+  ServerConfig scfg = server_config();
+  scfg.session_tickets = false;
+  auto server = start_server(tl, scfg);
+  auto cache = TicketCache::create();
+  auto cfg = resuming_client(cache, true);
+  for (int i = 0; i < 2; ++i) {
+    auto d = dial(tl, server->port(), cfg);
+    REQUIRE(d.c.err.ok());
+    CHECK_FALSE(d.c.conn->info().resumed);
+    tl.run_for(300);  // a ticket would have arrived by now
+    close_all(tl, d.c.conn, nullptr);
+  }
+  CHECK(cache->stats().stored == 0);
+  close_all(tl, nullptr, server);
+}
+
 TEST_CASE("expired tickets are not offered", "[resumption][loop]") {
   TestLoop tl;
   auto server = start_server(tl);
