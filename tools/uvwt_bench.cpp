@@ -240,6 +240,28 @@ std::vector<RunSpec> build_specs(const Options &o) {
     };
   };
 
+  // setup with resumption: full vs resumed vs 0-RTT handshakes, sequential
+  for (const auto &[resume, name] : {std::pair{"0", "full"}, std::pair{"1", "resumed"}, std::pair{"2", "0rtt"}}) {
+    RunSpec s{
+        "resumption",
+        {{"mode", "sequential"}, {"n", q ? "5" : "500"}, {"par", "1"}, {"resume", resume}},
+        wt_server,
+        wt_client_setup,
+        {{"rate", "sessions", "sessions/s"}, {"p50_us", "p50", "us"}, {"server_cpu_us", "server_cpu_per_setup", "us"}},
+        {},
+        q ? 30.0 : 120.0,
+        std::string("resumption-") + name};
+    auto chk = check_sessions("n");
+    s.derive = [chk](const Job &job, Report &r) {
+      chk(job, r);
+      r.kv["server_cpu_us"] = r.get("server_cpu_s") / std::max(1.0, r.get("sessions")) * 1e6;
+      // Every setup but the first has a ticket to resume with.
+      if (job.num("resume", 0) > 0 && r.get("resumed") + 1 < r.get("sessions"))
+        r.fail(std::to_string(r.get("resumed")) + " of " + std::to_string(r.get("sessions")) + " setups resumed");
+    };
+    v.push_back(std::move(s));
+  }
+
   // setup
   for (const auto &[mode, n, par] :
        {std::tuple{"sequential", q ? "5" : "500", "1"}, std::tuple{"parallel", q ? "16" : "2000", q ? "4" : "16"}}) {
@@ -687,20 +709,21 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 }
 
 void usage() {
-  std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
-               "                  [--sessions N] [--per-conn N] [--bytes N] [--plot DIR]\n"
-               "scenarios: setup bulk datagrams latency sessions raw-quic reference proxy (or one run's id,\n"
-               "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
-               "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
-               "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
-               "  --json      only JSON lines on stdout (the table goes to stderr)\n"
-               "  --pin       pin the server process to core 0 and the client to core 1\n"
-               "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
-               "              figures from other load on a shared machine\n"
-               "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
-               "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
-               "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
-               "  --plot DIR  write PNG plots with gnuplot into DIR\n";
+  std::cout
+      << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
+         "                  [--sessions N] [--per-conn N] [--bytes N] [--plot DIR]\n"
+         "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy (or one run's id,\n"
+         "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
+         "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
+         "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
+         "  --json      only JSON lines on stdout (the table goes to stderr)\n"
+         "  --pin       pin the server process to core 0 and the client to core 1\n"
+         "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
+         "              figures from other load on a shared machine\n"
+         "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
+         "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
+         "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
+         "  --plot DIR  write PNG plots with gnuplot into DIR\n";
 }
 
 }  // namespace
@@ -764,8 +787,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   const auto specs = build_specs(o);
-  static const std::set<std::string> known = {"setup",    "bulk",     "datagrams", "latency",
-                                              "sessions", "raw-quic", "reference", "proxy"};
+  static const std::set<std::string> known = {"setup",    "resumption", "bulk",      "datagrams", "latency",
+                                              "sessions", "raw-quic",   "reference", "proxy"};
   for (const auto &s : o.scenarios)
     if (known.count(s) == 0 && std::none_of(specs.begin(), specs.end(), [&](const RunSpec &r) { return r.id == s; })) {
       std::cerr << "unknown scenario " << s << "\n";

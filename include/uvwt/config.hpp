@@ -3,10 +3,12 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <uvwt/ticket_cache.hpp>
 #include <uvwt/types.hpp>
 
 namespace uvwt {
@@ -151,6 +153,19 @@ struct ClientConfig : TransportConfig {
   // Errc::handshake.
   std::vector<std::string> dialects;
   ProxyConfig proxy;
+  // Resumption and 0-RTT (docs/api/client.md, "Resumption and 0-RTT").
+  // With session_resumption the client keeps the tickets servers issue and
+  // offers one when it connects to the same authority again: an abbreviated
+  // handshake (no certificate sent or checked again). early_data also offers
+  // 0-RTT with tickets that allow it; uvwt itself sends no request in 0-RTT
+  // (the CONNECT waits for the handshake), so it only tells whether the
+  // server would take it (ConnectionInfo::early_data_accepted).
+  bool session_resumption = true;
+  bool early_data = false;
+  // Where tickets are kept. Null: each Client makes its own (bounded:
+  // TicketCache::create's defaults); Connection::create_client keeps none.
+  // Share one to resume across Clients and Connections.
+  std::shared_ptr<TicketCache> ticket_cache;
 
   // Verification off (loudly logged), short timeouts: for local development only.
   static ClientConfig development();
@@ -210,6 +225,23 @@ struct ServerConfig : TransportConfig {
   // none is let in, unless require_client_certificate is set.
   std::string client_ca_file, client_ca_pem;
   bool require_client_certificate = false;
+  // Resumption (docs/security.md, "Session tickets and 0-RTT"). Tickets let
+  // a returning client skip the certificate; they are encrypted with keys
+  // GnuTLS derives from session_ticket_key, a new one every
+  // session_ticket_lifetime (tickets of the previous period are still
+  // taken, so a ticket lives at most about twice that). Empty key: a random
+  // one per Server; give every worker behind one address the same 64 bytes
+  // to let them resume each other's clients.
+  bool session_tickets = true;
+  Duration session_ticket_lifetime{6 * 3600 * 1000};  // 1 s .. 7 days
+  Bytes session_ticket_key;                           // empty or exactly 64 bytes, secret
+  // Accept 0-RTT from resuming clients (needs session_tickets). Off by
+  // default: early data can be replayed. With it on, a ClientHello seen
+  // before within GnuTLS's replay window gets no 0-RTT (a bounded replay
+  // cache), and HTTP/3 starts only once the handshake is complete, so no
+  // CONNECT (no session) is ever taken from early data
+  // (docs/security.md, "Session tickets and 0-RTT").
+  bool early_data = false;
   [[nodiscard]] Error validate() const;
 };
 

@@ -34,6 +34,11 @@ struct ConnectionInfo {
   std::uint64_t packets_lost = 0;      // QUIC packets declared lost
   std::uint64_t error_count = 0;
   std::optional<double> last_activity;
+  // TLS resumption (docs/api/connection.md): the handshake used a session
+  // ticket (no certificate was sent), and the server accepted the 0-RTT the
+  // client offered. Both false until the handshake has told.
+  bool resumed = false;
+  bool early_data_accepted = false;
   // Seconds from established_at to closed_at (or now); 0 when never established.
   [[nodiscard]] double uptime() const;
 };

@@ -12,6 +12,7 @@
 #include <uvwt/server.hpp>
 #include <uvwt/session.hpp>
 #include <uvwt/stream.hpp>
+#include <uvwt/ticket_cache.hpp>
 #include <uvwt/types.hpp>
 #include <uvwt/udp_proxy.hpp>
 #include <uvwt/version.hpp>

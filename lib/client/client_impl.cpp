@@ -124,6 +124,9 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
 ClientImpl::ClientImpl(uv_loop_t *loop, const ClientConfig &config, std::shared_ptr<TlsClientContext> tls)
     : loop_(loop), config_(config), tls_(std::move(tls)), deferred_(Deferred::for_loop(loop)) {
   user_agent_ = connect_user_agent(config_);
+  // Every connection this client makes files its tickets here (and config()
+  // shows the cache, so the user can share it).
+  if (config_.session_resumption && !config_.ticket_cache) config_.ticket_cache = TicketCache::create();
   stats_.created_at = wall_seconds();
 }
 

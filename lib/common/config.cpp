@@ -136,6 +136,13 @@ Error ServerConfig::validate() const {
     return bad("require_client_certificate", "needs client_ca_file or client_ca_pem to verify against");
   if (!client_ca_file.empty() && !client_ca_pem.empty())
     return bad("client_ca_file/client_ca_pem", "give one or the other");
+  // GnuTLS takes ticket lifetimes in whole seconds; RFC 8446 section 4.6.1
+  // caps them at 7 days.
+  if (session_ticket_lifetime < Duration(1'000) || session_ticket_lifetime > Duration(7LL * 24 * 3600 * 1000))
+    return bad("session_ticket_lifetime", "must be between 1 s and 7 days");
+  if (!session_ticket_key.empty() && session_ticket_key.size() != 64)
+    return bad("session_ticket_key", "must be exactly 64 bytes (or empty for a random key)");
+  if (early_data && !session_tickets) return bad("early_data", "needs session_tickets");
   return {};
 }
 

@@ -10,7 +10,10 @@
 #include "connection/connect_headers.hpp"
 #include "connection/proxy_tunnel.hpp"
 #include "h3/wt_codes.hpp"
+#include "quic/session_tickets.hpp"
+#include "quic/ticket_cache.hpp"
 #include "quic/tls_context.hpp"
+#include "quic/tls_session.hpp"
 #include "session/session_impl.hpp"
 
 namespace uvwt::detail {
@@ -70,6 +73,7 @@ void ConnectionImpl::connect_to(const SockAddr &remote, const std::string &serve
     return fail_before_start(err);
   }
   h3_->attach(quic_.get());
+  offer_ticket(server_name, remote.port());
   set_state(ConnectionState::connecting);
   quic_->write_now();
 }
@@ -94,8 +98,15 @@ void ConnectionImpl::connect_via(std::shared_ptr<ProxyTunnel> tunnel, const std:
   }
   tunnel_->attach(ep_, weak_from_this());
   h3_->attach(quic_.get());
+  offer_ticket(server_name, tunnel_->target().port());
   set_state(ConnectionState::connecting);
   quic_->write_now();
+}
+
+void ConnectionImpl::offer_ticket(const std::string &server_name, std::uint16_t port) {
+  const auto &cfg = std::get<ClientConfig>(cfg_);
+  if (!cfg.session_resumption) return;
+  use_ticket_cache(*quic_, cfg.ticket_cache, ticket_authority(server_name, port, cfg.alpn), cfg.early_data);
 }
 
 void ConnectionImpl::path_lost(const Error &err) {
@@ -578,6 +589,10 @@ ConnectionInfo ConnectionImpl::info() const {
     ci.packets_sent = qs.packets_sent;
     ci.packets_received = qs.packets_received;
     ci.packets_lost = qs.packets_lost;
+    if (quic_->handshake_completed() && quic_->tls() != nullptr) {
+      ci.resumed = quic_->tls()->resumed();
+      ci.early_data_accepted = quic_->tls()->early_data_accepted();
+    }
   }
   return ci;
 }

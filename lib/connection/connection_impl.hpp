@@ -53,6 +53,8 @@ class ConnectionImpl final : public Connection,
   // host is resolved, fail_before_start() ends it if that never happens.
   static std::shared_ptr<ConnectionImpl> make_client(uv_loop_t *loop, const ClientConfig &cfg);
   void connect_to(const SockAddr &remote, const std::string &server_name, std::shared_ptr<TlsClientContext> tls);
+  // Client, before the first packet: resumption from config's ticket cache.
+  void offer_ticket(const std::string &server_name, std::uint16_t port);
   void fail_before_start(const Error &err);
   // The same through a CONNECT-UDP tunnel of a proxy connection: the QUIC
   // packets travel as its HTTP Datagrams (lib/connection/proxy_tunnel).

@@ -24,6 +24,7 @@ TlsClientOptions tls_options(const ClientConfig &cfg) {
   o.client_key_file = cfg.keyfile;
   o.alpn = cfg.alpn;
   o.keylog = cfg.keylog;
+  o.early_data = cfg.session_resumption && cfg.early_data;
   return o;
 }
 

@@ -3,6 +3,7 @@
 #include "common/log.hpp"
 #include "quic/certificate.hpp"
 
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <unordered_map>
@@ -118,6 +119,23 @@ Error load_key_pair_from(gnutls_certificate_credentials_t cred, const std::strin
   return load_key_pair(cred, cert_pem, key_pem, "certificate (PEM in memory)", "key (PEM in memory)", leaf_sha256);
 }
 
+// GnuTLS's master key for tickets: the configured one (shared by workers
+// behind one address) or a fresh random one.
+Error init_ticket_key(const std::vector<std::uint8_t> &configured, gnutls_datum_t &out) {
+  if (configured.empty()) {
+    if (int rv = gnutls_session_ticket_key_generate(&out); rv < 0) {
+      out = {nullptr, 0};
+      return Error(Errc::configuration, gnutls_error_text("gnutls_session_ticket_key_generate", rv));
+    }
+    return {};
+  }
+  out.data = static_cast<unsigned char *>(gnutls_malloc(configured.size()));
+  if (out.data == nullptr) return Error(Errc::configuration, "session_ticket_key: out of memory");
+  std::memcpy(out.data, configured.data(), configured.size());
+  out.size = static_cast<unsigned>(configured.size());
+  return {};
+}
+
 }  // namespace
 
 // Remembers ClientHellos carrying early data within GnuTLS's replay window,
@@ -177,13 +195,9 @@ std::shared_ptr<TlsServerContext> TlsServerContext::create(const TlsServerOption
     return nullptr;
   }
 
-  if (opts.session_tickets || opts.early_data) {
-    if (int rv = gnutls_session_ticket_key_generate(&ctx->ticket_key_); rv < 0) {
-      ctx->ticket_key_ = {nullptr, 0};
-      err = Error(Errc::configuration, gnutls_error_text("gnutls_session_ticket_key_generate", rv));
-      return nullptr;
-    }
-  }
+  ctx->ticket_lifetime_s_ = opts.ticket_lifetime_s;
+  if ((opts.session_tickets || opts.early_data) && (err = init_ticket_key(opts.ticket_key, ctx->ticket_key_)))
+    return nullptr;
   if (opts.early_data) {
     if (int rv = gnutls_anti_replay_init(&ctx->anti_replay_); rv < 0) {
       ctx->anti_replay_ = nullptr;

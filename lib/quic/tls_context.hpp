@@ -23,7 +23,11 @@ struct TlsServerOptions {
   std::vector<std::string> alpn = {"h3"};
   bool keylog = false;          // append secrets to $SSLKEYLOGFILE
   bool session_tickets = true;  // issue tickets so that clients can resume
-  bool early_data = false;      // accept 0-RTT from resuming clients (replay-checked)
+  // GnuTLS's master ticket key (64 bytes): empty makes a random one. Ticket
+  // encryption keys are derived from it, a new one each ticket lifetime.
+  std::vector<std::uint8_t> ticket_key;
+  std::uint32_t ticket_lifetime_s = 6 * 3600;
+  bool early_data = false;  // accept 0-RTT from resuming clients (replay-checked)
   // Mutual TLS: trust anchors for client certificates (file, or PEM text).
   // Set, certificates are requested and verified; require_client_cert
   // refuses clients presenting none.
@@ -65,6 +69,7 @@ class TlsServerContext : public std::enable_shared_from_this<TlsServerContext> {
   // Null when early data is off.
   [[nodiscard]] gnutls_anti_replay_t anti_replay() const noexcept { return anti_replay_; }
   [[nodiscard]] bool keylog() const noexcept { return keylog_; }
+  [[nodiscard]] std::uint32_t ticket_lifetime_s() const noexcept { return ticket_lifetime_s_; }
   // SHA-256 of the leaf certificate served, as clients pin it.
   [[nodiscard]] const std::array<std::uint8_t, 32> &certificate_sha256() const noexcept { return cert_sha256_; }
   // What each session asks of clients: GNUTLS_CERT_IGNORE without mutual TLS.
@@ -83,6 +88,7 @@ class TlsServerContext : public std::enable_shared_from_this<TlsServerContext> {
   std::vector<std::string> alpn_;
   std::array<std::uint8_t, 32> cert_sha256_{};
   gnutls_certificate_request_t client_cert_request_ = GNUTLS_CERT_IGNORE;
+  std::uint32_t ticket_lifetime_s_ = 6 * 3600;
   bool keylog_ = false;
 };
 

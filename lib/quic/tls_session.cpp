@@ -3,6 +3,7 @@
 #include "common/log.hpp"
 #include "quic/certificate.hpp"
 #include "quic/tls_context.hpp"
+#include "quic/ticket_fields.hpp"
 
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
@@ -223,6 +224,8 @@ std::unique_ptr<TlsSession> TlsSession::create_server(TlsServerContext &ctx, ngt
       err = Error(Errc::handshake, gnutls_error_text("gnutls_session_ticket_enable_server", rv));
       return nullptr;
     }
+    // The lifetime tickets announce, and GnuTLS's key rotation period.
+    gnutls_db_set_cache_expiration(self->session_, static_cast<int>(ctx.ticket_lifetime_s()));
   }
   if (ctx.anti_replay() != nullptr) {
     gnutls_anti_replay_enable(self->session_, ctx.anti_replay());
@@ -292,10 +295,12 @@ std::string_view TlsSession::alpn() const noexcept {
   return {reinterpret_cast<const char *>(p.data), p.size};
 }
 
-Error TlsSession::set_resumption_data(std::span<const std::uint8_t> data) {
+Error TlsSession::set_resumption_data(std::span<const std::uint8_t> data, bool early_data) {
   if (server_) return Error(Errc::configuration, "resumption data is for client sessions");
   if (int rv = gnutls_session_set_data(session_, data.data(), data.size()); rv < 0)
     return Error(Errc::configuration, gnutls_error_text("invalid resumption data", rv));
+  const auto *ctx = static_cast<const TlsClientContext *>(ctx_.get());
+  early_data_offered_ = early_data && ctx->early_data();
   return {};
 }
 
@@ -328,7 +333,7 @@ int TlsSession::on_verify(gnutls_session_t session) {
 }
 
 int TlsSession::on_handshake_message(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
-                                     const gnutls_datum_t * /*msg*/) {
+                                     const gnutls_datum_t *msg) {
   if (when != GNUTLS_HOOK_POST || incoming == 0) return 0;
   auto *self = static_cast<TlsSession *>(gnutls_db_get_ptr(session));
   if (self == nullptr) return 0;
@@ -342,15 +347,37 @@ int TlsSession::on_handshake_message(gnutls_session_t session, unsigned htype, u
     return GNUTLS_E_NO_APPLICATION_PROTOCOL;
   }
 
-  if (!self->server_ && htype == GNUTLS_HANDSHAKE_NEW_SESSION_TICKET && self->on_ticket_) {
-    gnutls_datum_t data{nullptr, 0};
-    if (gnutls_session_get_data2(session, &data) >= 0) {
-      std::vector<std::uint8_t> copy(data.data, data.data + data.size);
-      gnutls_free(data.data);
-      self->on_ticket_(std::move(copy));
+  if (!self->server_ && htype == GNUTLS_HANDSHAKE_FINISHED && self->on_early_data_) {
+    // EncryptedExtensions, read before the server's Finished, said whether
+    // the early data was accepted (RFC 8446, 4.2.10).
+    self->on_early_data_(self->early_data_accepted());
+  }
+  if (!self->server_ && htype == GNUTLS_HANDSHAKE_NEW_SESSION_TICKET && self->on_ticket_) self->ticket_received(msg);
+  return 0;
+}
+
+void TlsSession::ticket_received(const gnutls_datum_t *msg) {
+  IssuedTicket t;
+  gnutls_datum_t data{nullptr, 0};
+  if (gnutls_session_get_data2(session_, &data) < 0) return;
+  // The packed session knows when the ticket expires; GnuTLS's hook does not
+  // always pass the NewSessionTicket body, so the lifetime comes from there.
+  const std::time_t expires = gnutls_db_check_entry_expire_time(&data);
+  const std::time_t now = std::time(nullptr);
+  t.lifetime_s = expires > now ? static_cast<std::uint32_t>(expires - now) : 0;
+  t.data.assign(data.data, data.data + data.size);
+  gnutls_free(data.data);
+  // Whether the ticket allows 0-RTT: read from the message when GnuTLS hands
+  // it over; else left to GnuTLS, which offers early data only with a
+  // ticket that allows it.
+  t.early_data = true;
+  if (msg != nullptr) {
+    if (const auto f = parse_new_session_ticket({msg->data, msg->size})) {
+      t.lifetime_s = std::min(t.lifetime_s, f->lifetime_s);
+      t.early_data = f->early_data;
     }
   }
-  return 0;
+  on_ticket_(std::move(t));
 }
 
 }  // namespace uvwt::detail

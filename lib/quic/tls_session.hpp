@@ -54,9 +54,17 @@ Error verify_peer_certificate(gnutls_session_t session, const VerifyPolicy &poli
 // used (resumption works with tickets).
 class TlsSession {
  public:
-  // Receives the resumption data (gnutls_session_get_data2) each time the
-  // server issues a ticket; feed it back through set_resumption_data().
-  using TicketHandler = std::function<void(std::vector<std::uint8_t> data)>;
+  // A ticket the server issued, as the client keeps it.
+  struct IssuedTicket {
+    std::vector<std::uint8_t> data;  // gnutls_session_get_data2: feed back through set_resumption_data()
+    std::uint32_t lifetime_s = 0;    // NewSessionTicket.ticket_lifetime (RFC 8446, 4.6.1)
+    bool early_data = false;         // it carries the early_data extension (0-RTT allowed)
+  };
+  // Receives each ticket the server issues.
+  using TicketHandler = std::function<void(IssuedTicket ticket)>;
+  // Client: told once, when the server's Finished has been processed,
+  // whether the server accepted the early data offered.
+  using EarlyDataHandler = std::function<void(bool accepted)>;
 
   static std::unique_ptr<TlsSession> create_server(TlsServerContext &ctx, ngtcp2_crypto_conn_ref *conn_ref, Error &err);
   // `server_name` is sent as SNI and checked against the certificate; an IP
@@ -76,9 +84,14 @@ class TlsSession {
   // SHA-256 of the DER of the leaf certificate the peer presented, if any.
   [[nodiscard]] std::optional<std::array<std::uint8_t, 32>> peer_certificate_sha256() const;
 
-  // Client, before the handshake starts: resume a previous session.
-  Error set_resumption_data(std::span<const std::uint8_t> data);
+  // Client, before the handshake starts: resume a previous session, and
+  // offer 0-RTT when `early_data` (the ticket allows it and the context has
+  // early data on).
+  Error set_resumption_data(std::span<const std::uint8_t> data, bool early_data = false);
   void set_ticket_handler(TicketHandler handler) { on_ticket_ = std::move(handler); }
+  void set_early_data_handler(EarlyDataHandler handler) { on_early_data_ = std::move(handler); }
+  // Client: whether resumption data allowing 0-RTT was set (early data is offered).
+  [[nodiscard]] bool early_data_offered() const noexcept { return early_data_offered_; }
   [[nodiscard]] bool resumed() const noexcept;
   [[nodiscard]] bool early_data_accepted() const noexcept;
 
@@ -96,6 +109,7 @@ class TlsSession {
                     const std::vector<std::string> &alpn, ngtcp2_crypto_conn_ref *conn_ref, bool keylog);
 
   static int on_verify(gnutls_session_t session);
+  void ticket_received(const gnutls_datum_t *msg);
   static int on_handshake_message(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
                                   const gnutls_datum_t *msg);
 
@@ -104,6 +118,8 @@ class TlsSession {
   VerifyPolicy policy_;
   Error verify_error_;
   TicketHandler on_ticket_;
+  EarlyDataHandler on_early_data_;
+  bool early_data_offered_ = false;
   bool server_;
   // What the accessors answer once the session is released.
   std::string alpn_kept_;

@@ -387,6 +387,10 @@ std::shared_ptr<Server> Server::create(uv_loop_t *loop, const ServerConfig &conf
   o.client_ca_file = config.client_ca_file;
   o.client_ca_pem = config.client_ca_pem;
   o.require_client_cert = config.require_client_certificate;
+  o.session_tickets = config.session_tickets;
+  o.ticket_key = config.session_ticket_key;
+  o.ticket_lifetime_s = static_cast<std::uint32_t>(config.session_ticket_lifetime.count() / 1000);
+  o.early_data = config.early_data;
   auto tls = detail::TlsServerContext::create(o, err);
   if (!tls) return nullptr;
   return std::make_shared<detail::ServerImpl>(loop, config, std::move(tls));

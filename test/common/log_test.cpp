@@ -60,6 +60,21 @@ TEST_CASE("configurations are validated field by field", "[common]") {
   CHECK(s.validate().message.find("stateless_reset_secret") != std::string::npos);
   s.stateless_reset_secret = uvwt::Bytes(16, 1);
   CHECK(s.validate().ok());
+  // Ticket settings (docs/security.md, "Session tickets and 0-RTT").
+  s.session_ticket_key = uvwt::Bytes(32, 1);
+  CHECK(s.validate().message.find("session_ticket_key") != std::string::npos);
+  s.session_ticket_key = uvwt::Bytes(64, 1);
+  CHECK(s.validate().ok());
+  s.session_ticket_lifetime = uvwt::Duration(999);
+  CHECK(s.validate().message.find("session_ticket_lifetime") != std::string::npos);
+  s.session_ticket_lifetime = uvwt::Duration(8LL * 24 * 3600 * 1000);
+  CHECK(s.validate().message.find("session_ticket_lifetime") != std::string::npos);
+  s.session_ticket_lifetime = uvwt::Duration(1'000);
+  s.session_tickets = false;
+  s.early_data = true;
+  CHECK(s.validate().message.find("early_data") != std::string::npos);
+  s.session_tickets = true;
+  CHECK(s.validate().ok());
   CHECK_FALSE(uvwt::ClientConfig::development().verify_peer);
   CHECK(uvwt::ClientConfig::production().verify_peer);
 }

@@ -467,18 +467,24 @@ TEST_CASE("session tickets let a client resume", "[quic][tls]") {
   auto sctx = server_ctx(pki().leaf);
   auto cctx = client_ctx(trusting_ca(dir));
   std::vector<std::uint8_t> ticket;
+  std::uint32_t lifetime = 0;
   {
     Error err;
     Connection c;
     c.server = TlsSession::create_server(*sctx, nullptr, err);
     c.client = TlsSession::create_client(*cctx, nullptr, "localhost", err);
-    c.client->set_ticket_handler([&](std::vector<std::uint8_t> data) { ticket = std::move(data); });
+    c.client->set_ticket_handler([&](TlsSession::IssuedTicket t) {
+      ticket = std::move(t.data);
+      lifetime = t.lifetime_s;
+    });
     c.result = handshake(c.client->native(), c.server->native(), c.pipe);
     REQUIRE(c.result.ok());
     CHECK_FALSE(c.client->resumed());
     drain_client(c.client->native());
   }
   REQUIRE_FALSE(ticket.empty());
+  // Read from the NewSessionTicket itself: the server context's default lifetime.
+  CHECK(lifetime == 6 * 3600);
 
   Error err;
   Connection c;

@@ -153,6 +153,7 @@ Report wt_server(const Job &job, int ctl_fd, const std::function<void(std::uint1
   cfg.idle_timeout = std::chrono::milliseconds(120'000);
   cfg.max_sessions_per_connection = job.num("per_conn", 16);
   cfg.max_connections = 100'000;
+  cfg.early_data = job.num("resume", 0) == 2;  // resume=2: the 0-RTT run
   Error err;
   auto server = Server::create(&loop, cfg, err);
   if (!server || server->listen("127.0.0.1", 0)) {
@@ -209,6 +210,13 @@ Report wt_client_setup(const Job &job, std::uint16_t port) {
   std::uint64_t started = 0, done = 0, failed = 0;
   std::vector<double> lat_us;
   std::string first_error;
+  // resume=0: every setup a full handshake; 1: resumed with the previous
+  // setup's ticket; 2: resumed with 0-RTT offered (and accepted).
+  const std::uint64_t resume = job.num("resume", 0);
+  ctx.cfg.session_resumption = resume > 0;
+  ctx.cfg.early_data = resume == 2;
+  if (resume > 0) ctx.cfg.ticket_cache = TicketCache::create();
+  std::uint64_t resumed = 0;
   std::function<void()> start_one = [&] {
     if (started >= n) return;
     ++started;
@@ -221,6 +229,7 @@ Report wt_client_setup(const Job &job, std::uint16_t port) {
                                   if (first_error.empty()) first_error = e.to_string();
                                 } else {
                                   lat_us.push_back(seconds_since(t0) * 1e6);
+                                  resumed += c->info().resumed ? 1 : 0;
                                   c->close(0, {}, {});
                                 }
                                 start_one();
@@ -234,6 +243,7 @@ Report wt_client_setup(const Job &job, std::uint16_t port) {
   const double elapsed = seconds_since(t0);
   if (failed > 0) r.fail(std::to_string(failed) + " setups failed: " + first_error);
   r.kv["sessions"] = static_cast<double>(lat_us.size());
+  r.kv["resumed"] = static_cast<double>(resumed);
   r.kv["rate"] = static_cast<double>(lat_us.size()) / elapsed;
   r.kv["p50_us"] = percentile(lat_us, 50);
   r.kv["p99_us"] = percentile(lat_us, 99);
