@@ -298,22 +298,22 @@ std::vector<std::vector<std::uint8_t>> seeds() {
   // uni 2, 6, 10 (control, QPACK encoder and decoder); the seeds open the next.
   const auto authority = with_text({0x50, 0x09}, "localhost");  // literal, static name :authority
   std::vector<std::vector<std::uint8_t>> s;
-  s.push_back(bytes({0x01}));                                                         // PING
-  s.push_back(stream_frame(4, with_text({0x40, 0x41, 0x00}, "hello"), true));        // WT bidi stream, session 0
-  s.push_back(stream_frame(14, with_text({0x40, 0x54, 0x00}, "data"), true));        // WT uni stream, session 0
-  s.push_back(with_text({0x31, 0x03, 0x00}, "dg"));                                   // DATAGRAM, quarter id 0
-  s.push_back(with_text({0x30, 0x00}, "dg-no-length"));                               // DATAGRAM without length
-  s.push_back(bytes({0x05, 0x04, 0x00}));                                             // STOP_SENDING stream 4
-  s.push_back(bytes({0x04, 0x04, 0x00, 0x00}));                                       // RESET_STREAM stream 4
-  s.push_back(bytes({0x10, 0x80, 0x10, 0x00, 0x00}));                                 // MAX_DATA
-  s.push_back(bytes({0x12, 0x40, 0x64}));                                             // MAX_STREAMS bidi
-  s.push_back(bytes({0x1a, 1, 2, 3, 4, 5, 6, 7, 8}));                                 // PATH_CHALLENGE
-  s.push_back(bytes({0x18, 0x01, 0x00, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                     15}));                                                           // NEW_CONNECTION_ID
-  s.push_back(bytes({0x1c, 0x0a, 0x00, 0x00}));                                       // CONNECTION_CLOSE
-  s.push_back(bytes({0x1d, 0x00, 0x00}));                                             // application close
-  s.push_back(bytes({0x02, 0x00, 0x00, 0x00, 0x00}));                                 // ACK
-  s.push_back(bytes({0x1e}));                                                         // HANDSHAKE_DONE from a client
+  s.push_back(bytes({0x01}));                                                  // PING
+  s.push_back(stream_frame(4, with_text({0x40, 0x41, 0x00}, "hello"), true));  // WT bidi stream, session 0
+  s.push_back(stream_frame(14, with_text({0x40, 0x54, 0x00}, "data"), true));  // WT uni stream, session 0
+  s.push_back(with_text({0x31, 0x03, 0x00}, "dg"));                            // DATAGRAM, quarter id 0
+  s.push_back(with_text({0x30, 0x00}, "dg-no-length"));                        // DATAGRAM without length
+  s.push_back(bytes({0x05, 0x04, 0x00}));                                      // STOP_SENDING stream 4
+  s.push_back(bytes({0x04, 0x04, 0x00, 0x00}));                                // RESET_STREAM stream 4
+  s.push_back(bytes({0x10, 0x80, 0x10, 0x00, 0x00}));                          // MAX_DATA
+  s.push_back(bytes({0x12, 0x40, 0x64}));                                      // MAX_STREAMS bidi
+  s.push_back(bytes({0x1a, 1, 2, 3, 4, 5, 6, 7, 8}));                          // PATH_CHALLENGE
+  s.push_back(bytes({0x18, 0x01, 0x00, 0x08, 1, 2, 3, 4, 5,  6,  7,  8,  0,  1,
+                     2,    3,    4,    5,    6, 7, 8, 9, 10, 11, 12, 13, 14, 15}));  // NEW_CONNECTION_ID
+  s.push_back(bytes({0x1c, 0x0a, 0x00, 0x00}));                                      // CONNECTION_CLOSE
+  s.push_back(bytes({0x1d, 0x00, 0x00}));                                            // application close
+  s.push_back(bytes({0x02, 0x00, 0x00, 0x00, 0x00}));                                // ACK
+  s.push_back(bytes({0x1e}));                                                        // HANDSHAKE_DONE from a client
   // Stream 2 (our control stream) data far ahead, and a new control stream.
   s.push_back(bytes({0x0e, 0x02, 0x44, 0x00, 0x03, 0x07, 0x01, 0x00}));
   s.push_back(stream_frame(14, bytes({0x00, 0x04, 0x00}), false));

@@ -62,7 +62,6 @@ std::size_t read_varint(std::span<const std::uint8_t> in, std::size_t &at, bool 
   return v;
 }
 
-
 // Seals `plain` after the header in `pkt` (which ends with the 4-byte packet
 // number at `pn_offset`) and applies header protection (RFC 9001 sections
 // 5.3 and 5.4): the first byte's low bits are masked as `first_mask` says
