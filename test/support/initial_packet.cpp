@@ -62,6 +62,30 @@ std::size_t read_varint(std::span<const std::uint8_t> in, std::size_t &at, bool 
   return v;
 }
 
+// Seals `plain` after the header in `pkt` (which ends with the 4-byte packet
+// number at `pn_offset`) and applies header protection (RFC 9001 sections
+// 5.3 and 5.4): the first byte's low bits are masked as `first_mask` says
+// (0x0f long header, 0x1f short header).
+void protect(std::vector<std::uint8_t> &pkt, std::size_t pn_offset, std::uint64_t pn,
+             std::span<const std::uint8_t> plain, const InitialKeys &k, std::uint8_t first_mask = 0x0f) {
+  std::uint8_t nonce[12];
+  nonce_for(k, pn, nonce);
+  gnutls_aead_cipher_hd_t aead;
+  const gnutls_datum_t key = datum(k.key, 16);
+  gnutls_aead_cipher_init(&aead, GNUTLS_CIPHER_AES_128_GCM, &key);
+  std::vector<std::uint8_t> sealed(plain.size() + 16);
+  std::size_t sealed_len = sealed.size();
+  gnutls_aead_cipher_encrypt(aead, nonce, 12, pkt.data(), pkt.size(), 16, plain.data(), plain.size(), sealed.data(),
+                             &sealed_len);
+  gnutls_aead_cipher_deinit(aead);
+  pkt.insert(pkt.end(), sealed.begin(), sealed.begin() + static_cast<std::ptrdiff_t>(sealed_len));
+
+  std::uint8_t mask[16];
+  aes_block(k.hp, pkt.data() + pn_offset + 4, mask);  // sample: 4 bytes after the packet number starts
+  pkt[0] ^= mask[0] & first_mask;
+  for (int i = 0; i < 4; ++i) pkt[pn_offset + static_cast<std::size_t>(i)] ^= mask[1 + i];
+}
+
 }  // namespace
 
 InitialKeys initial_keys(std::span<const std::uint8_t> dcid, bool client) {
@@ -94,23 +118,27 @@ std::vector<std::uint8_t> seal_client_initial(std::span<const std::uint8_t> dcid
   const std::size_t pn_offset = pkt.size();
   for (int i = 3; i >= 0; --i) pkt.push_back(static_cast<std::uint8_t>(pn >> (8 * i)));
 
-  const InitialKeys k = initial_keys(dcid, true);
-  std::uint8_t nonce[12];
-  nonce_for(k, pn, nonce);
-  gnutls_aead_cipher_hd_t aead;
-  const gnutls_datum_t key = datum(k.key, 16);
-  gnutls_aead_cipher_init(&aead, GNUTLS_CIPHER_AES_128_GCM, &key);
-  std::vector<std::uint8_t> sealed(plain.size() + 16);
-  std::size_t sealed_len = sealed.size();
-  gnutls_aead_cipher_encrypt(aead, nonce, 12, pkt.data(), pkt.size(), 16, plain.data(), plain.size(), sealed.data(),
-                             &sealed_len);
-  gnutls_aead_cipher_deinit(aead);
-  pkt.insert(pkt.end(), sealed.begin(), sealed.begin() + static_cast<std::ptrdiff_t>(sealed_len));
+  protect(pkt, pn_offset, pn, plain, initial_keys(dcid, true));
+  return pkt;
+}
 
-  std::uint8_t mask[16];
-  aes_block(k.hp, pkt.data() + pn_offset + 4, mask);  // sample: 4 bytes after the packet number starts
-  pkt[0] ^= mask[0] & 0x0f;
-  for (int i = 0; i < 4; ++i) pkt[pn_offset + static_cast<std::size_t>(i)] ^= mask[1 + i];
+PacketKeys keys_from_traffic_secret(std::span<const std::uint8_t, 32> secret) {
+  PacketKeys k{};
+  expand_label(secret.data(), "quic key", k.key, 16);
+  expand_label(secret.data(), "quic iv", k.iv, 12);
+  expand_label(secret.data(), "quic hp", k.hp, 16);
+  return k;
+}
+
+std::vector<std::uint8_t> seal_short_packet(std::span<const std::uint8_t> dcid, std::uint32_t pn,
+                                            std::span<const std::uint8_t> frames, const PacketKeys &keys) {
+  std::vector<std::uint8_t> pkt = {0x43};  // fixed bit, spin 0, key phase 0, 4-byte packet number
+  pkt.insert(pkt.end(), dcid.begin(), dcid.end());
+  const std::size_t pn_offset = pkt.size();
+  for (int i = 3; i >= 0; --i) pkt.push_back(static_cast<std::uint8_t>(pn >> (8 * i)));
+  std::vector<std::uint8_t> plain(frames.begin(), frames.end());
+  if (plain.size() < 4) plain.resize(4, 0x00);
+  protect(pkt, pn_offset, pn, plain, keys, 0x1f);
   return pkt;
 }
 

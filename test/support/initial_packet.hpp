@@ -13,9 +13,11 @@
 
 namespace uvwt::test {
 
+// AES-128-GCM packet protection keys (RFC 9001 section 5.1).
 struct InitialKeys {
   std::uint8_t key[16], iv[12], hp[16];
 };
+using PacketKeys = InitialKeys;
 
 // Client ("client in") or server ("server in") Initial keys for `dcid`.
 InitialKeys initial_keys(std::span<const std::uint8_t> dcid, bool client);
@@ -26,6 +28,16 @@ InitialKeys initial_keys(std::span<const std::uint8_t> dcid, bool client);
 std::vector<std::uint8_t> seal_client_initial(std::span<const std::uint8_t> dcid, std::span<const std::uint8_t> scid,
                                               std::uint32_t pn, std::span<const std::uint8_t> frames,
                                               std::size_t min_size = 1200);
+
+// The keys of a 1-RTT traffic secret of TLS_AES_128_GCM_SHA256 (32 bytes),
+// e.g. CLIENT_TRAFFIC_SECRET_0 from an SSLKEYLOGFILE (RFC 9001 section 5.1).
+PacketKeys keys_from_traffic_secret(std::span<const std::uint8_t, 32> secret);
+
+// A protected 1-RTT packet (RFC 9000 section 17.3.1): short header, key
+// phase 0, 4-byte packet number `pn`, `frames` padded with PADDING to the
+// 4 bytes the header-protection sample needs (RFC 9001 section 5.4.2).
+std::vector<std::uint8_t> seal_short_packet(std::span<const std::uint8_t> dcid, std::uint32_t pn,
+                                            std::span<const std::uint8_t> frames, const PacketKeys &keys);
 
 struct OpenedInitial {
   std::vector<std::uint8_t> dcid, scid, frames;
