@@ -37,7 +37,23 @@ struct Options {
   double exit_after = 0;      // seconds; 0 = run until a signal
   uvwt::ServerConfig limits;  // only the limit fields are read from here
   std::size_t max_datagrams_per_packet = uvwt::TransportConfig{}.max_datagrams_per_packet;
+  uvwt::QuicLbConfig quic_lb;  // docs/scaling.md
+  uvwt::Bytes reset_secret;
 };
+
+// "0a1b..." -> bytes; false on odd length or a non-hex digit.
+bool parse_hex(const std::string &s, uvwt::Bytes &out) {
+  if (s.size() % 2 != 0) return false;
+  out.clear();
+  for (std::size_t i = 0; i < s.size(); i += 2) {
+    char *end = nullptr;
+    const std::string pair = s.substr(i, 2);
+    const unsigned long v = std::strtoul(pair.c_str(), &end, 16);
+    if (*end != '\0') return false;
+    out.push_back(static_cast<std::uint8_t>(v));
+  }
+  return true;
+}
 
 void usage(FILE *out) {
   std::fprintf(out,
@@ -61,6 +77,12 @@ void usage(FILE *out) {
                "  --max-connections N (10000)\n"
                "  --max-datagrams-per-packet N\n"
                "                      datagrams packed into one QUIC packet at most (default %zu)\n"
+               "scaling out (docs/scaling.md):\n"
+               "  --server-id HEX     QUIC-LB server id carried by every connection id\n"
+               "  --lb-config-id N    QUIC-LB config rotation codepoint 0..6 (0)\n"
+               "  --lb-nonce-len N    QUIC-LB nonce length 4..18 (8)\n"
+               "  --lb-key HEX        16-byte AES key: single-pass encrypted ids\n"
+               "  --reset-secret HEX  stateless reset / Retry key shared with the other servers\n"
                "routes: /echo /push /close /discard\n",
                uvwt::TransportConfig{}.max_datagrams_per_packet);
 }
@@ -142,6 +164,25 @@ int parse_options(int argc, char **argv, Options &o) {
         return 1;
       }
       uvwt::set_log_level(lvl);
+    } else if (a == "--server-id" || a == "--lb-key" || a == "--reset-secret") {
+      if (!value(v)) return 1;
+      uvwt::Bytes &dst = a == "--server-id" ? o.quic_lb.server_id : a == "--lb-key" ? o.quic_lb.key : o.reset_secret;
+      if (!parse_hex(v, dst)) {
+        std::fprintf(stderr, "uvwt-server: bad %s %s (hex bytes)\n", a.c_str(), v.c_str());
+        return 1;
+      }
+    } else if (a == "--lb-config-id" || a == "--lb-nonce-len") {
+      if (!value(v)) return 1;
+      char *end = nullptr;
+      const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n > 255) {
+        std::fprintf(stderr, "uvwt-server: bad %s %s\n", a.c_str(), v.c_str());
+        return 1;
+      }
+      if (a == "--lb-config-id")
+        o.quic_lb.config_id = static_cast<std::uint8_t>(n);
+      else
+        o.quic_lb.nonce_len = n;
     } else if (a == "--retry") {
       o.limits.validate_address = true;
     } else if (a == "--max-unvalidated" || a == "--max-half-open" || a == "--max-per-address" ||
@@ -410,6 +451,8 @@ int main(int argc, char **argv) {
   cfg.pending_session_timeout = opt.limits.pending_session_timeout;
   cfg.max_connections = opt.limits.max_connections;
   cfg.max_datagrams_per_packet = opt.max_datagrams_per_packet;
+  cfg.quic_lb = opt.quic_lb;
+  cfg.stateless_reset_secret = opt.reset_secret;
   if (opt.cert_file.empty()) {
     uvwt::CertificatePair cert;
     if (auto err = uvwt::generate_self_signed_certificate({"localhost", "127.0.0.1", "::1"}, cert)) {

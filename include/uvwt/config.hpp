@@ -175,6 +175,30 @@ struct ClientConfig : TransportConfig {
   [[nodiscard]] Error validate() const;
 };
 
+// Routable connection ids (draft-ietf-quic-load-balancers-19, docs/scaling.md):
+// every connection id the server issues (its first SCID and every
+// NEW_CONNECTION_ID) carries `server_id`, so a balancer that knows this
+// configuration routes a connection's packets to this server whatever the
+// client's address. Off while server_id is empty.
+struct QuicLbConfig {
+  std::uint8_t config_id = 0;  // config rotation bits, 0..6 (7 means "not routable", Section 2.2)
+  Bytes server_id;             // 1..15 bytes, unique per server behind the balancer
+  std::size_t nonce_len = 8;   // 4..18, server_id + nonce at most 19 bytes
+  // Empty: plaintext CIDs (Section 4, server id readable by anyone). 16 bytes:
+  // AES-128 single-pass encryption, which needs server_id + nonce_len == 16.
+  Bytes key;
+  [[nodiscard]] bool enabled() const noexcept { return !server_id.empty(); }
+};
+
+// One worker of a ServerGroup (include/uvwt/server_group.hpp sets these):
+// its socket joins a SO_REUSEPORT group and a classic BPF program steers each
+// packet to the worker whose id the connection id carries.
+struct WorkerConfig {
+  bool reuse_port = false;      // SO_REUSEPORT on every socket this server binds
+  std::uint8_t worker_id = 0;   // 0..count-1; also the bind order in the group
+  std::uint8_t worker_count = 1;  // 1: no steering byte in the connection ids
+};
+
 struct ServerConfig : TransportConfig {
   std::string certfile, keyfile;  // PEM files, or:
   std::string cert_pem, key_pem;  // PEM in memory
@@ -206,6 +230,8 @@ struct ServerConfig : TransportConfig {
   // every server behind one address) a client of a lost connection learns
   // at its next packet that the connection is gone.
   Bytes stateless_reset_secret;
+  QuicLbConfig quic_lb;
+  WorkerConfig worker;
   // shutdown() without a timeout: GOAWAY, WT_DRAIN_SESSION, and after at most
   // this long whatever is left is closed.
   Duration shutdown_timeout{5'000};

@@ -164,6 +164,15 @@ class Connection {
   // Test impairment of this connection's socket, changed at runtime (loss,
   // delay, blackhole). A server-side connection shares the server's socket.
   virtual void set_impairment(const ImpairmentConfig &cfg) = 0;
+  // Client: moves this connection to a new local UDP port (connection
+  // migration, RFC 9000 Section 9), as a device does when its network
+  // changes. Packets go out from the new port at once, addressed with a new
+  // connection id of the server's; the new path is validated and, should that
+  // fail, the old one is used again. Sessions and streams carry on. Fails
+  // (and changes nothing) on a server connection, one behind a proxy, before
+  // the handshake is confirmed, or when the server has given no spare
+  // connection id. docs/scaling.md.
+  virtual Error migrate() = 0;
 
   // Waits for the connection to be CONNECTED. Errc::timeout after `timeout`;
   // Errc::connection when it closes or is lost first (or already has).

@@ -10,6 +10,7 @@
 #include <uvwt/log.hpp>
 #include <uvwt/protocol_handler.hpp>
 #include <uvwt/server.hpp>
+#include <uvwt/server_group.hpp>
 #include <uvwt/session.hpp>
 #include <uvwt/stream.hpp>
 #include <uvwt/ticket_cache.hpp>

@@ -64,6 +64,32 @@ Error validate_transport(const TransportConfig &c) {
     if (p < 0.0 || p > 1.0) return bad("impairment", "probabilities must be in [0, 1]");
   return {};
 }
+
+// draft-ietf-quic-load-balancers-19, Section 4.2: the limits on the server
+// id and nonce lengths, and Section 4.3.1: single-pass encryption covers
+// exactly one AES block. The worker steering byte follows the encoded part.
+Error validate_quic_lb(const QuicLbConfig &lb, const WorkerConfig &w) {
+  if (w.worker_count == 0) return bad("worker.worker_count", "must be positive");
+  if (w.worker_id >= w.worker_count) return bad("worker.worker_id", "must be below worker_count");
+  if (!lb.enabled()) {
+    if (!lb.key.empty()) return bad("quic_lb.key", "needs a server_id");
+    return {};
+  }
+  if (lb.config_id > 6) return bad("quic_lb.config_id", "must be 0..6 (7 marks unroutable ids)");
+  if (lb.server_id.size() > 15) return bad("quic_lb.server_id", "must be 1..15 bytes");
+  if (lb.nonce_len < 4 || lb.nonce_len > 18) return bad("quic_lb.nonce_len", "must be 4..18");
+  const std::size_t encoded = lb.server_id.size() + lb.nonce_len;
+  if (encoded > 19) return bad("quic_lb.nonce_len", "server_id + nonce_len must be at most 19 bytes");
+  if (w.worker_count > 1 && encoded > 18)
+    return bad("quic_lb.nonce_len", "server_id + nonce_len must be at most 18 bytes with workers (steering byte)");
+  if (!lb.key.empty()) {
+    if (lb.key.size() != 16) return bad("quic_lb.key", "must be 16 bytes (AES-128) or empty (plaintext)");
+    if (encoded != 16)
+      return bad("quic_lb.key", "single-pass encryption needs server_id + nonce_len == 16 (four-pass is not supported)");
+  }
+  return {};
+}
+
 }  // namespace
 
 Error ClientConfig::validate() const {
@@ -123,6 +149,7 @@ Error ServerConfig::validate() const {
   if (max_sessions == 0) return bad("max_sessions", "must be positive");
   if (!stateless_reset_secret.empty() && stateless_reset_secret.size() < 16)
     return bad("stateless_reset_secret", "needs at least 16 bytes (or none for a random key)");
+  if (Error e = validate_quic_lb(quic_lb, worker)) return e;
   if (max_handshakes == 0) return bad("max_handshakes", "must be positive");
   if (max_unvalidated_handshakes > max_handshakes)
     return bad("max_unvalidated_handshakes", "must not exceed max_handshakes");

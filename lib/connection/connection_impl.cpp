@@ -135,6 +135,14 @@ void ConnectionImpl::fail_before_start(const Error &err) {
   deferred_->post([self] { self->finish_close(); });
 }
 
+Error ConnectionImpl::migrate() {
+  if (!is_client() || !own_ep_ || tunnel_ || !quic_) return Error(Errc::client, "only a direct client connection can migrate");
+  UdpSocket *sock = nullptr;
+  if (Error e = ep_->bind(SockAddr::any(quic_->remote_addr().family(), 0), &sock)) return e;
+  // The old socket stays open: packets already in flight to it still arrive.
+  return quic_->migrate(*sock);
+}
+
 void ConnectionImpl::set_impairment(const ImpairmentConfig &cfg) {
   if (ep_ != nullptr)
     ep_->set_impairment(cfg);

@@ -106,6 +106,7 @@ class ConnectionImpl final : public Connection,
   void record_activity() override;
   void set_idle_timeout(Duration period) override;
   void set_impairment(const ImpairmentConfig &cfg) override;
+  Error migrate() override;
   void wait_ready(Duration timeout, DoneCallback cb) override;
   void wait_for_ready_session(Duration timeout, SessionIdCallback cb) override;
   void wait_closed(CloseCallback cb) override;

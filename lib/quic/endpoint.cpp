@@ -12,10 +12,6 @@
 
 namespace uvwt::detail {
 
-namespace {
-constexpr std::size_t kScidLen = 18;
-}  // namespace
-
 Endpoint::Endpoint(uv_loop_t *loop, const TransportConfig &cfg)
     : loop_(loop), cfg_(cfg), deferred_(Deferred::for_loop(loop)), stateless_bucket_(1000, 100) {
   gnutls_rnd(GNUTLS_RND_KEY, secret_.data(), secret_.size());
@@ -33,9 +29,11 @@ Error Endpoint::bind(const SockAddr &addr, UdpSocket **out) {
   UdpOptions opts;
   opts.allow_gso = cfg_.allow_gso;
   opts.allow_gro = cfg_.allow_gso;
+  opts.reuse_port = worker_.reuse_port;
   Error err;
   auto sock = UdpSocket::open(loop_, addr, opts, err);
   if (!sock) return err;
+  if (Error e = join_reuseport_group(*sock)) return e;
   sock->set_receiver(this);
   if (cfg_.impairment.enabled) sock->set_impairment(cfg_.impairment);
   if (out != nullptr) *out = sock.get();
@@ -167,7 +165,7 @@ void Endpoint::touched(QuicConnection *c) {
 
 void Endpoint::handle_packet(UdpSocket *sock, const RecvPacket &pkt) {
   ngtcp2_version_cid vc;
-  const int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt.data.data(), pkt.data.size(), kScidLen);
+  const int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt.data.data(), pkt.data.size(), cids_made_->length());
   if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
     if (acceptor_ != nullptr && sock != nullptr) send_version_negotiation(*sock, pkt, vc);
     return;

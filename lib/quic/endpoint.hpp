@@ -18,6 +18,7 @@
 
 #include "common/deferred.hpp"
 #include "quic/packet_path.hpp"
+#include "quic/quic_lb_cid.hpp"
 #include "quic/socket_addr.hpp"
 #include "quic/handshake_limits.hpp"
 #include "quic/token_bucket.hpp"
@@ -111,6 +112,13 @@ class Endpoint : public UdpReceiver {
                      std::uint32_t stateless_burst);
   [[nodiscard]] HandshakeLimits &handshake_limits() noexcept { return limits_; }
   void defer(std::function<void()> fn) { deferred_->post(std::move(fn)); }
+  // Server side, before bind(): the connection ids it issues (QUIC-LB,
+  // worker byte) and its place in a SO_REUSEPORT group (endpoint_scale.cpp).
+  void set_cid_factory(std::shared_ptr<const CidFactory> f);
+  void set_worker(const WorkerConfig &w) noexcept { worker_ = w; }
+  void make_cid(ngtcp2_cid &out) const { cids_made_->make(out); }
+  // Client side: the socket a migrated connection sends from.
+  [[nodiscard]] UdpSocket *socket_for(const SockAddr &local) const noexcept;
 
   void register_cid(const ngtcp2_cid &cid, QuicConnection *c);
   void unregister_cid(const ngtcp2_cid &cid);
@@ -170,8 +178,12 @@ class Endpoint : public UdpReceiver {
   void send_retry(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd);
   bool stateless_allowed();
 
+  Error join_reuseport_group(UdpSocket &sock);
+
   uv_loop_t *loop_;
   TransportConfig cfg_;
+  std::shared_ptr<const CidFactory> cids_made_ = std::make_shared<CidFactory>();
+  WorkerConfig worker_;
   std::shared_ptr<Deferred> deferred_;
   std::vector<std::unique_ptr<UdpSocket>> sockets_;
   std::unordered_map<CidKey, QuicConnection *, CidHash> cids_;

@@ -156,8 +156,10 @@ struct QuicCallbacks {
 
   static int get_new_connection_id(ngtcp2_conn *, ngtcp2_cid *cid, std::uint8_t *token, std::size_t cidlen, void *ud) {
     auto *c = self(ud);
-    fill_random(cid->data, cidlen);
-    cid->datalen = cidlen;
+    // ngtcp2 asks for the length of our first id, which the endpoint's
+    // factory chose: every id we issue is routable (QUIC-LB, worker byte).
+    c->ep_.make_cid(*cid);
+    if (cid->datalen != cidlen) return NGTCP2_ERR_CALLBACK_FAILURE;
     if (ngtcp2_crypto_generate_stateless_reset_token(token, c->ep_.static_secret().data(),
                                                      c->ep_.static_secret().size(), cid) != 0)
       return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -404,8 +406,7 @@ std::unique_ptr<QuicConnection> QuicConnection::create_server(Endpoint &ep, UdpS
   }
   params.original_dcid_present = 1;
   ngtcp2_cid scid;
-  scid.datalen = kCidLen;
-  fill_random(scid.data, scid.datalen);
+  ep.make_cid(scid);
   // The token belongs to the id the client will address us with once the
   // handshake is done (our SCID), and is the hash the endpoint recomputes
   // from a packet's DCID when it has to reset the connection.
@@ -740,12 +741,16 @@ bool QuicConnection::write_packets() {
     }
     ++counters_.packets_sent;
     counters_.bytes_sent += static_cast<std::uint64_t>(nwrite);
+    const bool moved = path_differs(ps.path);
     if (npkts == 0) {
+      if (moved) adopt_path(ps.path);
       gso = static_cast<std::size_t>(nwrite);
       batch_ecn = pi.ecn;
-    } else if (static_cast<std::size_t>(nwrite) > gso || pi.ecn != batch_ecn) {
-      // A larger (or differently marked) packet cannot join this batch.
-      if (!flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn)) {
+    } else if (static_cast<std::size_t>(nwrite) > gso || pi.ecn != batch_ecn || moved) {
+      // A larger (or differently marked, or other path's) packet cannot join this batch.
+      const bool sent = flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn);
+      if (moved) adopt_path(ps.path);
+      if (!sent) {
         // ngtcp2 counts this packet as sent: queue it behind the batch.
         flush_batch(p, static_cast<std::size_t>(nwrite), static_cast<std::size_t>(nwrite), pi.ecn);
         ngtcp2_conn_update_pkt_tx_time(conn_, ts);

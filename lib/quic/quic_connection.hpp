@@ -109,6 +109,10 @@ class QuicConnection {
   void extend_max_streams(bool bidi, std::uint64_t n);
   void resume_stream(std::int64_t sid);  // app has data again for a blocked stream
   void ping();
+  // Client: moves the connection to `sock` (another local port) with a new
+  // connection id of the server's, validating the new path (RFC 9000 9.2,
+  // migration.cpp). The old path comes back if validation fails.
+  Error migrate(UdpSocket &sock);
 
   [[nodiscard]] bool is_server() const noexcept { return server_; }
   [[nodiscard]] bool handshake_completed() const noexcept;
@@ -139,6 +143,10 @@ class QuicConnection {
   void enter_closed(Error err);
   void send_connection_close();
   void count_stream_losses(std::int64_t sid);
+  // migration.cpp: ngtcp2 writes each packet for a path; ours follows it
+  // (a server after the client's NAT rebinding, a client after migrate()).
+  [[nodiscard]] bool path_differs(const ngtcp2_path &p) const noexcept;
+  void adopt_path(const ngtcp2_path &p);
   void forget_reset_tokens();
 
   friend struct QuicCallbacks;

@@ -110,6 +110,7 @@ std::unique_ptr<UdpSocket> UdpSocket::open(uv_loop_t *loop, const SockAddr &bind
   if (opts.recv_buffer_size > 0) set_int(fd, SOL_SOCKET, SO_RCVBUF, opts.recv_buffer_size);
   if (opts.send_buffer_size > 0) set_int(fd, SOL_SOCKET, SO_SNDBUF, opts.send_buffer_size);
 
+  if (opts.reuse_port && !set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) return fail(Errc::server, "SO_REUSEPORT");
   if (::bind(fd, bind_addr.sa(), bind_addr.len) != 0) return fail(Errc::server, "bind");
   SockAddr local;
   local.len = sizeof local.ss;

@@ -32,6 +32,8 @@ struct UdpOptions {
   int send_buffer_size = 4 << 20;
   // Messages per recvmmsg call; every buffer is allocated once, in open().
   std::size_t recv_batch = 64;
+  // Join the SO_REUSEPORT group of the address (ServerGroup workers).
+  bool reuse_port = false;
   // Receive buffer per message without GRO; larger datagrams are dropped
   // (counted in recv_truncated). With GRO every buffer is 64 KiB.
   std::size_t max_datagram_size = 2048;

@@ -23,7 +23,8 @@ class ServerImpl final : public Server,
                          public ConnectionServerHooks,
                          public std::enable_shared_from_this<ServerImpl> {
  public:
-  ServerImpl(uv_loop_t *loop, const ServerConfig &cfg, std::shared_ptr<TlsServerContext> tls)
+  ServerImpl(uv_loop_t *loop, const ServerConfig &cfg, std::shared_ptr<TlsServerContext> tls,
+             std::shared_ptr<const CidFactory> cids)
       : loop_(loop),
         cfg_(cfg),
         tls_(std::move(tls)),
@@ -31,6 +32,8 @@ class ServerImpl final : public Server,
         ep_(std::make_shared<Endpoint>(loop, cfg)) {
     ep_->set_acceptor(this);
     ep_->set_static_secret(cfg.stateless_reset_secret);
+    ep_->set_cid_factory(std::move(cids));
+    ep_->set_worker(cfg.worker);
     HandshakeLimitsConfig limits;
     limits.always_retry = cfg.validate_address;
     limits.max_unvalidated = cfg.max_unvalidated_handshakes;
@@ -393,7 +396,9 @@ std::shared_ptr<Server> Server::create(uv_loop_t *loop, const ServerConfig &conf
   o.early_data = config.early_data;
   auto tls = detail::TlsServerContext::create(o, err);
   if (!tls) return nullptr;
-  return std::make_shared<detail::ServerImpl>(loop, config, std::move(tls));
+  auto cids = detail::CidFactory::create(config.quic_lb, config.worker, err);
+  if (!cids) return nullptr;
+  return std::make_shared<detail::ServerImpl>(loop, config, std::move(tls), std::move(cids));
 }
 
 }  // namespace uvwt
