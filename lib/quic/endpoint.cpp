@@ -12,9 +12,7 @@
 
 namespace uvwt::detail {
 
-namespace {
-constexpr std::size_t kScidLen = 18;
-}  // namespace
+namespace {}  // namespace
 
 Endpoint::Endpoint(uv_loop_t *loop, const TransportConfig &cfg)
     : loop_(loop), cfg_(cfg), deferred_(Deferred::for_loop(loop)), stateless_bucket_(1000, 100) {
@@ -167,7 +165,7 @@ void Endpoint::touched(QuicConnection *c) {
 
 void Endpoint::handle_packet(UdpSocket *sock, const RecvPacket &pkt) {
   ngtcp2_version_cid vc;
-  const int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt.data.data(), pkt.data.size(), kScidLen);
+  const int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt.data.data(), pkt.data.size(), kCidLen);
   if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
     if (acceptor_ != nullptr && sock != nullptr) send_version_negotiation(*sock, pkt, vc);
     return;

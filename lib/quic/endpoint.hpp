@@ -19,6 +19,7 @@
 #include "common/deferred.hpp"
 #include "quic/packet_path.hpp"
 #include "quic/socket_addr.hpp"
+#include "quic/connection_id.hpp"
 #include "quic/handshake_limits.hpp"
 #include "quic/token_bucket.hpp"
 #include "quic/udp_socket.hpp"
