@@ -6,6 +6,7 @@
 #include <uvwt/uvwt.hpp>
 
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "catch.hpp"
@@ -100,4 +101,41 @@ TEST_CASE("send groups share the connection as equals", "[session][loop][send_gr
   REQUIRE(groups.size() == 2);
   CHECK_FALSE(groups[0] == groups[1]);
   CHECK(groups[0].id != 0);
+}
+
+// ngtcp2 reports our own STOP_SENDING through the same callback a peer's
+// would use; it must not stop our send side (RFC 9000 3.5: STOP_SENDING asks
+// the peer to stop; the sender of it keeps sending).
+TEST_CASE("our own stop_sending leaves our send side open", "[session][loop][stop_sending]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  std::string got;
+  bool fin = false;
+  server->route("/sink", [&](std::shared_ptr<Session> s, const SessionRequest &) {
+    s->on_bidi_stream([&](std::shared_ptr<Stream> st) {
+      st->on_data([&, keep = st](std::span<const std::uint8_t> d, bool f) {
+        got.append(d.begin(), d.end());
+        fin = fin || f;
+      });
+    });
+  });
+  auto c = connect(tl, server->port(), "/sink");
+  REQUIRE(c.err.ok());
+  std::optional<Error> stream_error, write_done;
+  c.session->open_bidi_stream([&](const Error &e, std::shared_ptr<Stream> st) {
+    REQUIRE(e.ok());
+    st->on_error([&](const Error &x) { stream_error = x; });
+    st->stop_sending(7);
+    st->write_and_end(Bytes{'h', 'e', 'l', 'l', 'o'}, [&, keep = st](const Error &x) { write_done = x; });
+  });
+  REQUIRE(tl.run_until([&] { return fin || stream_error.has_value(); }, 10'000));
+  CHECK(got == "hello");
+  CHECK(fin);
+  INFO((stream_error ? stream_error->to_string() : std::string("none")));
+  // The peer answers our STOP_SENDING with RESET_STREAM (RFC 9000 3.5): that
+  // reset of the receive side is the only error allowed.
+  if (stream_error) CHECK(stream_error->message.find("reset by peer") != std::string::npos);
+  REQUIRE(tl.run_until([&] { return write_done.has_value(); }, 10'000));
+  CHECK(write_done->ok());
+  close_all(tl, c.conn, server);
 }
