@@ -51,6 +51,7 @@ struct Options {
   std::size_t datagram_size = 64;
   double datagram_min_ratio = 0.5;
   double bulk_mib = 0;
+  std::vector<std::int64_t> send_orders;  // --send-order: one bulk stream per entry
   long sessions = 0;
   double timeout = 30;
   bool json = false;
@@ -76,6 +77,8 @@ void usage(FILE *out) {
                "  --send TEXT          echo TEXT over one bidi stream and compare\n"
                "  --file PATH          echo the file's bytes over one bidi stream and compare\n"
                "  --bulk MIB           echo MIB mebibytes of generated data, checksum, throughput\n"
+               "  --send-order LIST    with --bulk: one stream per comma-separated send order\n"
+               "                       (e.g. 0,0,10), all at once; reports which finished first\n"
                "  --datagrams N        send N datagrams, count echoes, report RTT\n"
                "  --size BYTES         datagram size (default 64)\n"
                "  --min-ratio R        datagram echoes needed to pass, 0..1 (default 0.5)\n"
@@ -184,6 +187,19 @@ int parse_options(int argc, char **argv, Options &o) {
     } else if (a == "--bulk") {
       if (!value()) return 2;
       if (!parse_number(v, o.bulk_mib, 0.0, 1e6)) return bad();
+    } else if (a == "--send-order") {
+      if (!value()) return 2;
+      o.send_orders.clear();
+      const std::string list(v);
+      for (std::size_t at = 0; at <= list.size();) {
+        const std::size_t comma = std::min(list.find(',', at), list.size());
+        long long n = 0;
+        const std::string item = list.substr(at, comma - at);
+        if (!parse_number(item.c_str(), n, -1'000'000'000'000LL, 1'000'000'000'000LL) || o.send_orders.size() >= 64)
+          return bad();
+        o.send_orders.push_back(n);
+        at = comma + 1;
+      }
     } else if (a == "--datagrams") {
       if (!value()) return 2;
       if (!parse_number(v, o.datagrams, 0L, 10'000'000L)) return bad();
@@ -422,12 +438,15 @@ class EchoTransfer : public std::enable_shared_from_this<EchoTransfer> {
         done_(std::move(done)),
         progress_(total, total > (1u << 20)) {}
 
+  void set_send_order(std::int64_t n) noexcept { send_order_ = n; }
+
   void start(const std::shared_ptr<uvwt::Session> &session) {
     started_ = Clock::now();
     auto self = shared_from_this();
     session->open_bidi_stream([self](const uvwt::Error &err, std::shared_ptr<uvwt::Stream> st) {
       if (err) return self->finish(false, "open stream: " + err.to_string());
       self->stream_ = st;
+      st->set_send_order(self->send_order_);
       st->on_data([self](std::span<const std::uint8_t> d, bool fin) { self->on_data(d, fin); });
       st->on_error([self](const uvwt::Error &e) { self->finish(false, "stream error: " + e.to_string()); });
       st->on_writable([self] { self->pump(); });
@@ -513,6 +532,7 @@ class EchoTransfer : public std::enable_shared_from_this<EchoTransfer> {
   std::string name_;
   uvwt::Bytes data_;
   std::uint64_t total_;
+  std::int64_t send_order_ = 0;
   Next done_;
   Progress progress_;
   std::shared_ptr<uvwt::Stream> stream_;
@@ -797,6 +817,37 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
     }
   }
 
+  // --bulk with --send-order: one echo stream per send order, all at once;
+  // one result naming the order in which they finished.
+  void competing_bulk(std::uint64_t n, const Next &then) {
+    struct Race {
+      std::vector<std::string> finished;
+      std::size_t left = 0;
+      bool ok = true;
+      std::string errors;
+    };
+    auto race = std::make_shared<Race>();
+    race->left = opt_.send_orders.size();
+    for (const std::int64_t order : opt_.send_orders) {
+      const std::string name = "bulk[send order " + std::to_string(order) + "]";
+      auto t = std::make_shared<EchoTransfer>(name, uvwt::Bytes{}, n, [race, name, then](StepResult r) {
+        race->finished.push_back(name);
+        if (!r.ok) race->errors += name + ": " + r.text + "; ";
+        race->ok = race->ok && r.ok;
+        if (--race->left > 0) return;
+        StepResult all;
+        all.name = "bulk";
+        all.ok = race->ok;
+        std::string order;
+        for (const auto &f : race->finished) order += (order.empty() ? "" : ", ") + f;
+        all.text = race->errors + "finished in this order: " + order;
+        then(std::move(all));
+      });
+      t->set_send_order(order);
+      t->start(session_);
+    }
+  }
+
   // Runs the requested steps one after another.
   void next_step() {
     if (done_) return;
@@ -821,6 +872,7 @@ class ClientRun : public std::enable_shared_from_this<ClientRun> {
       case 2:
         if (opt_.bulk_mib > 0) {
           const auto n = static_cast<std::uint64_t>(opt_.bulk_mib * 1024 * 1024);
+          if (!opt_.send_orders.empty()) return competing_bulk(n, then);
           return std::make_shared<EchoTransfer>("bulk", uvwt::Bytes{}, n, then)->start(session_);
         }
         return next_step();

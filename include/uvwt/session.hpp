@@ -92,6 +92,11 @@ class Session {
   virtual void on_closed(ClosedCallback cb) = 0;
 
   [[nodiscard]] virtual SessionStats stats() const = 0;
+
+  // A new send group for this session's streams (W3C WebTransport API,
+  // createSendGroup(); Stream::set_send_group). Ids are unique within the
+  // process, so a group never collides with another session's.
+  [[nodiscard]] SendGroup create_send_group();
 };
 
 }  // namespace uvwt

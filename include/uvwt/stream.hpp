@@ -14,6 +14,15 @@ class Session;
 
 enum class StreamDirection : std::uint8_t { bidirectional, send_only, receive_only };
 
+// A send group (W3C WebTransport API, WebTransportSendGroup): streams in one
+// group are ordered by their send order; groups share the connection as
+// equals. Made by Session::create_send_group(); the default-constructed
+// value (id 0) is the default group every stream starts in.
+struct SendGroup {
+  std::uint64_t id = 0;
+  friend bool operator==(SendGroup, SendGroup) = default;
+};
+
 struct StreamStats {
   std::uint64_t bytes_sent = 0;      // payload bytes acknowledged by the peer
   std::uint64_t bytes_queued = 0;    // payload bytes handed to write()
@@ -80,6 +89,17 @@ class Stream {
   virtual void on_closed(std::function<void()> cb) = 0;
 
   [[nodiscard]] virtual StreamStats stats() const = 0;
+
+  // Send priority (W3C WebTransport API, WebTransportSendStream.sendOrder and
+  // .sendGroup; docs/api/stream.md, "Send order"): within its send group, a
+  // stream with a higher send order sends all it has queued before a stream
+  // with a lower one sends anything; equal orders take turns; groups take
+  // turns. Both may change at any time and apply from the next packet.
+  // Default: order 0, the default group.
+  virtual void set_send_order(std::int64_t order) = 0;
+  [[nodiscard]] virtual std::int64_t send_order() const noexcept = 0;
+  virtual void set_send_group(SendGroup group) = 0;
+  [[nodiscard]] virtual SendGroup send_group() const noexcept = 0;
 };
 
 }  // namespace uvwt

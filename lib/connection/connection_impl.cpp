@@ -273,7 +273,24 @@ void ConnectionImpl::start_connect_timer(Duration timeout) {
   });
 }
 
-AcceptDecision ConnectionImpl::on_session_request(SessionRequest &req, Server::SessionHandler &handler) {
+namespace {
+// The public view of a request the HTTP/3 layer parsed.
+SessionRequest to_session_request(const ConnectRequest &c) {
+  SessionRequest r;
+  r.path = c.path;
+  r.query = c.query;
+  r.authority = c.authority;
+  r.origin = c.origin;
+  r.headers = c.headers;
+  r.offered_protocols = c.offered_protocols;
+  r.remote_address = c.remote_address;
+  r.client_certificate_sha256 = c.client_certificate_sha256;
+  return r;
+}
+}  // namespace
+
+ConnectDecision ConnectionImpl::on_session_request(const ConnectRequest &request) {
+  SessionRequest req = to_session_request(request);
   if (on_session_request_) {
     // A copy, reported on a later turn (never from inside nghttp3); it
     // precedes the on_session() of the same request, which is queued later.
@@ -282,18 +299,30 @@ AcceptDecision ConnectionImpl::on_session_request(SessionRequest &req, Server::S
       if (self->on_session_request_) self->on_session_request_(req);
     });
   }
-  if (hooks_ == nullptr) return AcceptDecision::reject(404);
-  return hooks_->decide(req, handler);
+  if (hooks_ == nullptr) return ConnectDecision::reject(404);
+  Server::SessionHandler handler;
+  AcceptDecision d = hooks_->decide(req, handler);
+  ConnectDecision out;
+  out.status = d.status;
+  out.protocol = std::move(d.protocol);
+  out.headers = std::move(d.headers);
+  if (!out.accepted()) return out;
+  std::weak_ptr<ConnectionImpl> weak = shared_from_this();
+  out.on_accepted = [weak, handler = std::move(handler), req = std::move(req)](const std::shared_ptr<SessionImpl> &s) {
+    auto self = weak.lock();
+    if (!self) return;
+    if (self->hooks_ != nullptr) self->hooks_->session_accepted(s, handler, req);
+    if (self->on_session_) self->on_session_(s);
+  };
+  return out;
 }
 
-void ConnectionImpl::on_session_accepted(const std::shared_ptr<SessionImpl> &s, Server::SessionHandler handler,
-                                         const SessionRequest &req) {
+void ConnectionImpl::on_session_accepted(const std::shared_ptr<SessionImpl> &s, ConnectDecision &decision) {
   auto self = shared_from_this();
   resolve_waiters(session_waiters_, Error());
   // The handler and the event run on a later turn, never from inside nghttp3.
-  deferred_->post([self, s, handler = std::move(handler), req] {
-    if (self->hooks_ != nullptr) self->hooks_->session_accepted(s, handler, req);
-    if (self->on_session_) self->on_session_(s);
+  deferred_->post([self, s, accepted = std::move(decision.on_accepted)] {
+    if (accepted) accepted(s);
   });
 }
 

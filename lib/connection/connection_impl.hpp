@@ -129,9 +129,8 @@ class ConnectionImpl final : public Connection,
   // H3Owner
   std::shared_ptr<Connection> owner_connection() override { return shared_from_this(); }
   void on_h3_ready() override;
-  AcceptDecision on_session_request(SessionRequest &req, Server::SessionHandler &handler) override;
-  void on_session_accepted(const std::shared_ptr<SessionImpl> &s, Server::SessionHandler handler,
-                           const SessionRequest &req) override;
+  ConnectDecision on_session_request(const ConnectRequest &request) override;
+  void on_session_accepted(const std::shared_ptr<SessionImpl> &s, ConnectDecision &decision) override;
   void on_transport_closed(const Error &err) override;
   void on_error_counted() override { ++error_count_; }
   void detach_server() noexcept { hooks_ = nullptr; }

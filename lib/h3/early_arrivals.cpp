@@ -12,6 +12,8 @@
 #include "h3/h3_connection.hpp"
 #include "h3/wt_codes.hpp"
 #include "quic/quic_connection.hpp"
+#include "session/session_impl.hpp"
+#include "session/stream_impl.hpp"
 
 namespace uvwt::detail {
 
@@ -71,6 +73,79 @@ void H3Connection::expire_early() {
     if (quic_ != nullptr) quic_->schedule_write();
   }
   arm_early_timer();
+}
+
+void H3Connection::release_early(SessionId id) {
+  auto s = session(id);
+  if (!s) return;
+  for (auto it = early_streams_.begin(); it != early_streams_.end();) {
+    if (it->session == id) {
+      auto e = std::move(*it);
+      it = early_streams_.erase(it);
+      attach_wt_stream(e.sid, e.session, e.bidi, e.data.data(), e.data.size(), e.fin);
+    } else {
+      ++it;
+    }
+  }
+  if (auto it = early_dgrams_.find(id); it != early_dgrams_.end()) {
+    auto early = std::move(it->second);
+    early_dgrams_.erase(it);
+    s->count_dropped_datagrams(early.dropped);
+    for (const auto &d : early.queue) {
+      wt_bytes_received += d.size();
+      s->on_datagram_payload(d);
+    }
+  }
+}
+
+void H3Connection::drop_early(SessionId id, std::uint64_t h3_code) {
+  for (auto it = early_streams_.begin(); it != early_streams_.end();) {
+    if (it->session == id) {
+      const auto e = std::move(*it);
+      it = early_streams_.erase(it);
+      reject_stream(e.sid, e.bidi, h3_code, e.data.size());
+    } else {
+      ++it;
+    }
+  }
+  if (auto it = early_dgrams_.find(id); it != early_dgrams_.end()) {
+    dgram_dropped_ += it->second.queue.size();
+    early_dgrams_.erase(it);
+  }
+}
+
+void H3Connection::reject_stream(std::int64_t sid, bool bidi, std::uint64_t h3_code, std::size_t credit) {
+  // A peer uni stream has no send side of ours to reset.
+  if (bidi) reset_stream(sid, h3_code);
+  stop_stream(sid, h3_code);
+  routes_[sid].route = Route::ignored;
+  quic_->extend_stream_offset(sid, credit);
+}
+
+void H3Connection::remember_gone(SessionId id) {
+  if (std::find(gone_.begin(), gone_.end(), id) != gone_.end()) return;
+  const std::size_t bound = std::max<std::size_t>(64, 4 * cfg_.max_sessions_per_connection);
+  if (gone_.size() >= bound) gone_.pop_front();
+  gone_.push_back(id);
+}
+
+bool H3Connection::session_gone(SessionId id) const {
+  // Session ids are client-initiated bidi stream ids: anything else never was one.
+  if ((id & 3) != 0) return true;
+  // A client makes its sessions itself: one it does not have is over (or never was).
+  if (!server_) return sessions_.find(id) == sessions_.end();
+  return std::find(gone_.begin(), gone_.end(), id) != gone_.end();
+}
+
+std::size_t H3Connection::early_stream_count(SessionId id) const noexcept {
+  std::size_t n = 0;
+  for (const auto &e : early_streams_) n += e.session == id ? 1 : 0;
+  return n;
+}
+
+std::size_t H3Connection::early_datagram_count(SessionId id) const noexcept {
+  auto it = early_dgrams_.find(id);
+  return it == early_dgrams_.end() ? 0 : it->second.queue.size();
 }
 
 }  // namespace uvwt::detail

@@ -8,24 +8,32 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include <uvwt/config.hpp>
-#include <uvwt/server.hpp>
 
 #include "common/lazy_deque.hpp"
 #include "common/deferred.hpp"
 #include "common/timer.hpp"
+#include "h3/connect_request.hpp"
 #include "h3/control_stream.hpp"
+#include "h3/datagram_queue.hpp"
 #include "h3/dialect.hpp"
 #include "h3/header_size_guard.hpp"
 #include "h3/raw_stream_writes.hpp"
 #include "h3/stream_preamble.hpp"
 #include "h3/udp_tunnel.hpp"
+#include "h3/wt_send_scheduler.hpp"
 #include "quic/quic_app.hpp"
 #include "session/session_host.hpp"
+
+namespace uvwt {
+class Connection;
+class Session;
+}  // namespace uvwt
 
 namespace uvwt::detail {
 
@@ -39,10 +47,9 @@ class H3Owner {
   virtual ~H3Owner() = default;
   [[nodiscard]] virtual std::shared_ptr<Connection> owner_connection() = 0;
   virtual void on_h3_ready() = 0;  // handshake done and peer SETTINGS seen
-  // Server: decide on a session request; the handler runs once it is accepted.
-  virtual AcceptDecision on_session_request(SessionRequest &req, Server::SessionHandler &handler) = 0;
-  virtual void on_session_accepted(const std::shared_ptr<SessionImpl> &s, Server::SessionHandler handler,
-                                   const SessionRequest &req) = 0;
+  // Server: decide on a session request; decision.on_accepted runs once it is accepted.
+  virtual ConnectDecision on_session_request(const ConnectRequest &request) = 0;
+  virtual void on_session_accepted(const std::shared_ptr<SessionImpl> &s, ConnectDecision &decision) = 0;
   virtual void on_transport_closed(const Error &err) = 0;
   virtual void on_error_counted() = 0;
   virtual void on_activity() = 0;
@@ -53,9 +60,8 @@ class H3Owner {
 // streams away from nghttp3, owns the session table and the datagram queue.
 class H3Connection final : public QuicApp, public SessionHost {
  public:
-  // Bytes of one queued datagram (prefix and payload): room for a full
-  // 1452-byte QUIC packet tunnelled inside one (docs/proxy.md).
-  static constexpr std::size_t kDatagramSlot = 1500;
+  // Bytes of one queued datagram (prefix and payload).
+  static constexpr std::size_t kDatagramSlot = DatagramQueue::kSlot;
   H3Connection(H3Owner &owner, std::shared_ptr<Deferred> deferred, bool server, const TransportConfig &cfg,
                const ServerConfig *server_cfg, Address remote);
   ~H3Connection() override;
@@ -90,7 +96,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   [[nodiscard]] std::vector<std::shared_ptr<SessionImpl>> sessions() const;
   [[nodiscard]] std::shared_ptr<SessionImpl> session(SessionId id) const;
   [[nodiscard]] std::uint64_t goaway_received() const noexcept { return goaway_; }
-  [[nodiscard]] std::size_t datagrams_dropped() const noexcept { return dgram_dropped_; }
+  [[nodiscard]] std::size_t datagrams_dropped() const noexcept { return dgram_dropped_ + dgram_out_.dropped(); }
   // Streams and datagrams waiting for session `id` to become ready.
   [[nodiscard]] std::size_t early_stream_count(SessionId id) const noexcept;
   [[nodiscard]] std::size_t early_datagram_count(SessionId id) const noexcept;
@@ -132,6 +138,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void open_wt_stream(const std::shared_ptr<SessionImpl> &s, bool bidi,
                       std::function<void(const Error &, std::int64_t)> cb) override;
   void stream_ready_to_send(StreamImpl &st) override;
+  void stream_priority_changed(StreamImpl &st) override;
   void capsules_queued(SessionImpl &s) override;
   Error send_datagram(SessionImpl &s, std::span<const std::uint8_t> payload) override;
   [[nodiscard]] std::size_t max_datagram_payload(const SessionImpl &s) const override;
@@ -207,6 +214,13 @@ class H3Connection final : public QuicApp, public SessionHost {
   };
 
   bool setup_nghttp3();
+  // One packet for next_stream_write from each source; true when it filled `w`.
+  bool nghttp3_write(StreamWrite &w);
+  bool control_write(StreamWrite &w);
+  void wt_write(StreamWrite &w);
+  // control_stream_shim.cpp: our control stream, SETTINGS rewritten.
+  void take_control_bytes(std::span<const nghttp3_vec> vec);
+  void control_acked(std::uint64_t len);
   bool feed_nghttp3(std::int64_t sid, const std::uint8_t *data, std::size_t len, bool fin);
   bool route_new_stream(std::int64_t sid, StreamRoute &r, bool fin, const std::uint8_t *data, std::size_t len);
   void attach_wt_stream(std::int64_t sid, SessionId session_id, bool bidi, const std::uint8_t *payload, std::size_t len,
@@ -215,9 +229,15 @@ class H3Connection final : public QuicApp, public SessionHost {
   void send_connect(const std::string &authority, const std::string &path, const Headers &headers,
                     const std::vector<std::string> &protocols,
                     std::function<void(const Error &, std::shared_ptr<Session>)> cb);
+  void submit_connect(std::int64_t sid, Dialect d, const std::string &authority, const std::string &path,
+                      const Headers &headers, const std::vector<std::string> &protocols);
   void handle_request_headers(std::int64_t sid, RequestState &rs);
+  [[nodiscard]] ConnectRequest connect_request(const RequestState &rs) const;
+  // Server: answers a CONNECT with a non-2xx status; its session never comes.
+  void refuse_connect(std::int64_t sid, int status, const ConnectDecision *decision);
+  void accept_session(std::int64_t sid, RequestState &rs, Dialect dialect, ConnectDecision &decision);
   void handle_response_headers(std::int64_t sid, RequestState &rs);
-  void submit_simple_response(std::int64_t sid, int status, const AcceptDecision *decision);
+  void submit_simple_response(std::int64_t sid, int status, const ConnectDecision *decision);
   void process_open_queue();
   // Hands a session the streams and datagrams that arrived before it was ready.
   void release_early(SessionId id);
@@ -323,7 +343,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   };
   std::vector<HeldReady> held_ready_;
   bool hold_ready_ = false, ignore_session_close_ = false, ignore_session_limit_ = false;
-  LazyDeque<std::int64_t> send_queue_;  // WT streams with data, round robin
+  WtSendScheduler send_queue_;  // WT streams with data: send order, groups
   bool last_write_was_h3_ = false;
   // nghttp3 had nothing to write at its last poll; cleared by every call that feeds it.
   bool h3_idle_ = false;
@@ -331,7 +351,6 @@ class H3Connection final : public QuicApp, public SessionHost {
     h3_idle_ = false;
     return h3_;
   }
-  std::int64_t last_write_sid_ = -1;
   LazyDeque<OpenRequest> open_queue_;
   struct PendingConnect {  // sent once the peer's SETTINGS arrived
     std::string authority, path;
@@ -344,12 +363,8 @@ class H3Connection final : public QuicApp, public SessionHost {
   bool last_write_was_raw_ = false;
   std::vector<std::int64_t> parked_connects_;  // server: waiting for the client's SETTINGS
   std::unique_ptr<Timer> settings_timer_;
-  // Datagram send queue: fixed slots, allocated on first use.
-  std::vector<std::uint8_t> dgram_buf_;
-  std::vector<std::size_t> dgram_len_;
-  std::size_t dgram_head_ = 0, dgram_count_ = 0, dgram_slot_ = 0;
-  ngtcp2_vec dgram_vec_{};
-  std::size_t dgram_dropped_ = 0;
+  DatagramQueue dgram_out_;
+  std::size_t dgram_dropped_ = 0;  // received datagrams dropped
   std::uint64_t goaway_ = 0;
   bool goaway_sent_ = false;
   bool final_goaway_sent_ = false;

@@ -123,24 +123,14 @@ Error H3Connection::send_udp_datagram(std::int64_t sid, std::span<const std::uin
   if (it == tunnels_.end() || !it->second.open) return {Errc::closed, "tunnel is not open"};
   const std::size_t prefix = datagram_prefix_size(static_cast<std::uint64_t>(sid)) + 1;
   if (prefix + udp_payload.size() > kDatagramSlot) return {Errc::datagram, "UDP payload too large for the tunnel"};
-  const std::size_t slots = std::max<std::size_t>(1, cfg_.datagram_send_queue);
-  if (dgram_buf_.empty()) {
-    dgram_buf_.resize(slots * kDatagramSlot);
-    dgram_len_.resize(slots);
-  }
-  if (dgram_count_ == dgram_len_.size()) {
-    ++dgram_dropped_;
-    return {Errc::flow_control, "datagram send queue full"};
-  }
   // Straight into the ring: quarter stream id (RFC 9297 §2.1), context id 0
   // and the UDP payload (RFC 9298 §5), no allocation per datagram.
-  const std::size_t slot = (dgram_head_ + dgram_count_) % dgram_len_.size();
-  std::uint8_t *p = dgram_buf_.data() + slot * kDatagramSlot;
+  std::uint8_t *p = dgram_out_.reserve();
+  if (p == nullptr) return {Errc::flow_control, "datagram send queue full"};
   std::size_t n = encode_datagram_prefix(static_cast<std::uint64_t>(sid), p);
   p[n++] = kUdpPayloadContext;
   std::memcpy(p + n, udp_payload.data(), udp_payload.size());
-  dgram_len_[slot] = n + udp_payload.size();
-  ++dgram_count_;
+  dgram_out_.commit(n + udp_payload.size());
   quic_->schedule_write();
   return {};
 }

@@ -20,6 +20,7 @@
 #include "quic/packet_path.hpp"
 #include "quic/quic_lb_cid.hpp"
 #include "quic/socket_addr.hpp"
+#include "quic/connection_id.hpp"
 #include "quic/handshake_limits.hpp"
 #include "quic/token_bucket.hpp"
 #include "quic/udp_socket.hpp"

@@ -15,7 +15,6 @@ namespace uvwt::detail {
 namespace {
 // A Retry token is good for this long: a round trip, with room for a slow one.
 constexpr ngtcp2_duration kRetryTokenLifetime = 10 * NGTCP2_SECONDS;
-constexpr std::size_t kRetryScidLen = 18;
 constexpr std::size_t kMaxStatelessPerBatch = 64;
 }  // namespace
 
@@ -71,7 +70,7 @@ void Endpoint::admit_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp
 // Initial, keyed by the endpoint's static secret: the server keeps nothing.
 void Endpoint::send_retry(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd) {
   ngtcp2_cid scid;
-  scid.datalen = kRetryScidLen;
+  scid.datalen = kCidLen;
   gnutls_rnd(GNUTLS_RND_NONCE, scid.data, scid.datalen);
   std::uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
   const ngtcp2_ssize tokenlen = ngtcp2_crypto_generate_retry_token(

@@ -20,7 +20,6 @@
 namespace uvwt::detail {
 
 namespace {
-constexpr std::size_t kCidLen = 18;
 constexpr std::size_t kMaxBatch = 64;  // packets per GSO batch and per write turn
 constexpr std::uint64_t kH3NoErrorCode = 0x100;
 

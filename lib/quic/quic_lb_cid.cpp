@@ -1,5 +1,7 @@
 #include "quic/quic_lb_cid.hpp"
 
+#include "quic/connection_id.hpp"
+
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 
@@ -9,7 +11,6 @@
 namespace uvwt::detail {
 
 namespace {
-constexpr std::size_t kRandomCidLen = 18;
 constexpr std::size_t kBlock = 16;
 
 void fill_random(std::uint8_t *dest, std::size_t len) { gnutls_rnd(GNUTLS_RND_NONCE, dest, len); }
@@ -31,7 +32,7 @@ std::shared_ptr<const CidFactory> CidFactory::create(const QuicLbConfig &lb, con
   f->workers_ = worker.worker_count;
   f->worker_id_ = worker.worker_id;
   const std::size_t extra = worker.worker_count > 1 ? 1 : 0;
-  f->len_ = lb.enabled() ? 1 + lb.server_id.size() + lb.nonce_len + extra : kRandomCidLen;
+  f->len_ = lb.enabled() ? 1 + lb.server_id.size() + lb.nonce_len + extra : kCidLen;
   if (lb.enabled() && !lb.key.empty()) {
     // AES-128-ECB of one block is CBC with a zero IV, reset before every use.
     gnutls_cipher_hd_t h = nullptr;

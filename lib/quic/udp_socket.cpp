@@ -70,6 +70,32 @@ Error sys_error(Errc errc, const char *what, const SockAddr &addr, int e) {
                static_cast<std::uint64_t>(e));
 }
 
+// The per-socket options a QUIC endpoint needs; the name of the first
+// required one the kernel refused, nullptr when all are set.
+const char *set_socket_options(int fd, int family, const UdpOptions &opts) {
+  // Required: without them the QUIC layer loses paths, ECN or ICMP feedback.
+  if (family == AF_INET6) {
+    if (!set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1)) return "IPV6_V6ONLY";
+    if (!set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)) return "IPV6_RECVPKTINFO";
+    if (!set_int(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, 1)) return "IPV6_RECVTCLASS";
+    if (!set_int(fd, IPPROTO_IPV6, IPV6_RECVERR, 1)) return "IPV6_RECVERR";
+    // PROBE: DF set, and our own PMTU probes may exceed the cached path MTU.
+    if (!set_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE))
+      set_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO);
+  } else {
+    if (!set_int(fd, IPPROTO_IP, IP_PKTINFO, 1)) return "IP_PKTINFO";
+    if (!set_int(fd, IPPROTO_IP, IP_RECVTOS, 1)) return "IP_RECVTOS";
+    if (!set_int(fd, IPPROTO_IP, IP_RECVERR, 1)) return "IP_RECVERR";
+    if (!set_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE))
+      set_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO);
+  }
+  // Best effort: the kernel caps these at net.core.[rw]mem_max.
+  if (opts.recv_buffer_size > 0) set_int(fd, SOL_SOCKET, SO_RCVBUF, opts.recv_buffer_size);
+  if (opts.send_buffer_size > 0) set_int(fd, SOL_SOCKET, SO_SNDBUF, opts.send_buffer_size);
+
+  return nullptr;
+}
+
 }  // namespace
 
 std::unique_ptr<UdpSocket> UdpSocket::open(uv_loop_t *loop, const SockAddr &bind_addr, const UdpOptions &opts,
@@ -90,25 +116,7 @@ std::unique_ptr<UdpSocket> UdpSocket::open(uv_loop_t *loop, const SockAddr &bind
     return nullptr;
   };
 
-  // Required: without them the QUIC layer loses paths, ECN or ICMP feedback.
-  if (family == AF_INET6) {
-    if (!set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1)) return fail(Errc::connection, "IPV6_V6ONLY");
-    if (!set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)) return fail(Errc::connection, "IPV6_RECVPKTINFO");
-    if (!set_int(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, 1)) return fail(Errc::connection, "IPV6_RECVTCLASS");
-    if (!set_int(fd, IPPROTO_IPV6, IPV6_RECVERR, 1)) return fail(Errc::connection, "IPV6_RECVERR");
-    // PROBE: DF set, and our own PMTU probes may exceed the cached path MTU.
-    if (!set_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_PROBE))
-      set_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO);
-  } else {
-    if (!set_int(fd, IPPROTO_IP, IP_PKTINFO, 1)) return fail(Errc::connection, "IP_PKTINFO");
-    if (!set_int(fd, IPPROTO_IP, IP_RECVTOS, 1)) return fail(Errc::connection, "IP_RECVTOS");
-    if (!set_int(fd, IPPROTO_IP, IP_RECVERR, 1)) return fail(Errc::connection, "IP_RECVERR");
-    if (!set_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE))
-      set_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO);
-  }
-  // Best effort: the kernel caps these at net.core.[rw]mem_max.
-  if (opts.recv_buffer_size > 0) set_int(fd, SOL_SOCKET, SO_RCVBUF, opts.recv_buffer_size);
-  if (opts.send_buffer_size > 0) set_int(fd, SOL_SOCKET, SO_SNDBUF, opts.send_buffer_size);
+  if (const char *what = set_socket_options(fd, family, opts)) return fail(Errc::connection, what);
 
   if (opts.reuse_port && !set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) return fail(Errc::server, "SO_REUSEPORT");
   if (::bind(fd, bind_addr.sa(), bind_addr.len) != 0) return fail(Errc::server, "bind");
@@ -141,31 +149,35 @@ std::unique_ptr<UdpSocket> UdpSocket::open(uv_loop_t *loop, const SockAddr &bind
   h->timer.data = h;
   s->handles_ = h;
 
+  s->alloc_buffers(opts);
+
+  s->start_poll();
+  UVWT_DEBUG("udp socket %s open (gso %d, gro %d)", local.to_string().c_str(), gso, gro);
+  return s;
+}
+
+void UdpSocket::alloc_buffers(const UdpOptions &opts) {
   // Every receive buffer up front; large ones are left to the allocator's
   // mmap, so untouched pages cost no memory.
   const std::size_t batch = std::max<std::size_t>(1, opts.recv_batch);
-  s->recv_buf_size_ = gro ? kGroBufferSize : std::max<std::size_t>(opts.max_datagram_size, 1200);
-  s->recv_buf_.reset(new std::uint8_t[batch * s->recv_buf_size_]);
-  s->slots_.reset(new RecvSlot[batch]);
-  s->recv_msgs_.reset(new mmsghdr[batch]);
+  recv_buf_size_ = gro_ ? kGroBufferSize : std::max<std::size_t>(opts.max_datagram_size, 1200);
+  recv_buf_.reset(new std::uint8_t[batch * recv_buf_size_]);
+  slots_.reset(new RecvSlot[batch]);
+  recv_msgs_.reset(new mmsghdr[batch]);
   for (std::size_t i = 0; i < batch; ++i) {
-    auto &slot = s->slots_[i];
-    slot.iov.iov_base = s->recv_buf_.get() + i * s->recv_buf_size_;
-    slot.iov.iov_len = s->recv_buf_size_;
-    auto &m = s->recv_msgs_[i];
+    auto &slot = slots_[i];
+    slot.iov.iov_base = recv_buf_.get() + i * recv_buf_size_;
+    slot.iov.iov_len = recv_buf_size_;
+    auto &m = recv_msgs_[i];
     std::memset(&m, 0, sizeof m);
     m.msg_hdr.msg_name = &slot.remote.ss;
     m.msg_hdr.msg_iov = &slot.iov;
     m.msg_hdr.msg_iovlen = 1;
     m.msg_hdr.msg_control = slot.ctrl;
   }
-  s->out_.reset(new RecvPacket[kOutBatch]);
-  s->send_msgs_.reset(new mmsghdr[kSendBatch]);
-  s->send_iov_.reset(new iovec[kSendBatch]);
-
-  s->start_poll();
-  UVWT_DEBUG("udp socket %s open (gso %d, gro %d)", local.to_string().c_str(), gso, gro);
-  return s;
+  out_.reset(new RecvPacket[kOutBatch]);
+  send_msgs_.reset(new mmsghdr[kSendBatch]);
+  send_iov_.reset(new iovec[kSendBatch]);
 }
 
 UdpSocket::UdpSocket(uv_loop_t *loop, int fd, const SockAddr &local, const UdpOptions &opts)

@@ -172,6 +172,8 @@ class UdpSocket {
   struct RecvSlot;
 
   UdpSocket(uv_loop_t *loop, int fd, const SockAddr &local, const UdpOptions &opts);
+  // Every receive and send buffer, up front (no allocation per packet).
+  void alloc_buffers(const UdpOptions &opts);
   void start_poll();
   void on_poll(int status, int events);
   void on_timer();

@@ -29,6 +29,8 @@ class SessionHost {
   virtual void open_wt_stream(const std::shared_ptr<SessionImpl> &s, bool bidi,
                               std::function<void(const Error &, std::int64_t sid)> cb) = 0;
   virtual void stream_ready_to_send(StreamImpl &st) = 0;
+  // The stream's send order or send group changed (Stream::set_send_order).
+  virtual void stream_priority_changed(StreamImpl &st) = 0;
   virtual void capsules_queued(SessionImpl &s) = 0;
   virtual Error send_datagram(SessionImpl &s, std::span<const std::uint8_t> payload) = 0;
   [[nodiscard]] virtual std::size_t max_datagram_payload(const SessionImpl &s) const = 0;

@@ -432,4 +432,16 @@ void StreamImpl::on_send_shut() {
 
 StreamStats StreamImpl::stats() const { return stats_; }
 
+void StreamImpl::set_send_order(std::int64_t order) {
+  if (order == send_order_) return;
+  send_order_ = order;
+  host_.stream_priority_changed(*this);
+}
+
+void StreamImpl::set_send_group(SendGroup group) {
+  if (group == send_group_) return;
+  send_group_ = group;
+  host_.stream_priority_changed(*this);
+}
+
 }  // namespace uvwt::detail

@@ -1,17 +1,18 @@
 #pragma once
 
-#include <ngtcp2/ngtcp2.h>
-
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <vector>
 
-#include <uvwt/connection.hpp>
 #include <uvwt/stream.hpp>
 
 #include "common/lazy_deque.hpp"
 #include "quic/quic_app.hpp"
+
+namespace uvwt {
+class Connection;
+}  // namespace uvwt
 
 namespace uvwt::detail {
 
@@ -49,6 +50,10 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   void on_error(ErrorCallback cb) override { on_error_ = std::move(cb); }
   void on_closed(std::function<void()> cb) override { on_closed_ = std::move(cb); }
   [[nodiscard]] StreamStats stats() const override;
+  void set_send_order(std::int64_t order) override;
+  [[nodiscard]] std::int64_t send_order() const noexcept override { return send_order_; }
+  void set_send_group(SendGroup group) override;
+  [[nodiscard]] SendGroup send_group() const noexcept override { return send_group_; }
 
   // From the connection.
   void set_preamble(const std::uint8_t *p, std::size_t n);
@@ -104,6 +109,8 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   void run_closed_callbacks(bool keep_reader = false);
 
   SessionHost &host_;
+  std::int64_t send_order_ = 0;
+  SendGroup send_group_;
   std::shared_ptr<Connection> keep_;  // the host lives inside it
   std::weak_ptr<SessionImpl> session_;
   std::int64_t sid_;

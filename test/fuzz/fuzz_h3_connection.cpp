@@ -155,15 +155,11 @@ class Owner final : public H3Owner {
  public:
   std::shared_ptr<Connection> owner_connection() override { return nullptr; }
   void on_h3_ready() override { ready = true; }
-  AcceptDecision on_session_request(SessionRequest &req, Server::SessionHandler &handler) override {
-    if (req.path == "/reject") return AcceptDecision::reject(404);
-    handler = [](std::shared_ptr<Session>, const SessionRequest &) {};
-    return AcceptDecision::accept();
+  ConnectDecision on_session_request(const ConnectRequest &req) override {
+    if (req.path == "/reject") return ConnectDecision::reject(404);
+    return {};
   }
-  void on_session_accepted(const std::shared_ptr<SessionImpl> &s, Server::SessionHandler,
-                           const SessionRequest &) override {
-    serve(s);
-  }
+  void on_session_accepted(const std::shared_ptr<SessionImpl> &s, ConnectDecision &) override { serve(s); }
   void on_transport_closed(const Error &) override { transport_closed = true; }
   void on_error_counted() override { ++errors; }
   void on_activity() override {}
