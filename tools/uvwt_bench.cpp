@@ -422,6 +422,21 @@ std::vector<RunSpec> build_specs(const Options &o) {
     };
     v.push_back(std::move(s));
   }
+  {
+    // The latency runs' physical floor: same payload, same processes and pinning.
+    RunSpec s{"reference",
+              {{"test", "udp-pingpong"}, {"size", "64"}, {"n", lat_n}},
+              udp_echo,
+              udp_ping,
+              {{"p50_us", "p50", "us"}, {"p99_us", "p99", "us"}, {"p999_us", "p99.9", "us"}},
+              {},
+              60,
+              "udp-pingpong"};
+    s.derive = [](const Job &job, Report &r) {
+      if (r.get("round_trips") != static_cast<double>(job.num("n"))) r.fail("udp ping-pong incomplete");
+    };
+    v.push_back(std::move(s));
+  }
   v.push_back(RunSpec{"reference",
                       {{"test", "aead"}, {"cipher", "AES-128-GCM"}, {"size", "1200"}, {"ms", ref_ms}},
                       nullptr,
@@ -580,6 +595,23 @@ void print_proxy_ratios(const std::vector<Result> &results, std::ostream &out) {
     char line[256];
     std::snprintf(line, sizeof line, "proxy ratio %-10s %-18s %10.4g / %-10.4g = %.3f (through proxy / direct)\n", what,
                   m.name.c_str(), pv, dv, dv > 0 ? pv / dv : 0.0);
+    out << line;
+  }
+}
+
+// Each latency run's p50 over the UDP ping-pong's (medians): how many
+// physical round trips one WebTransport (or raw QUIC) round trip costs.
+void print_floor_ratios(const std::vector<Result> &results, std::ostream &out) {
+  const Result *floor = find_id(results, "udp-pingpong");
+  if (floor == nullptr || !floor->ok) return;
+  const double fv = stat_of(*floor, "p50_us").median;
+  for (const char *id : {"latency-stream", "latency-datagram", "raw-latency"}) {
+    const Result *r = find_id(results, id);
+    if (r == nullptr || !r->ok || fv <= 0) continue;
+    const double v = stat_of(*r, "p50_us").median;
+    char line[256];
+    std::snprintf(line, sizeof line, "floor ratio %-18s p50 %10.4g / %-10.4g = %.2f (over UDP ping-pong)\n", id, v, fv,
+                  v / fv);
     out << line;
   }
 }
@@ -832,6 +864,7 @@ int main(int argc, char **argv) {
   table_out << "\n";
   print_table(results, table_out);
   print_proxy_ratios(results, table_out);
+  print_floor_ratios(results, table_out);
   table_out << "batching: GSO " << (env.gso ? "used" : "not available") << ", GRO "
             << (env.gro ? "used" : "not available") << "\n";
   if (!o.plot_dir.empty()) {

@@ -102,5 +102,7 @@ Report raw_client_latency(const Job &job, std::uint16_t port);
 Report udp_sink(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce);
 Report udp_blast(const Job &job, std::uint16_t port);
 Report aead_seal(const Job &job, std::uint16_t port);
+Report udp_echo(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce);
+Report udp_ping(const Job &job, std::uint16_t port);
 
 }  // namespace uvwt::bench
