@@ -7,7 +7,8 @@
 #include <atomic>
 #include <cerrno>
 #include <mutex>
-#include <unordered_map>
+#include <map>
+#include <utility>
 #include <vector>
 
 namespace uvwt::detail {
@@ -23,8 +24,8 @@ constexpr std::uint64_t kNsPerMs = 1'000'000;
 // One per loop, shared by every PreciseTimer on it (see the header).
 class TimerQueue : public std::enable_shared_from_this<TimerQueue> {
  public:
-  static std::shared_ptr<TimerQueue> for_loop(uv_loop_t *loop);
-  explicit TimerQueue(uv_loop_t *loop);
+  static std::shared_ptr<TimerQueue> for_loop(uv_loop_t *loop, bool precise);
+  TimerQueue(uv_loop_t *loop, bool precise);
   ~TimerQueue();
   TimerQueue(const TimerQueue &) = delete;
   TimerQueue &operator=(const TimerQueue &) = delete;
@@ -51,6 +52,7 @@ class TimerQueue : public std::enable_shared_from_this<TimerQueue> {
   void fire();
 
   uv_loop_t *loop_;
+  bool want_precise_;
   Handles *h_;
   std::vector<PreciseTimer *> heap_;
   std::uint64_t programmed_ = 0;  // deadline the backend will wake us at; 0: none
@@ -63,25 +65,25 @@ namespace {
 // Loops may be driven by different threads; the registry is touched only
 // when a connection's timer is created or the last one of a loop goes.
 std::mutex g_registry_mutex;
-std::unordered_map<uv_loop_t *, std::weak_ptr<TimerQueue>> &registry() {
-  static std::unordered_map<uv_loop_t *, std::weak_ptr<TimerQueue>> r;
+std::map<std::pair<uv_loop_t *, bool>, std::weak_ptr<TimerQueue>> &registry() {
+  static std::map<std::pair<uv_loop_t *, bool>, std::weak_ptr<TimerQueue>> r;
   return r;
 }
 
 }  // namespace
 
-std::shared_ptr<TimerQueue> TimerQueue::for_loop(uv_loop_t *loop) {
+std::shared_ptr<TimerQueue> TimerQueue::for_loop(uv_loop_t *loop, bool precise) {
   const std::lock_guard<std::mutex> lock(g_registry_mutex);
-  auto &slot = registry()[loop];
+  auto &slot = registry()[{loop, precise}];
   if (auto q = slot.lock()) return q;
-  auto q = std::make_shared<TimerQueue>(loop);
+  auto q = std::make_shared<TimerQueue>(loop, precise);
   slot = q;
   return q;
 }
 
-TimerQueue::TimerQueue(uv_loop_t *loop) : loop_(loop), h_(new Handles) {
+TimerQueue::TimerQueue(uv_loop_t *loop, bool precise) : loop_(loop), want_precise_(precise), h_(new Handles) {
   h_->owner = this;
-  if (!g_force_fallback.load()) h_->fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (precise && !g_force_fallback.load()) h_->fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (h_->fd >= 0 && uv_poll_init(loop, &h_->poll, h_->fd) != 0) {
     ::close(h_->fd);
     h_->fd = -1;
@@ -97,7 +99,7 @@ TimerQueue::TimerQueue(uv_loop_t *loop) : loop_(loop), h_(new Handles) {
 TimerQueue::~TimerQueue() {
   {
     const std::lock_guard<std::mutex> lock(g_registry_mutex);
-    auto it = registry().find(loop_);
+    auto it = registry().find({loop_, want_precise_});
     if (it != registry().end() && it->second.expired()) registry().erase(it);
   }
   h_->owner = nullptr;
@@ -193,9 +195,10 @@ void TimerQueue::program() {
   if (programmed_ != 0 && programmed_ <= deadline) return;
   programmed_ = deadline;
   if (h_->fd >= 0) {
+    const std::uint64_t wake = deadline;
     itimerspec spec{};
-    spec.it_value.tv_sec = static_cast<time_t>(deadline / 1'000'000'000);
-    spec.it_value.tv_nsec = static_cast<long>(deadline % 1'000'000'000);
+    spec.it_value.tv_sec = static_cast<time_t>(wake / 1'000'000'000);
+    spec.it_value.tv_nsec = static_cast<long>(wake % 1'000'000'000);
     ::timerfd_settime(h_->fd, TFD_TIMER_ABSTIME, &spec, nullptr);
     if (!polling_) {
       uv_poll_start(&h_->poll, UV_READABLE, [](uv_poll_t *p, int, int) {
@@ -240,8 +243,8 @@ void TimerQueue::fire() {
   program();
 }
 
-PreciseTimer::PreciseTimer(uv_loop_t *loop, Callback cb, void *arg)
-    : queue_(TimerQueue::for_loop(loop)), cb_(cb), arg_(arg) {}
+PreciseTimer::PreciseTimer(uv_loop_t *loop, Callback cb, void *arg, bool precise)
+    : queue_(TimerQueue::for_loop(loop, precise)), cb_(cb), arg_(arg) {}
 
 PreciseTimer::~PreciseTimer() { stop(); }
 

@@ -17,7 +17,7 @@ class TimerQueue;
 // sub-millisecond path turns into a millisecond stall (docs/performance.md,
 // "Timer precision").
 //
-// Every timer of a loop shares one TimerQueue: a binary min-heap of the armed
+// Every timer of a loop (and precision) shares one TimerQueue: a binary min-heap of the armed
 // timers (intrusive: each timer knows its heap slot, so re-arming is
 // O(log n) and allocates nothing once the heap has grown) driving one
 // timerfd under a uv_poll_t, programmed with the earliest deadline. Where
@@ -32,7 +32,9 @@ class PreciseTimer {
  public:
   using Callback = void (*)(void *arg);
 
-  PreciseTimer(uv_loop_t *loop, Callback cb, void *arg);
+  // precise false: the millisecond uv_timer_t backend, on purpose (see
+  // TransportConfig::precise_timers for why that is the default).
+  PreciseTimer(uv_loop_t *loop, Callback cb, void *arg, bool precise = true);
   ~PreciseTimer();
   PreciseTimer(const PreciseTimer &) = delete;
   PreciseTimer &operator=(const PreciseTimer &) = delete;

@@ -257,7 +257,6 @@ QuicConnection::QuicConnection(Endpoint &ep, UdpSocket *sock, PacketPath *path, 
   conn_ref_.get_conn = &QuicCallbacks::get_conn;
   conn_ref_.user_data = this;
   ngtcp2_ccerr_default(&last_error_);
-  timer_ = std::make_unique<PreciseTimer>(ep_.loop(), &QuicConnection::on_timer_fired, this);
 }
 
 QuicConnection::~QuicConnection() {
@@ -282,6 +281,7 @@ QuicConnection::~QuicConnection() {
 
 bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &settings,
                                  ngtcp2_transport_params &params) {
+  timer_ = std::make_unique<PreciseTimer>(ep_.loop(), &QuicConnection::on_timer_fired, this, cfg.precise_timers);
   ngtcp2_settings_default(&settings);
   settings.initial_ts = now_ns();
   settings.cc_algo = cc_algo(cfg.congestion_control);

@@ -24,6 +24,9 @@ using Clock = std::chrono::steady_clock;
 
 inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// --precise-timers: TransportConfig::precise_timers on every side (inherited through fork).
+inline bool precise_timers = false;
+
 // What one run asks of both children (inherited through fork).
 struct Job {
   std::string scenario;
