@@ -444,6 +444,21 @@ std::vector<RunSpec> build_specs(const Options &o) {
     };
     v.push_back(std::move(s));
   }
+  {
+    // The latency runs' physical floor: same payload, same processes and pinning.
+    RunSpec s{"reference",
+              {{"test", "udp-pingpong"}, {"size", "64"}, {"n", lat_n}},
+              udp_echo,
+              udp_ping,
+              {{"p50_us", "p50", "us"}, {"p99_us", "p99", "us"}, {"p999_us", "p99.9", "us"}},
+              {},
+              60,
+              "udp-pingpong"};
+    s.derive = [](const Job &job, Report &r) {
+      if (r.get("round_trips") != static_cast<double>(job.num("n"))) r.fail("udp ping-pong incomplete");
+    };
+    v.push_back(std::move(s));
+  }
   v.push_back(RunSpec{"reference",
                       {{"test", "aead"}, {"cipher", "AES-128-GCM"}, {"size", "1200"}, {"ms", ref_ms}},
                       nullptr,
@@ -606,6 +621,23 @@ void print_proxy_ratios(const std::vector<Result> &results, std::ostream &out) {
   }
 }
 
+// Each latency run's p50 over the UDP ping-pong's (medians): how many
+// physical round trips one WebTransport (or raw QUIC) round trip costs.
+void print_floor_ratios(const std::vector<Result> &results, std::ostream &out) {
+  const Result *floor = find_id(results, "udp-pingpong");
+  if (floor == nullptr || !floor->ok) return;
+  const double fv = stat_of(*floor, "p50_us").median;
+  for (const char *id : {"latency-stream", "latency-datagram", "raw-latency"}) {
+    const Result *r = find_id(results, id);
+    if (r == nullptr || !r->ok || fv <= 0) continue;
+    const double v = stat_of(*r, "p50_us").median;
+    char line[256];
+    std::snprintf(line, sizeof line, "floor ratio %-18s p50 %10.4g / %-10.4g = %.2f (over UDP ping-pong)\n", id, v, fv,
+                  v / fv);
+    out << line;
+  }
+}
+
 // ---- plots
 
 const Result *find(const std::vector<Result> &rs, const std::string &id) {
@@ -709,21 +741,21 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 }
 
 void usage() {
-  std::cout
-      << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
-         "                  [--sessions N] [--per-conn N] [--bytes N] [--plot DIR]\n"
-         "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy (or one run's id,\n"
-         "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
-         "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
-         "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
-         "  --json      only JSON lines on stdout (the table goes to stderr)\n"
-         "  --pin       pin the server process to core 0 and the client to core 1\n"
-         "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
-         "              figures from other load on a shared machine\n"
-         "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
-         "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
-         "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
-         "  --plot DIR  write PNG plots with gnuplot into DIR\n";
+  std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
+               "                  [--precise-timers] [--sessions N] [--per-conn N] [--bytes N] [--plot DIR]\n"
+               "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy (or one run's id,\n"
+               "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
+               "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
+               "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
+               "  --json      only JSON lines on stdout (the table goes to stderr)\n"
+               "  --pin       pin the server process to core 0 and the client to core 1\n"
+               "  --precise-timers  TransportConfig::precise_timers on both sides (timerfd expiry/pacing)\n"
+               "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
+               "              figures from other load on a shared machine\n"
+               "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
+               "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
+               "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
+               "  --plot DIR  write PNG plots with gnuplot into DIR\n";
 }
 
 }  // namespace
@@ -750,6 +782,8 @@ int main(int argc, char **argv) {
       o.pin = true;
     else if (a == "--rt")
       o.rt = true;
+    else if (a == "--precise-timers")
+      uvwt::bench::precise_timers = true;
     else if (a == "--reps") {
       o.reps = std::max(1, std::atoi(next().c_str()));
       reps_given = true;
@@ -807,7 +841,8 @@ int main(int argc, char **argv) {
   table_out << "uvwt-bench: uvwt " << uvwt::version() << ", ngtcp2 " << uvwt::ngtcp2_version() << ", nghttp3 "
             << uvwt::nghttp3_version() << ", kernel " << env.kernel << ", " << sysconf(_SC_NPROCESSORS_ONLN)
             << " cores, " << (o.quick ? "quick" : "full") << ", " << o.reps << " rep(s)"
-            << (o.pin ? ", pinned (server core 0, client core 1)" : "") << (o.rt ? ", SCHED_FIFO" : "") << "\n";
+            << (o.pin ? ", pinned (server core 0, client core 1)" : "") << (o.rt ? ", SCHED_FIFO" : "")
+            << (uvwt::bench::precise_timers ? ", precise timers" : "") << "\n";
 
   // Rounds: each repetition runs every selected scenario once, in order, so a
   // drift in the machine's speed (other tenants, frequency) during the
@@ -855,6 +890,7 @@ int main(int argc, char **argv) {
   table_out << "\n";
   print_table(results, table_out);
   print_proxy_ratios(results, table_out);
+  print_floor_ratios(results, table_out);
   table_out << "batching: GSO " << (env.gso ? "used" : "not available") << ", GRO "
             << (env.gro ? "used" : "not available") << "\n";
   if (!o.plot_dir.empty()) {

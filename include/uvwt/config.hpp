@@ -55,6 +55,13 @@ struct TransportConfig {
   // and it takes a whole packet's worth at once: a queued-up burst packed 12+
   // to a packet loses datagrams there. docs/protocol.md, "Datagrams per packet".
   std::size_t max_datagrams_per_packet = 4;
+  // Drive ngtcp2's expiry and pacing from one timerfd per loop with
+  // nanosecond deadlines instead of libuv's millisecond timers. Off by
+  // default: on loopback exact pacing spreads bursts out and costs about 18 %
+  // of bulk throughput, and the millisecond latency tails measured on a
+  // loaded machine are other tasks' time slices, not the timer (a raw UDP
+  // ping-pong shows the same tails). docs/performance.md, "Timer precision".
+  bool precise_timers = false;
   std::size_t max_pending_streams = 24;    // early streams buffered per not-yet-ready session
   std::size_t max_pending_datagrams = 64;  // early datagrams buffered per not-yet-ready session
   // How long early streams and datagrams wait for their session: after it,

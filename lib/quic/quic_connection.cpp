@@ -258,18 +258,10 @@ QuicConnection::QuicConnection(Endpoint &ep, UdpSocket *sock, PacketPath *path, 
   conn_ref_.get_conn = &QuicCallbacks::get_conn;
   conn_ref_.user_data = this;
   ngtcp2_ccerr_default(&last_error_);
-  timer_ = new uv_timer_t;
-  uv_timer_init(ep_.loop(), timer_);
-  timer_->data = this;
 }
 
 QuicConnection::~QuicConnection() {
-  if (timer_ != nullptr) {
-    // close_handles() was not called: the handle must still be released.
-    timer_->data = nullptr;
-    uv_timer_stop(timer_);
-    uv_close(reinterpret_cast<uv_handle_t *>(timer_), [](uv_handle_t *h) { delete reinterpret_cast<uv_timer_t *>(h); });
-  }
+  timer_.reset();
   for (const auto *cid : {&scid_}) {
     if (cid->datalen > 0) ep_.unregister_cid(*cid);
   }
@@ -290,6 +282,7 @@ QuicConnection::~QuicConnection() {
 
 bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &settings,
                                  ngtcp2_transport_params &params) {
+  timer_ = std::make_unique<PreciseTimer>(ep_.loop(), &QuicConnection::on_timer_fired, this, cfg.precise_timers);
   ngtcp2_settings_default(&settings);
   settings.initial_ts = now_ns();
   settings.cc_algo = cc_algo(cfg.congestion_control);
@@ -782,30 +775,29 @@ bool QuicConnection::write_packets() {
 
 void QuicConnection::arm_timer() {
   if (closed_ || conn_ == nullptr || timer_ == nullptr) return;
+  in_period_ = false;
+  // Nanoseconds, not milliseconds: pacing gaps and loss timers on a fast
+  // path are far below 1 ms (lib/quic/precise_timer.hpp).
   const ngtcp2_tstamp expiry = ngtcp2_conn_get_expiry(conn_);
-  const ngtcp2_tstamp now = now_ns();
-  if (expiry == UINT64_MAX) {
-    uv_timer_stop(timer_);
-    return;
-  }
-  const std::uint64_t ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) / NGTCP2_MILLISECONDS;
-  uv_timer_start(
-      timer_,
-      [](uv_timer_t *t) {
-        if (auto *c = static_cast<QuicConnection *>(t->data)) c->on_timer();
-      },
-      ms, 0);
+  if (expiry == UINT64_MAX)
+    timer_->stop();
+  else
+    timer_->start_at(expiry);
 }
 
 void QuicConnection::start_period_timer() {
+  if (timer_ == nullptr) return;
   const ngtcp2_duration pto = ngtcp2_conn_get_pto(conn_);
-  uv_timer_stop(timer_);
-  uv_timer_start(
-      timer_,
-      [](uv_timer_t *t) {
-        if (auto *c = static_cast<QuicConnection *>(t->data)) c->enter_closed(c->close_err_);
-      },
-      std::max<std::uint64_t>(1, 3 * pto / NGTCP2_MILLISECONDS), 0);
+  in_period_ = true;
+  timer_->start_at(now_ns() + std::max<std::uint64_t>(NGTCP2_MILLISECONDS, 3 * pto));
+}
+
+void QuicConnection::on_timer_fired(void *arg) {
+  auto *c = static_cast<QuicConnection *>(arg);
+  if (c->in_period_)
+    c->enter_closed(c->close_err_);
+  else
+    c->on_timer();
 }
 
 void QuicConnection::on_timer() {
@@ -881,7 +873,7 @@ void QuicConnection::enter_closed(Error err) {
   closed_ = true;
   UVWT_DEBUG("%s: connection with %s closed: %s", server_ ? "server" : "client", remote_.to_string().c_str(),
              err ? err.to_string().c_str() : "ok");
-  if (timer_ != nullptr) uv_timer_stop(timer_);
+  if (timer_ != nullptr) timer_->stop();
   set_close_error(std::move(err));
   app_.on_quic_closed(close_err_);
   if (on_finished) {
@@ -891,22 +883,10 @@ void QuicConnection::enter_closed(Error err) {
 }
 
 void QuicConnection::close_handles(std::function<void()> cb) {
-  if (timer_ == nullptr) {
-    ep_.defer(std::move(cb));
-    return;
-  }
-  uv_timer_stop(timer_);
-  auto *holder = new std::function<void()>(std::move(cb));
-  timer_->data = holder;
-  uv_close(reinterpret_cast<uv_handle_t *>(timer_), [](uv_handle_t *h) {
-    auto *fn = static_cast<std::function<void()> *>(h->data);
-    delete reinterpret_cast<uv_timer_t *>(h);
-    if (fn != nullptr) {
-      (*fn)();
-      delete fn;
-    }
-  });
-  timer_ = nullptr;
+  // The timer shares its loop's handle: dropping it is synchronous, so only
+  // the callback needs deferring.
+  timer_.reset();
+  ep_.defer(std::move(cb));
 }
 
 int QuicConnection::open_bidi_stream(std::int64_t &sid) {

@@ -21,6 +21,7 @@
 #include "quic/socket_addr.hpp"
 
 #include "quic/handshake_limits.hpp"
+#include "quic/precise_timer.hpp"
 
 namespace uvwt::detail {
 
@@ -137,6 +138,7 @@ class QuicConnection {
   void arm_timer();
   void start_period_timer();
   void on_timer();
+  static void on_timer_fired(void *arg);
   // Returns false when the connection can no longer send.
   bool write_packets();
   bool flush_batch(const std::uint8_t *data, std::size_t len, std::size_t gso, std::uint8_t ecn);
@@ -160,7 +162,8 @@ class QuicConnection {
   ngtcp2_conn *conn_ = nullptr;
   ngtcp2_crypto_conn_ref conn_ref_{};
   std::unique_ptr<TlsSession> tls_;
-  uv_timer_t *timer_ = nullptr;
+  std::unique_ptr<PreciseTimer> timer_;
+  bool in_period_ = false;  // the timer ends the closing/draining period
   ngtcp2_ccerr last_error_{};
   Error close_err_;
   QuicStats counters_;

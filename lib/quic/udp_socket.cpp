@@ -29,13 +29,6 @@ struct UdpSocket::Handles {
   std::function<void()> cb;
 };
 
-struct UdpSocket::RecvSlot {
-  SockAddr remote;
-  SockAddr local;
-  iovec iov;
-  alignas(cmsghdr) unsigned char ctrl[128];
-};
-
 namespace {
 
 constexpr std::size_t kGroBufferSize = 65536;
@@ -157,25 +150,13 @@ std::unique_ptr<UdpSocket> UdpSocket::open(uv_loop_t *loop, const SockAddr &bind
 }
 
 void UdpSocket::alloc_buffers(const UdpOptions &opts) {
-  // Every receive buffer up front; large ones are left to the allocator's
-  // mmap, so untouched pages cost no memory.
+  // The receive batch is the loop's, shared with its other sockets.
   const std::size_t batch = std::max<std::size_t>(1, opts.recv_batch);
   recv_buf_size_ = gro_ ? kGroBufferSize : std::max<std::size_t>(opts.max_datagram_size, 1200);
-  recv_buf_.reset(new std::uint8_t[batch * recv_buf_size_]);
-  slots_.reset(new RecvSlot[batch]);
-  recv_msgs_.reset(new mmsghdr[batch]);
-  for (std::size_t i = 0; i < batch; ++i) {
-    auto &slot = slots_[i];
-    slot.iov.iov_base = recv_buf_.get() + i * recv_buf_size_;
-    slot.iov.iov_len = recv_buf_size_;
-    auto &m = recv_msgs_[i];
-    std::memset(&m, 0, sizeof m);
-    m.msg_hdr.msg_name = &slot.remote.ss;
-    m.msg_hdr.msg_iov = &slot.iov;
-    m.msg_hdr.msg_iovlen = 1;
-    m.msg_hdr.msg_control = slot.ctrl;
-  }
-  out_.reset(new RecvPacket[kOutBatch]);
+  rx_ = ReceiveBuffers::for_loop(loop_, batch, recv_buf_size_);
+  slots_ = rx_->slots();
+  recv_msgs_ = rx_->msgs();
+  out_ = rx_->out();
   send_msgs_.reset(new mmsghdr[kSendBatch]);
   send_iov_.reset(new iovec[kSendBatch]);
 }
@@ -243,7 +224,7 @@ void UdpSocket::read_packets() {
       h.msg_flags = 0;
       slots_[i].iov.iov_len = recv_buf_size_;
     }
-    const int r = ::recvmmsg(fd_, recv_msgs_.get(), static_cast<unsigned>(n), 0, nullptr);
+    const int r = ::recvmmsg(fd_, recv_msgs_, static_cast<unsigned>(n), 0, nullptr);
     ++counters_.recv_syscalls;
     if (r < 0) {
       const int e = errno;
@@ -349,7 +330,7 @@ void UdpSocket::flush_out() {
   if (out_len_ == 0) return;
   const std::size_t n = out_len_;
   out_len_ = 0;
-  if (receiver_ != nullptr && !closing_) receiver_->on_packets(*this, {out_.get(), n});
+  if (receiver_ != nullptr && !closing_) receiver_->on_packets(*this, {out_, n});
 }
 
 void UdpSocket::read_error_queue() {

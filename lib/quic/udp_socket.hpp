@@ -14,6 +14,7 @@
 #include <uvwt/error.hpp>
 
 #include "quic/impairment.hpp"
+#include "quic/receive_buffers.hpp"
 #include "quic/socket_addr.hpp"
 
 namespace uvwt::detail {
@@ -152,6 +153,8 @@ class UdpSocket {
   [[nodiscard]] int fd() const noexcept { return fd_; }
   [[nodiscard]] uv_loop_t *loop() const noexcept { return loop_; }
   [[nodiscard]] const UdpCounters &counters() const noexcept { return counters_; }
+  // The loop's shared receive batch this socket reads into (tests compare it).
+  [[nodiscard]] const ReceiveBuffers *receive_buffers() const noexcept { return rx_.get(); }
 
   // Test impairment on both directions; none (the default) costs the fast
   // path one branch. With cfg.enabled an impairment is attached (or, if one
@@ -169,7 +172,6 @@ class UdpSocket {
 
  private:
   struct Handles;
-  struct RecvSlot;
 
   UdpSocket(uv_loop_t *loop, int fd, const SockAddr &local, const UdpOptions &opts);
   // Every receive and send buffer, up front (no allocation per packet).
@@ -209,12 +211,13 @@ class UdpSocket {
   UdpCounters counters_;
 
   // Receive state, allocated once in open().
+  // Receive state: the loop's shared batch (lib/quic/receive_buffers.hpp).
   std::size_t recv_buf_size_ = 0;
-  std::unique_ptr<std::uint8_t[]> recv_buf_;
-  std::unique_ptr<RecvSlot[]> slots_;
-  std::unique_ptr<mmsghdr[]> recv_msgs_;
-  static constexpr std::size_t kOutBatch = 256;
-  std::unique_ptr<RecvPacket[]> out_;
+  std::shared_ptr<ReceiveBuffers> rx_;
+  RecvSlot *slots_ = nullptr;
+  mmsghdr *recv_msgs_ = nullptr;
+  static constexpr std::size_t kOutBatch = ReceiveBuffers::kOutBatch;
+  RecvPacket *out_ = nullptr;
   std::size_t out_len_ = 0;
 
   // Send state for the sendmmsg fallback and the control messages.

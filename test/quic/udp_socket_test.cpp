@@ -426,3 +426,41 @@ TEST_CASE("UdpSocket close from a callback, and destruction without close", "[qu
     L.finish({a.get()});
   }
 }
+
+TEST_CASE("UdpSocket: sockets on one loop share one receive batch and still get their own packets intact",
+          "[quic][udp][rxshare]") {
+  UdpTestLoop L;
+  auto a = L.open("127.0.0.1");
+  auto b = L.open("127.0.0.1");
+  auto c = L.open("127.0.0.1");
+  REQUIRE(a->receive_buffers() != nullptr);
+  CHECK(a->receive_buffers() == b->receive_buffers());
+  CHECK(a->receive_buffers() == c->receive_buffers());
+  {
+    UdpTestLoop other;
+    auto d = other.open("127.0.0.1");
+    CHECK(d->receive_buffers() != a->receive_buffers());  // another loop, another batch
+    other.finish({d.get()});
+  }
+  Collector ca, cb;
+  a->set_receiver(&ca);
+  b->set_receiver(&cb);
+  // Both sockets are readable in the same loop turn, so their reads run one
+  // after the other into the same memory: each must see only its own bytes.
+  for (std::uint32_t round = 0; round < 20; ++round) {
+    auto to_a = make_batch(round * 100, 5, 900, 300);
+    auto to_b = make_batch(round * 100 + 50, 5, 700);
+    REQUIRE(c->send(a->local_addr(), nullptr, 0, to_a, 900).ok());
+    REQUIRE(c->send(b->local_addr(), nullptr, 0, to_b, 700).ok());
+  }
+  REQUIRE(L.run_until([&] { return ca.pkts.size() == 100 && cb.pkts.size() == 100; }));
+  for (const auto &p : ca.pkts) {
+    CHECK(intact(p));
+    CHECK(seq_of(p) % 100 < 50);
+  }
+  for (const auto &p : cb.pkts) {
+    CHECK(intact(p));
+    CHECK(seq_of(p) % 100 >= 50);
+  }
+  L.finish({a.get(), b.get(), c.get()});
+}

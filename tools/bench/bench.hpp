@@ -24,6 +24,9 @@ using Clock = std::chrono::steady_clock;
 
 inline double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+// --precise-timers: TransportConfig::precise_timers on every side (inherited through fork).
+inline bool precise_timers = false;
+
 // What one run asks of both children (inherited through fork).
 struct Job {
   std::string scenario;
@@ -102,5 +105,7 @@ Report raw_client_latency(const Job &job, std::uint16_t port);
 Report udp_sink(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce);
 Report udp_blast(const Job &job, std::uint16_t port);
 Report aead_seal(const Job &job, std::uint16_t port);
+Report udp_echo(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce);
+Report udp_ping(const Job &job, std::uint16_t port);
 
 }  // namespace uvwt::bench

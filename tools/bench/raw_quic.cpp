@@ -177,6 +177,7 @@ class RawApp final : public detail::QuicApp {
 TransportConfig raw_transport() {
   TransportConfig t;
   t.idle_timeout = std::chrono::milliseconds(120'000);
+  t.precise_timers = precise_timers;
   return t;
 }
 
