@@ -169,9 +169,7 @@ void ConnectionImpl::set_state(ConnectionState s) {
 
 ConnectionState ConnectionImpl::state() const noexcept {
   if (state_ != ConnectionState::connected && state_ != ConnectionState::closing) return state_;
-  if (quic_ && !quic_->is_closed() && quic_->native() != nullptr &&
-      ngtcp2_conn_in_draining_period(quic_->native()) != 0)
-    return ConnectionState::draining;
+  if (quic_ && !quic_->is_closed() && quic_->in_draining_period()) return ConnectionState::draining;
   if (state_ == ConnectionState::connected && h3_ && h3_->goaway_received() != 0) return ConnectionState::draining;
   return state_;
 }
