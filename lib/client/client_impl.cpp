@@ -1,6 +1,6 @@
 #include "client/client_impl.hpp"
 
-#include "client/client_session.hpp"
+#include "client/close_watch.hpp"
 #include "client/dialer.hpp"
 #include "connection/connect_headers.hpp"
 #include "common/clock.hpp"
@@ -104,13 +104,12 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
       shut_connection(conn, err);
       UVWT_INFO("client: connect to %s failed: %s", url_text.c_str(), err.to_string().c_str());
     } else {
-      auto wrapped = std::make_shared<ClientSession>(std::move(s), client->deferred());
       std::weak_ptr<ConnectionImpl> wc = conn;
       // One connection per session: it goes when the session goes.
-      wrapped->add_close_watcher([wc](const SessionCloseInfo &) {
+      watch_session_close(s, [wc](const SessionCloseInfo &) {
         if (auto c = wc.lock()) shut_connection(c, Error(Errc::session, "session closed"));
       });
-      out = std::move(wrapped);
+      out = std::move(s);
     }
     const double seconds = static_cast<double>(now_ns() - started_ns) / 1e9;
     auto self = shared_from_this();
@@ -127,7 +126,12 @@ ClientImpl::ClientImpl(uv_loop_t *loop, const ClientConfig &config, std::shared_
   stats_.created_at = wall_seconds();
 }
 
-ClientImpl::~ClientImpl() = default;
+// Dropped without close(): what it owned is closed rather than left running
+// unowned (as ~ServerImpl does). A pending connect holds the client, so only
+// connections remain here.
+ClientImpl::~ClientImpl() {
+  for (const auto &c : conns_) shut_connection(c, Error(Errc::cancelled, "client gone"));
+}
 
 void ClientImpl::set_default_headers(Headers headers) { default_headers_ = lower_case_names(std::move(headers)); }
 
