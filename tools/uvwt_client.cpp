@@ -95,34 +95,16 @@ void usage(FILE *out) {
                "  --json               print one JSON object instead of text\n");
 }
 
+// The library's parser: the tool accepts exactly the URLs Client::connect does.
 bool parse_url(const std::string &url, Options &o) {
-  const std::string scheme = "https://";
-  if (url.compare(0, scheme.size(), scheme) != 0) return false;
-  std::string rest = url.substr(scheme.size());
-  const auto slash = rest.find('/');
-  std::string authority = rest.substr(0, slash);
-  o.path = slash == std::string::npos ? "/" : rest.substr(slash);
-  std::string port_text;
-  if (!authority.empty() && authority[0] == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string::npos) return false;
-    o.host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return false;
-      port_text = authority.substr(close + 2);
-    }
-  } else {
-    const auto colon = authority.rfind(':');
-    o.host = authority.substr(0, colon);
-    if (colon != std::string::npos) port_text = authority.substr(colon + 1);
+  uvwt::WebTransportUrl u;
+  if (uvwt::Error e = uvwt::parse_webtransport_url(url, u)) {
+    std::fprintf(stderr, "uvwt-client: %s\n", e.message.c_str());
+    return false;
   }
-  if (o.host.empty()) return false;
-  if (!port_text.empty()) {
-    char *end = nullptr;
-    const long p = std::strtol(port_text.c_str(), &end, 10);
-    if (*end != '\0' || p <= 0 || p > 65535) return false;
-    o.port = static_cast<std::uint16_t>(p);
-  }
+  o.host = u.host;
+  o.port = u.port;
+  o.path = u.path;
   return true;
 }
 
@@ -149,121 +131,146 @@ bool parse_number(const char *text, T &out, T min, T max) {
   return true;
 }
 
-// Returns 0 to run, 2 on a bad command line, -1 after --help.
-int parse_options(int argc, char **argv, Options &o) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const char *v = nullptr;
-    auto value = [&]() {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "uvwt-client: %s needs a value\n", a.c_str());
-        return false;
-      }
-      v = argv[++i];
-      return true;
-    };
-    auto bad = [&]() {
-      std::fprintf(stderr, "uvwt-client: bad value for %s: %s\n", a.c_str(), v);
-      return 2;
-    };
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      return -1;
-    } else if (a == "--ca") {
-      if (!value()) return 2;
-      o.ca_file = v;
-    } else if (a == "--cert-hash") {
-      if (!value()) return 2;
-      o.cert_hashes.emplace_back(v);
-    } else if (a == "--insecure") {
-      o.insecure = true;
-    } else if (a == "--send") {
-      if (!value()) return 2;
-      o.send_text = v;
-      o.have_send = true;
-    } else if (a == "--file") {
-      if (!value()) return 2;
-      o.file = v;
-    } else if (a == "--bulk") {
-      if (!value()) return 2;
-      if (!parse_number(v, o.bulk_mib, 0.0, 1e6)) return bad();
-    } else if (a == "--send-order") {
-      if (!value()) return 2;
-      o.send_orders.clear();
-      const std::string list(v);
-      for (std::size_t at = 0; at <= list.size();) {
-        const std::size_t comma = std::min(list.find(',', at), list.size());
-        long long n = 0;
-        const std::string item = list.substr(at, comma - at);
-        if (!parse_number(item.c_str(), n, -1'000'000'000'000LL, 1'000'000'000'000LL) || o.send_orders.size() >= 64)
-          return bad();
-        o.send_orders.push_back(n);
-        at = comma + 1;
-      }
-    } else if (a == "--datagrams") {
-      if (!value()) return 2;
-      if (!parse_number(v, o.datagrams, 0L, 10'000'000L)) return bad();
-    } else if (a == "--size") {
-      if (!value()) return 2;
-      if (!parse_number<std::size_t>(v, o.datagram_size, 8, 65535)) return bad();
-    } else if (a == "--min-ratio") {
-      if (!value()) return 2;
-      if (!parse_number(v, o.datagram_min_ratio, 0.0, 1.0)) return bad();
-    } else if (a == "--sessions") {
-      if (!value()) return 2;
-      if (!parse_number(v, o.sessions, 0L, 1'000'000L)) return bad();
-    } else if (a == "--timeout") {
-      if (!value()) return 2;
-      if (!parse_number(v, o.timeout, 0.001, 1e6)) return bad();
-    } else if (a == "--json") {
-      o.json = true;
-    } else if (a == "--expect-push") {
-      o.expect_push = true;
-    } else if (a == "--expect-close") {
-      if (!value()) return 2;
-      if (!parse_number<std::uint32_t>(v, o.expect_close_code, 0, 0xffffffffu)) return bad();
-      o.expect_close = true;
-      if (i + 1 < argc && argv[i + 1][0] != '-') {
-        o.expect_close_reason = argv[++i];
-        o.have_expect_reason = true;
-      }
-    } else if (a == "--close") {
-      if (!value()) return 2;
-      if (!parse_number<std::uint32_t>(v, o.close_code, 0, 0xffffffffu)) return bad();
-      if (i + 1 < argc && argv[i + 1][0] != '-') o.close_reason = argv[++i];
-    } else if (a == "--dialect") {
-      if (!value()) return 2;
-      o.dialect = v;
-    } else if (a == "--qlog-dir") {
-      if (!value()) return 2;
-      o.qlog_dir = v;
-    } else if (a == "--log-level") {
-      if (!value()) return 2;
-      if (!parse_log_level(v)) return bad();
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "uvwt-client: unknown option %s\n", a.c_str());
-      usage(stderr);
-      return 2;
-    } else if (o.url.empty()) {
-      o.url = a;
-    } else {
-      std::fprintf(stderr, "uvwt-client: unexpected argument %s\n", a.c_str());
-      return 2;
-    }
+// Options without a value; false when `a` is none of them.
+bool take_flag(const std::string &a, Options &o) {
+  if (a == "--insecure") {
+    o.insecure = true;
+  } else if (a == "--json") {
+    o.json = true;
+  } else if (a == "--expect-push") {
+    o.expect_push = true;
+  } else {
+    return false;
   }
+  return true;
+}
+
+enum class Taken { ok, bad_value, unknown };
+
+// Options whose value is `v`: text values first, then numbers.
+Taken take_text(const std::string &a, const char *v, Options &o) {
+  if (a == "--ca") {
+    o.ca_file = v;
+  } else if (a == "--cert-hash") {
+    o.cert_hashes.emplace_back(v);
+  } else if (a == "--send") {
+    o.send_text = v;
+    o.have_send = true;
+  } else if (a == "--file") {
+    o.file = v;
+  } else if (a == "--dialect") {
+    o.dialect = v;
+  } else if (a == "--qlog-dir") {
+    o.qlog_dir = v;
+  } else if (a == "--log-level") {
+    return parse_log_level(v) ? Taken::ok : Taken::bad_value;
+  } else {
+    return Taken::unknown;
+  }
+  return Taken::ok;
+}
+
+// --send-order: a comma-separated list of send orders, one per bulk stream.
+bool parse_send_orders(const std::string &list, std::vector<std::int64_t> &out) {
+  out.clear();
+  for (std::size_t at = 0; at <= list.size();) {
+    const std::size_t comma = std::min(list.find(',', at), list.size());
+    std::int64_t n = 0;
+    const std::string item = list.substr(at, comma - at);
+    if (!parse_number<std::int64_t>(item.c_str(), n, -1'000'000'000'000LL, 1'000'000'000'000LL) || out.size() >= 64)
+      return false;
+    out.push_back(n);
+    at = comma + 1;
+  }
+  return true;
+}
+
+Taken take_value(const std::string &a, const char *v, Options &o) {
+  bool ok = true;
+  if (a == "--send-order")
+    ok = parse_send_orders(v, o.send_orders);
+  else if (a == "--bulk")
+    ok = parse_number(v, o.bulk_mib, 0.0, 1e6);
+  else if (a == "--datagrams")
+    ok = parse_number(v, o.datagrams, 0L, 10'000'000L);
+  else if (a == "--size")
+    ok = parse_number<std::size_t>(v, o.datagram_size, 8, 65535);
+  else if (a == "--min-ratio")
+    ok = parse_number(v, o.datagram_min_ratio, 0.0, 1.0);
+  else if (a == "--sessions")
+    ok = parse_number(v, o.sessions, 0L, 1'000'000L);
+  else if (a == "--timeout")
+    ok = parse_number(v, o.timeout, 0.001, 1e6);
+  else if (a == "--expect-close")
+    ok = o.expect_close = parse_number<std::uint32_t>(v, o.expect_close_code, 0, 0xffffffffu);
+  else if (a == "--close")
+    ok = parse_number<std::uint32_t>(v, o.close_code, 0, 0xffffffffu);
+  else
+    return take_text(a, v, o);
+  return ok ? Taken::ok : Taken::bad_value;
+}
+
+// --expect-close and --close take an optional reason after the code.
+void take_reason(const std::string &a, int argc, char **argv, int &i, Options &o) {
+  if (i + 1 >= argc || argv[i + 1][0] == '-') return;
+  if (a == "--expect-close") {
+    o.expect_close_reason = argv[++i];
+    o.have_expect_reason = true;
+  } else if (a == "--close") {
+    o.close_reason = argv[++i];
+  }
+}
+
+// Whatever holds across options, once all are read.
+int check_options(Options &o) {
   if (o.url.empty()) {
     usage(stderr);
     return 2;
   }
-  if (!parse_url(o.url, o)) {
-    std::fprintf(stderr, "uvwt-client: not an https URL with a host: %s\n", o.url.c_str());
-    return 2;
-  }
+  if (!parse_url(o.url, o)) return 2;
   if (o.have_send && !o.file.empty()) {
     std::fprintf(stderr, "uvwt-client: --send and --file exclude each other\n");
     return 2;
   }
   return 0;
+}
+
+// Returns 0 to run, 2 on a bad command line, -1 after --help.
+int parse_options(int argc, char **argv, Options &o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      usage(stdout);
+      return -1;
+    }
+    if (take_flag(a, o)) continue;
+    if (a.empty() || a[0] != '-') {
+      if (!o.url.empty()) {
+        std::fprintf(stderr, "uvwt-client: unexpected argument %s\n", a.c_str());
+        return 2;
+      }
+      o.url = a;
+      continue;
+    }
+    const char *v = i + 1 < argc ? argv[i + 1] : nullptr;
+    const Taken t = v != nullptr ? take_value(a, v, o) : take_value(a, "", o);
+    if (t == Taken::unknown) {
+      std::fprintf(stderr, "uvwt-client: unknown option %s\n", a.c_str());
+      usage(stderr);
+      return 2;
+    }
+    if (v == nullptr) {
+      std::fprintf(stderr, "uvwt-client: %s needs a value\n", a.c_str());
+      return 2;
+    }
+    ++i;
+    if (t == Taken::bad_value) {
+      std::fprintf(stderr, "uvwt-client: bad value for %s: %s\n", a.c_str(), v);
+      return 2;
+    }
+    take_reason(a, argc, argv, i, o);
+  }
+  return check_options(o);
 }
 
 // ---------------------------------------------------------------- reporting

@@ -55,6 +55,9 @@ struct ClientStats {
   double total_connect_time = 0;  // successful connects only
   double min_connect_time = std::numeric_limits<double>::infinity();
   double max_connect_time = 0;
+  // Of connections_successful, the sessions that went on an open pooled
+  // connection instead of a new one (ClientConfig::pool_connections).
+  std::uint64_t pooled_sessions = 0;
   // total / successful; 0 with no success yet.
   [[nodiscard]] double avg_connect_time() const noexcept;
   // successful / attempted; 1 with no attempt yet.

@@ -145,6 +145,18 @@ struct ClientConfig : TransportConfig {
   std::vector<std::array<std::uint8_t, 32>> server_certificate_hashes;  // SHA-256 pins of the leaf DER
   std::size_t max_connections = 100;           // owned connections plus pending connects, per Client
   std::size_t max_concurrent_handshakes = 16;  // used by ClientFleet::connect_all
+  // Connection pooling (docs/api/client.md, "Connection pooling"). Off: every
+  // Client::connect opens its own connection (the drafts' default of one
+  // session per connection). On: a new session to an authority goes on an
+  // open connection to it when the peer allows more sessions there, at most
+  // max_sessions_per_pooled_connection at once (0: as many as the peer
+  // allows); otherwise (limit reached, a dialect without several sessions,
+  // the connection draining or told GOAWAY) a new connection is opened.
+  bool pool_connections = false;
+  std::size_t max_sessions_per_pooled_connection = 0;
+  // How long a pooled connection stays open once its last session closed,
+  // for the next connect to reuse; 0 closes it at once.
+  Duration pool_idle_linger{0};
   // Locally opened streams (bidirectional and unidirectional together) open at
   // the same time in each client session (Client::connect, Connection::create_client
   // and Connection::open_session); opening one more

@@ -87,8 +87,9 @@ class Connection {
   // Connects (QUIC + TLS + HTTP/3 SETTINGS exchange) and, when `path` is not
   // empty, opens a WebTransport session on it; cb runs once with the result.
   // Returns the connection at once, in state IDLE (resolving the host), so its
-  // states and events can be followed from the start; null when the arguments
-  // are rejected (cb still gets the error, on a later turn).
+  // states and events can be followed from the start. Never null: rejected
+  // arguments give a connection already FAILED (close_error() tells), and cb
+  // gets that error on a later turn; cb runs exactly once in every case.
   // With proxy_addr (or config.proxy.url) the connection goes through that
   // MASQUE CONNECT-UDP proxy (RFC 9298, docs/proxy.md): default URI template,
   // config.proxy's headers, timeout and TLS checks; proxy-leg failures have

@@ -1,6 +1,6 @@
 #include "client/client_impl.hpp"
 
-#include "client/client_session.hpp"
+#include "client/close_watch.hpp"
 #include "client/dialer.hpp"
 #include "connection/connect_headers.hpp"
 #include "common/clock.hpp"
@@ -28,6 +28,7 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   std::vector<std::weak_ptr<ConnectionImpl>> attempts;  // every connection the dialer started
   std::uint64_t started_ns = 0;
   bool done = false;
+  bool pooled = false;  // conn is a pooled connection other sessions share
 
   void start() {
     started_ns = now_ns();
@@ -39,8 +40,19 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
                                               std::to_string(self->timeout.count()) + " ms"),
                      nullptr);
     });
-    auto client_weak = std::weak_ptr<ClientImpl>(client);
     if (client->proxy_) return start_proxied();
+    if (client->config().pool_connections) {
+      if (auto c = client->pool_.find(url.authority())) {
+        pooled = true;
+        return on_connected(Error(), std::move(c));
+      }
+    }
+    start_dial();
+  }
+
+  void start_dial() {
+    std::weak_ptr<ConnectOp> weak = weak_from_this();
+    auto client_weak = std::weak_ptr<ClientImpl>(client);
     dialer = Dialer::start(
         client->loop(), client->config(), client->tls_, url.host, url.port,
         [client_weak, weak](const std::shared_ptr<ConnectionImpl> &c) {
@@ -86,8 +98,42 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
     conn->open_session(url.path, hs, [weak](const Error &e, std::shared_ptr<Session> s) {
       auto self = weak.lock();
       if (!self) return;
-      if (e || !s) return self->finish(e ? e : Error(Errc::session, "no session"), nullptr);
+      if (e || !s) return self->session_failed(e ? e : Error(Errc::session, "no session"));
       self->finish(Error(), std::move(s));
+    });
+  }
+
+  // A pooled connection that could not take the session without the
+  // server having answered it (its session limit, GOAWAY) is not used for
+  // more; the session goes on a new connection instead.
+  void session_failed(const Error &err) {
+    if (!pooled || done || err.errc == Errc::http_status || err.errc == Errc::authentication)
+      return finish(err, nullptr);
+    UVWT_DEBUG("client: pooled connection refused a session (%s): dialling", err.to_string().c_str());
+    client->pool_.mark_full(conn);
+    pooled = false;
+    conn = nullptr;
+    start_dial();
+  }
+
+  // The connection's bookkeeping once the session is there: without pooling
+  // the connection goes when the session goes; pooled, when its last one does.
+  void watch_session(const std::shared_ptr<Session> &s) {
+    std::weak_ptr<ConnectionImpl> wc = conn;
+    if (!client->config().pool_connections) {
+      return watch_session_close(s, [wc](const SessionCloseInfo &) {
+        if (auto c = wc.lock()) shut_connection(c, Error(Errc::session, "session closed"));
+      });
+    }
+    client->pool_.session_started(url.authority(), conn);
+    std::weak_ptr<ClientImpl> wcl = client;
+    watch_session_close(s, [wcl, wc](const SessionCloseInfo &) {
+      auto cl = wcl.lock();
+      auto c = wc.lock();
+      if (cl && c)
+        cl->pool_.session_ended(c);
+      else if (c)
+        shut_connection(c, Error(Errc::session, "session closed"));
     });
   }
 
@@ -101,20 +147,15 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
       for (auto &w : attempts) shut_connection(w.lock(), err);  // a proxied attempt still connecting
     std::shared_ptr<Session> out;
     if (err) {
-      shut_connection(conn, err);
+      if (!pooled) shut_connection(conn, err);  // a pooled one carries other sessions
       UVWT_INFO("client: connect to %s failed: %s", url_text.c_str(), err.to_string().c_str());
     } else {
-      auto wrapped = std::make_shared<ClientSession>(std::move(s), client->deferred());
-      std::weak_ptr<ConnectionImpl> wc = conn;
-      // One connection per session: it goes when the session goes.
-      wrapped->add_close_watcher([wc](const SessionCloseInfo &) {
-        if (auto c = wc.lock()) shut_connection(c, Error(Errc::session, "session closed"));
-      });
-      out = std::move(wrapped);
+      watch_session(s);
+      out = std::move(s);
     }
     const double seconds = static_cast<double>(now_ns() - started_ns) / 1e9;
     auto self = shared_from_this();
-    client->op_finished(self, err, seconds);
+    client->op_finished(self, err, seconds, pooled);
     auto user_cb = std::move(cb);
     cb = nullptr;
     client->deferred()->post([user_cb = std::move(user_cb), err, out = std::move(out)] { user_cb(err, out); });
@@ -122,7 +163,7 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
 };
 
 ClientImpl::ClientImpl(uv_loop_t *loop, const ClientConfig &config, std::shared_ptr<TlsClientContext> tls)
-    : loop_(loop), config_(config), tls_(std::move(tls)), deferred_(Deferred::for_loop(loop)) {
+    : loop_(loop), config_(config), tls_(std::move(tls)), deferred_(Deferred::for_loop(loop)), pool_(loop, config) {
   user_agent_ = connect_user_agent(config_);
   // Every connection this client makes files its tickets here (and config()
   // shows the cache, so the user can share it).
@@ -130,7 +171,12 @@ ClientImpl::ClientImpl(uv_loop_t *loop, const ClientConfig &config, std::shared_
   stats_.created_at = wall_seconds();
 }
 
-ClientImpl::~ClientImpl() = default;
+// Dropped without close(): what it owned is closed rather than left running
+// unowned (as ~ServerImpl does). A pending connect holds the client, so only
+// connections remain here.
+ClientImpl::~ClientImpl() {
+  for (const auto &c : conns_) shut_connection(c, Error(Errc::cancelled, "client gone"));
+}
 
 void ClientImpl::set_default_headers(Headers headers) { default_headers_ = lower_case_names(std::move(headers)); }
 
@@ -190,13 +236,14 @@ void ClientImpl::connect(const std::string &url, const ConnectOptions &options, 
   (void)connect_cancellable(url, options, std::move(cb));
 }
 
-void ClientImpl::op_finished(const std::shared_ptr<ConnectOp> &op, const Error &err, double seconds) {
+void ClientImpl::op_finished(const std::shared_ptr<ConnectOp> &op, const Error &err, double seconds, bool pooled) {
   ops_.erase(op);
   if (err) {
     ++stats_.connections_failed;
     return;
   }
   ++stats_.connections_successful;
+  if (pooled) ++stats_.pooled_sessions;
   stats_.total_connect_time += seconds;
   stats_.min_connect_time = std::min(stats_.min_connect_time, seconds);
   stats_.max_connect_time = std::max(stats_.max_connect_time, seconds);

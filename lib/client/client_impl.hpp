@@ -11,6 +11,7 @@
 
 #include <uvwt/client.hpp>
 
+#include "client/connection_pool.hpp"
 #include "common/deferred.hpp"
 #include "connection/proxy_tunnel.hpp"
 
@@ -44,11 +45,15 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
   // Live connections to the proxy (tests: several tunnels share one).
   [[nodiscard]] std::size_t proxy_connections() const;
   void set_proxy(ProxySpec spec);
+  // Sessions now on a pooled connection `c` (tests).
+  [[nodiscard]] std::size_t pooled_sessions_on(const std::shared_ptr<ConnectionImpl> &c) const {
+    return pool_.sessions_on(c);
+  }
 
  private:
   friend struct ConnectOp;
   void adopt(const std::shared_ptr<ConnectionImpl> &c);
-  void op_finished(const std::shared_ptr<ConnectOp> &op, const Error &err, double seconds);
+  void op_finished(const std::shared_ptr<ConnectOp> &op, const Error &err, double seconds, bool pooled);
   void maybe_closed();
   // Connections owned plus pending connects, each counted once.
   [[nodiscard]] std::size_t connections_in_use() const;
@@ -68,6 +73,7 @@ class ClientImpl final : public Client, public std::enable_shared_from_this<Clie
   std::set<std::shared_ptr<ConnectionImpl>> conns_;
   std::vector<CloseCallback> close_cbs_;
   bool closed_ = false;
+  ConnectionPool pool_;  // after conns_: its timers go first
 };
 
 // Cancellable connect on any Client (a foreign implementation cannot be

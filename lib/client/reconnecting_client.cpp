@@ -4,7 +4,7 @@
 #include <random>
 
 #include "client/client_impl.hpp"
-#include "client/client_session.hpp"
+#include "client/close_watch.hpp"
 #include "common/deferred.hpp"
 #include "common/log.hpp"
 #include "common/timer.hpp"
@@ -134,7 +134,7 @@ class ReconnectingClientImpl final : public ReconnectingClient,
       auto on_close = [weak, ws](const SessionCloseInfo &ci) {
         if (auto self = weak.lock()) self->on_session_closed(ws.lock(), ci);
       };
-      if (!watch_session_close(s, on_close)) s->on_closed(on_close);
+      watch_session_close(s, on_close);
       answer_waiters(s);
       if (on_connected_) on_connected_(s, attempt_no);
       return;

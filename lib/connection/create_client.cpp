@@ -81,36 +81,31 @@ void resolve(uv_loop_t *loop, const std::string &host, std::uint16_t port,
 
 }  // namespace detail
 
-std::shared_ptr<Connection> Connection::create_client(uv_loop_t *loop, const ClientConfig &config,
-                                                      const std::string &host, std::uint16_t port,
-                                                      const std::string &path, const std::optional<Address> &proxy_addr,
-                                                      ConnectCallback cb) {
-  auto deferred = detail::Deferred::for_loop(loop);
-  auto fail = [deferred, &cb](Error e) -> std::shared_ptr<Connection> {
-    deferred->post([cb = std::move(cb), e = std::move(e)] { cb(e, nullptr); });
-    return nullptr;
-  };
-  if (Error e = config.validate()) return fail(e);
-  detail::ProxySpec proxy;
-  const bool proxied = proxy_addr || config.proxy.enabled();
-  if (proxied) {
-    if (Error e = detail::make_proxy_spec(config, proxy_addr, proxy)) return fail(e);
+namespace detail {
+namespace {
+
+// What create_client checks before anything starts; `proxy` filled when proxied.
+Error check_client_args(const ClientConfig &config, const std::string &host, const std::optional<Address> &proxy_addr,
+                        ProxySpec &proxy) {
+  if (Error e = config.validate()) return e;
+  if (proxy_addr || config.proxy.enabled()) {
+    if (Error e = make_proxy_spec(config, proxy_addr, proxy)) return e;
   }
-  if (host.empty()) return fail(Error(Errc::invalid_url, "no host given"));
+  if (host.empty()) return Error(Errc::invalid_url, "no host given");
   // The headers every CONNECT of this connection sends: refused now, not at the first session.
   Headers merged;
-  if (Error e = detail::merge_connect_headers(detail::connect_user_agent(config), config.headers, {}, {}, merged))
-    return fail(e);
-  Error err;
-  auto tls = detail::TlsClientContext::create(detail::tls_options(config), err);
-  if (!tls) return fail(err);
+  return merge_connect_headers(connect_user_agent(config), config.headers, {}, {}, merged);
+}
+
+// Runs once: with the connection CONNECTED (and its session open), or with
+// the error of whatever ended it first (arguments, resolution, handshake, close()).
+std::function<void(const Error &)> finish_connect(const std::shared_ptr<ConnectionImpl> &c, const std::string &host,
+                                                  std::uint16_t port, const std::string &path,
+                                                  Connection::ConnectCallback cb) {
   const std::string authority =
       (host.find(':') != std::string::npos ? "[" + host + "]" : host) + (port == 443 ? "" : ":" + std::to_string(port));
-  auto c = detail::ConnectionImpl::make_client(loop, config);
-  std::weak_ptr<detail::ConnectionImpl> weak = c;
-  // Runs once: with the connection CONNECTED (and its session open), or with
-  // the error of whatever ended it first (resolution, handshake, close()).
-  c->connect_cb = [weak, path, authority, cb = std::move(cb)](const Error &err) {
+  std::weak_ptr<ConnectionImpl> weak = c;
+  return [weak, path, authority, cb = std::move(cb)](const Error &err) {
     auto c = weak.lock();
     if (err || !c) return cb(err ? err : Error(Errc::connection, "connection gone"), nullptr);
     if (path.empty()) return cb(Error(), c);
@@ -123,7 +118,28 @@ std::shared_ptr<Connection> Connection::create_client(uv_loop_t *loop, const Cli
       cb(Error(), c);
     });
   };
-  if (proxied) {
+}
+
+}  // namespace
+}  // namespace detail
+
+// Never null: rejected arguments give a connection that is already FAILED
+// (close_error() tells) and whose callback gets the same error on a later
+// turn, so the callback runs exactly once whatever happens (libuv's rule).
+std::shared_ptr<Connection> Connection::create_client(uv_loop_t *loop, const ClientConfig &config,
+                                                      const std::string &host, std::uint16_t port,
+                                                      const std::string &path, const std::optional<Address> &proxy_addr,
+                                                      ConnectCallback cb) {
+  auto c = detail::ConnectionImpl::make_client(loop, config);
+  c->connect_cb = detail::finish_connect(c, host, port, path, std::move(cb));
+  detail::ProxySpec proxy;
+  Error err = detail::check_client_args(config, host, proxy_addr, proxy);
+  auto tls = err ? nullptr : detail::TlsClientContext::create(detail::tls_options(config), err);
+  if (!tls) {
+    c->fail_before_start(err ? err : Error(Errc::configuration, "cannot set up TLS"));
+    return c;
+  }
+  if (proxy_addr || config.proxy.enabled()) {
     // The proxy resolves the target (RFC 9298 §3.1); the connect timeout
     // starts once the tunnel is there (the proxy leg has its own).
     detail::open_proxy_tunnel(loop, proxy, nullptr, host, port,

@@ -435,6 +435,10 @@ bool QuicConnection::in_closing_or_draining() const noexcept {
   return conn_ != nullptr && (ngtcp2_conn_in_closing_period(conn_) != 0 || ngtcp2_conn_in_draining_period(conn_) != 0);
 }
 
+bool QuicConnection::in_draining_period() const noexcept {
+  return conn_ != nullptr && ngtcp2_conn_in_draining_period(conn_) != 0;
+}
+
 std::size_t QuicConnection::max_datagram_payload() const noexcept {
   if (conn_ == nullptr) return 0;
   const ngtcp2_transport_params *p = ngtcp2_conn_get_remote_transport_params(conn_);

@@ -119,6 +119,8 @@ class QuicConnection {
   [[nodiscard]] bool handshake_completed() const noexcept;
   [[nodiscard]] bool is_closed() const noexcept { return closed_; }
   [[nodiscard]] bool in_closing_or_draining() const noexcept;
+  // The peer closed: RFC 9000 section 10.2.2's draining period.
+  [[nodiscard]] bool in_draining_period() const noexcept;
   [[nodiscard]] std::size_t max_datagram_payload() const noexcept;
   [[nodiscard]] QuicStats stats() const;
   [[nodiscard]] const SockAddr &remote_addr() const noexcept { return remote_; }

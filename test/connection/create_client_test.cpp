@@ -79,17 +79,52 @@ TEST_CASE("create_client refuses pseudo-headers in the config's headers", "[conn
   ClientConfig cfg = client_config();
   cfg.headers = {{":path", "/evil"}};
   Error err;
-  bool done = false;
+  int calls = 0;
   auto conn = Connection::create_client(&tl.loop, cfg, "127.0.0.1", 4433, "/", std::nullopt,
                                         [&](const Error &e, std::shared_ptr<Connection> c) {
                                           err = e;
-                                          done = true;
+                                          ++calls;
                                           CHECK_FALSE(c);
                                         });
-  CHECK_FALSE(conn);
-  CHECK_FALSE(done);
-  REQUIRE(tl.run_until([&] { return done; }));
+  // libuv's rule: the call succeeded (a connection came back), so the
+  // callback runs exactly once, on a later turn, with the refusal.
+  REQUIRE(conn);
+  CHECK(calls == 0);
+  uv_run(&tl.loop, UV_RUN_DEFAULT);
+  CHECK(calls == 1);
   CHECK(err.errc == Errc::configuration);
+  CHECK(conn->state() == ConnectionState::failed);
+  CHECK(conn->close_error().errc == Errc::configuration);
+}
+
+TEST_CASE("create_client: every rejected argument answers once through the callback, never twice",
+          "[connection][loop][error-rule]") {
+  TestLoop tl;
+  ClientConfig bad_cfg = client_config();
+  bad_cfg.max_streams_bidi = 1ull << 61;  // over QUIC's stream limit: validate() refuses it
+  struct Case {
+    ClientConfig cfg;
+    std::string host;
+    std::optional<Address> proxy;
+  };
+  std::vector<Case> cases{{bad_cfg, "127.0.0.1", std::nullopt},
+                          {client_config(), "", std::nullopt},
+                          {client_config(), "127.0.0.1", Address{"", 0}}};
+  std::vector<int> calls(cases.size(), 0);
+  std::vector<std::shared_ptr<Connection>> conns;
+  for (std::size_t i = 0; i < cases.size(); ++i)
+    conns.push_back(Connection::create_client(&tl.loop, cases[i].cfg, cases[i].host, 4433, "/", cases[i].proxy,
+                                              [&calls, i](const Error &e, std::shared_ptr<Connection>) {
+                                                CHECK_FALSE(e.ok());
+                                                ++calls[i];
+                                              }));
+  uv_run(&tl.loop, UV_RUN_DEFAULT);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    INFO("case " << i);
+    REQUIRE(conns[i]);
+    CHECK(calls[i] == 1);
+    CHECK(conns[i]->is_closed());
+  }
 }
 
 TEST_CASE("create_client opens its session on \"/\" by default", "[connection][loop]") {
