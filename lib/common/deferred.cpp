@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <vector>
 
 namespace uvwt::detail {
 
@@ -61,12 +62,27 @@ bool Deferred::owns_handle_in(uv_loop_t *loop) const {
   return probe.found;
 }
 
-void Deferred::post(std::function<void()> fn) {
-  tasks_.push_back(std::move(fn));
+void Deferred::post(const void *owner, std::function<void()> fn) {
+  tasks_.push_back(Task{owner, std::move(fn)});
   if (tasks_.size() == 1) {
     uv_idle_start(idle_, &Deferred::on_idle);
     // Queued work keeps the queue alive even when its poster let go of it.
     self_ = shared_from_this();
+  }
+}
+
+void Deferred::cancel(const void *owner) noexcept {
+  if (owner == nullptr) return;
+  // Only the function is dropped: its slot stays so that run() keeps its
+  // count. Captures are destroyed after the walk, since their destructors
+  // may post.
+  std::vector<std::function<void()>> dropped;
+  for (auto &t : tasks_) {
+    if (t.owner == owner) {
+      t.owner = nullptr;
+      dropped.push_back(std::move(t.fn));
+      t.fn = nullptr;
+    }
   }
 }
 
@@ -83,9 +99,9 @@ void Deferred::run() {
   // starve I/O.
   auto n = tasks_.size();
   while (n-- > 0 && !tasks_.empty()) {
-    auto fn = std::move(tasks_.front());
+    auto fn = std::move(tasks_.front().fn);
     tasks_.pop_front();
-    fn();
+    if (fn) fn();
   }
   if (tasks_.empty()) {
     uv_idle_stop(idle_);

@@ -20,7 +20,11 @@ class Deferred : public std::enable_shared_from_this<Deferred> {
   Deferred(const Deferred &) = delete;
   Deferred &operator=(const Deferred &) = delete;
 
-  void post(std::function<void()> fn);
+  void post(std::function<void()> fn) { post(nullptr, std::move(fn)); }
+  // A task posted with an owner key is dropped unrun by cancel(owner)
+  // (DeferredTasks in common/callback_scope.hpp cancels in its destructor).
+  void post(const void *owner, std::function<void()> fn);
+  void cancel(const void *owner) noexcept;
   [[nodiscard]] uv_loop_t *loop() const noexcept { return loop_; }
   [[nodiscard]] bool owns_handle_in(uv_loop_t *loop) const;
 
@@ -32,7 +36,11 @@ class Deferred : public std::enable_shared_from_this<Deferred> {
 
   uv_loop_t *loop_;
   uv_idle_t *idle_;  // heap: outlives this object until its close callback
-  std::deque<std::function<void()>> tasks_;
+  struct Task {
+    const void *owner;
+    std::function<void()> fn;
+  };
+  std::deque<Task> tasks_;
   std::shared_ptr<Deferred> self_;  // set while tasks are queued
 };
 

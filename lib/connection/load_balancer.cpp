@@ -68,7 +68,9 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
   Impl(uv_loop_t *loop, std::vector<Address> targets, ConnectionFactory factory, HealthChecker checker,
        LoadBalancerOptions options)
       : loop_(loop),
-        deferred_(detail::Deferred::for_loop(loop)),
+        // Its own queue: the balancer only orders its own callbacks, never
+        // against the tasks of the connections it holds.
+        deferred_(std::make_shared<detail::Deferred>(loop)),
         factory_(std::move(factory)),
         checker_(std::move(checker)),
         options_(std::move(options)) {

@@ -12,10 +12,12 @@
 
 namespace uvwt::detail {
 
-Endpoint::Endpoint(uv_loop_t *loop, const TransportConfig &cfg)
-    : loop_(loop), cfg_(cfg), deferred_(Deferred::for_loop(loop)), stateless_bucket_(1000, 100) {
+Endpoint::Endpoint(std::shared_ptr<Deferred> deferred, const TransportConfig &cfg)
+    : loop_(deferred->loop()), cfg_(cfg), deferred_(deferred), tasks_(deferred), stateless_bucket_(1000, 100) {
   gnutls_rnd(GNUTLS_RND_KEY, secret_.data(), secret_.size());
 }
+
+Endpoint::Endpoint(uv_loop_t *loop, const TransportConfig &cfg) : Endpoint(Deferred::for_loop(loop), cfg) {}
 
 Endpoint::~Endpoint() = default;
 
@@ -139,8 +141,7 @@ void Endpoint::deliver(const RecvPacket &pkt) {
   handle_packet(nullptr, pkt);
   if (flush_posted_ || touched_.empty()) return;
   flush_posted_ = true;
-  defer([this, alive = std::weak_ptr<bool>(alive_)] {
-    if (alive.expired()) return;
+  tasks_.post([this] {
     flush_posted_ = false;
     flush_touched();
   });

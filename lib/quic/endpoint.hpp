@@ -16,6 +16,7 @@
 #include <uvwt/config.hpp>
 #include <uvwt/error.hpp>
 
+#include "common/callback_scope.hpp"
 #include "common/deferred.hpp"
 #include "quic/packet_path.hpp"
 #include "quic/quic_lb_cid.hpp"
@@ -92,6 +93,11 @@ class Acceptor {
 // one socket and one connection; a server endpoint many of both.
 class Endpoint : public UdpReceiver {
  public:
+  // Tasks run on `deferred`, the queue of the object that owns this endpoint
+  // (a Server's, a Connection's), on that queue's loop.
+  Endpoint(std::shared_ptr<Deferred> deferred, const TransportConfig &cfg);
+  // Deprecated, internal: takes the process-wide per-loop queue
+  // (Deferred::for_loop) for the callers not yet handed one.
   Endpoint(uv_loop_t *loop, const TransportConfig &cfg);
   ~Endpoint();
   Endpoint(const Endpoint &) = delete;
@@ -112,6 +118,7 @@ class Endpoint : public UdpReceiver {
   void set_admission(const HandshakeLimitsConfig &limits, std::uint32_t stateless_per_second,
                      std::uint32_t stateless_burst);
   [[nodiscard]] HandshakeLimits &handshake_limits() noexcept { return limits_; }
+  // Connections post their own tasks through a DeferredTasks on this queue.
   void defer(std::function<void()> fn) { deferred_->post(std::move(fn)); }
   // Server side, before bind(): the connection ids it issues (QUIC-LB,
   // worker byte) and its place in a SO_REUSEPORT group (endpoint_scale.cpp).
@@ -120,6 +127,7 @@ class Endpoint : public UdpReceiver {
   void make_cid(ngtcp2_cid &out) const { cids_made_->make(out); }
   // Client side: the socket a migrated connection sends from.
   [[nodiscard]] UdpSocket *socket_for(const SockAddr &local) const noexcept;
+  [[nodiscard]] const std::shared_ptr<Deferred> &deferred() const noexcept { return deferred_; }
 
   void register_cid(const ngtcp2_cid &cid, QuicConnection *c);
   void unregister_cid(const ngtcp2_cid &cid);
@@ -204,8 +212,8 @@ class Endpoint : public UdpReceiver {
   std::vector<QuicConnection *> waiting_;
   std::vector<QuicConnection *> touched_;  // capacity kept across batches
   bool flush_posted_ = false;              // deliver(): one write pass per turn
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  std::size_t stateless_this_tick_ = 0;  // resets and refusals sent in this receive batch
+  DeferredTasks tasks_;                    // the endpoint's own tasks, dropped when it goes
+  std::size_t stateless_this_tick_ = 0;    // resets and refusals sent in this receive batch
   HandshakeLimits limits_;
   TokenBucket stateless_bucket_;  // resets, refusals, version negotiation: over time
   EndpointCounters counters_;

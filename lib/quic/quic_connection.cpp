@@ -5,6 +5,7 @@
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -253,7 +254,7 @@ struct QuicCallbacks {
 
 QuicConnection::QuicConnection(Endpoint &ep, UdpSocket *sock, PacketPath *path, const SockAddr &local,
                                const SockAddr &remote, bool server, QuicApp &app)
-    : ep_(ep), path_(path), local_(local), remote_(remote), server_(server), app_(app) {
+    : ep_(ep), path_(path), local_(local), remote_(remote), server_(server), app_(app), tasks_(ep.deferred()) {
   if (path_ == nullptr) path_ = &socket_path_.emplace(ep, *sock);
   conn_ref_.get_conn = &QuicCallbacks::get_conn;
   conn_ref_.user_data = this;
@@ -277,7 +278,6 @@ QuicConnection::~QuicConnection() {
   forget_reset_tokens();
   ep_.forget(this);
   if (qlog_ != nullptr) std::fclose(qlog_);
-  *alive_ = false;
 }
 
 bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &settings,
@@ -513,6 +513,9 @@ void QuicConnection::set_close_error(Error e) {
 }
 
 void QuicConnection::on_packet(const RecvPacket &pkt) {
+  // ngtcp2 is never re-entered: a path that delivers packets synchronously
+  // from inside a callback of this connection would break it.
+  assert(!reentry_.active() && "packet delivered from inside this connection's callbacks");
   if (closed_ || conn_ == nullptr) return;
   if (ngtcp2_conn_in_closing_period(conn_) != 0) {
     // RFC 9000 10.2.1: answer packets in the closing period with the close again.
@@ -527,9 +530,10 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
   ngtcp2_path path = make_path(local_, *pkt.remote);
   ngtcp2_pkt_info pi{};
   pi.ecn = pkt.ecn;
-  ++in_callback_;
+  // Held until the end of this function: a close() from inside the app's
+  // callbacks runs after the read's outcome has been handled.
+  CallbackScope scope(reentry_);
   const int rv = ngtcp2_conn_read_pkt(conn_, &path, &pi, pkt.data.data(), pkt.data.size(), now_ns());
-  --in_callback_;
   if (release_tls_ && rv == 0) {
     release_tls_ = false;
     ngtcp2_conn_set_tls_native_handle(conn_, nullptr);
@@ -592,10 +596,6 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
         return;
     }
   }
-  if (close_requested_) {
-    close(close_code_, close_reason_);
-    return;
-  }
   // One write pass per receive batch, not per packet: the endpoint calls
   // write_now() once the whole batch is read, so ACKs and data coalesce.
   ep_.touched(this);
@@ -609,30 +609,27 @@ void QuicConnection::on_socket_error(int errno_value) {
 }
 
 void QuicConnection::schedule_write() {
-  if (write_scheduled_ || closed_ || in_callback_ > 0) return;  // a write follows the read anyway
+  if (write_scheduled_ || closed_ || reentry_.active()) return;  // a write follows the read anyway
   write_scheduled_ = true;
-  ep_.defer([this, alive = std::weak_ptr<bool>(alive_)] {
-    if (alive.expired()) return;
+  tasks_.post([this] {
     write_scheduled_ = false;
     write_now();
   });
 }
 
 void QuicConnection::write_now() {
-  if (closed_ || conn_ == nullptr || in_callback_ > 0) return;
+  if (closed_ || conn_ == nullptr || reentry_.active()) return;
   if (ngtcp2_conn_in_closing_period(conn_) != 0 || ngtcp2_conn_in_draining_period(conn_) != 0) return;
   if (path_->blocked()) {
     path_->wait_writable(this);
     return;
   }
-  ++in_callback_;
-  const bool ok = write_packets();
-  --in_callback_;
-  if (!ok) return;
-  if (close_requested_) {
-    close(close_code_, close_reason_);
-    return;
-  }
+  bool ok = false;
+  {
+    CallbackScope scope(reentry_);
+    ok = write_packets();
+  }  // a close asked for by the app while writing ran here
+  if (!ok || closed_ || in_closing_or_draining()) return;
   arm_timer();
 }
 
@@ -853,14 +850,11 @@ void QuicConnection::send_connection_close() {
 
 void QuicConnection::close(std::uint64_t app_code, const std::string &reason) {
   if (closed_ || conn_ == nullptr) return;
-  if (in_callback_ > 0) {
+  if (reentry_.active()) {
     // Inside ngtcp2: finish the current call first.
-    close_requested_ = true;
-    close_code_ = app_code;
-    close_reason_ = reason;
+    reentry_.run_or_defer([this, app_code, reason] { close(app_code, reason); });
     return;
   }
-  close_requested_ = false;
   if (in_closing_or_draining()) {
     if (!linger_) enter_closed(close_err_);  // no need to wait out the period
     return;
@@ -934,10 +928,8 @@ void QuicConnection::resume_stream(std::int64_t) { schedule_write(); }
 
 void QuicConnection::ping() {
   if (conn_ == nullptr || closed_ || !handshake_completed() || in_closing_or_draining()) return;
-  if (in_callback_ > 0) {
-    ep_.defer([this, alive = std::weak_ptr<bool>(alive_)] {
-      if (!alive.expired()) ping();
-    });
+  if (reentry_.active()) {
+    reentry_.run_or_defer([this] { ping(); });
     return;
   }
   // ngtcp2 1.x has no "send a PING now": it adds one when the keep-alive

@@ -16,6 +16,7 @@
 #include <uvwt/config.hpp>
 #include <uvwt/error.hpp>
 
+#include "common/callback_scope.hpp"
 #include "quic/endpoint.hpp"
 #include "quic/quic_app.hpp"
 #include "quic/socket_addr.hpp"
@@ -174,7 +175,10 @@ class QuicConnection {
   std::unordered_set<std::int64_t> open_streams_;
   // Stateless reset tokens of the peer registered with the endpoint.
   std::vector<std::array<std::uint8_t, NGTCP2_STATELESS_RESET_TOKENLEN>> reset_tokens_;
-  int in_callback_ = 0;  // depth of ngtcp2_conn_read_pkt / write on the stack
+  // Depth of ngtcp2_conn_read_pkt / write on the stack; a close asked for
+  // inside them runs when the outermost returns. Depth-only: the connection
+  // is held by unique_ptr and destroyed on a later loop turn.
+  ReentryState reentry_;
   bool write_scheduled_ = false;
   bool release_tls_ = false;  // server: handshake confirmed, TLS no longer needed
 
@@ -189,12 +193,9 @@ class QuicConnection {
   ngtcp2_duration keep_alive_ = UINT64_MAX;
   std::size_t max_dgrams_per_pkt_ = 1;  // TransportConfig::max_datagrams_per_packet
   bool closed_ = false;                 // no more I/O: closed, drained or failed
-  bool close_requested_ = false;
-  std::uint64_t close_code_ = 0;
-  std::string close_reason_;
   std::string qlog_path_;
   std::FILE *qlog_ = nullptr;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  DeferredTasks tasks_;  // last: cancelled before anything they touch goes
 
  public:
   // Set by the endpoint: called once the connection is closed for good

@@ -59,7 +59,7 @@ class Relay final : public UdpTunnelHandler, public UdpReceiver, public std::ena
         key_(conn.get()),
         sid_(sid),
         target_(target),
-        deferred_(Deferred::for_loop(conn->endpoint()->loop())) {}
+        deferred_(conn->endpoint()->deferred()) {}
 
   Error open(uv_loop_t *loop) {
     UdpOptions opts;

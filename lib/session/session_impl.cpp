@@ -454,7 +454,7 @@ void SessionImpl::protocol_error(const Error &err) {
 }
 
 void SessionImpl::on_capsule_data(const std::uint8_t *data, std::size_t len) {
-  auto self = shared_from_this();
+  CallbackScope scope(*this);
   // draft-ietf-webtrans-http3 section 6 (-13..-16): "If any additional
   // stream data is received on the CONNECT stream after receiving a
   // WT_CLOSE_SESSION capsule, the stream MUST be reset with code H3_MESSAGE_ERROR."
@@ -564,7 +564,7 @@ void SessionImpl::abort_streams(const Error &err) {
 
 void SessionImpl::finish(const SessionCloseInfo &ci, bool deferred) {
   if (info_.state == SessionState::closed) return;
-  auto self = shared_from_this();
+  CallbackScope scope(*this);
   const bool was_ready = info_.state != SessionState::connecting;
   info_.state = SessionState::closed;
   info_.closed_at = wall_seconds();
@@ -576,14 +576,14 @@ void SessionImpl::finish(const SessionCloseInfo &ci, bool deferred) {
   pending_dgrams_.clear();
   host_.session_closed(*this);
   if (deferred) {
-    host_.defer([self, was_ready] { self->run_close_callbacks(was_ready); });
+    host_.defer([self = shared_from_this(), was_ready] { self->run_close_callbacks(was_ready); });
   } else {
     run_close_callbacks(was_ready);
   }
 }
 
 void SessionImpl::run_close_callbacks(bool was_ready) {
-  auto self = shared_from_this();
+  CallbackScope scope(*this);
   const SessionCloseInfo ci = info_.close_info ? *info_.close_info : SessionCloseInfo{};
   if (ready_cb) {
     auto cb = std::move(ready_cb);

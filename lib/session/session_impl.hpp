@@ -10,6 +10,7 @@
 #include <uvwt/config.hpp>
 #include <uvwt/session.hpp>
 
+#include "common/callback_scope.hpp"
 #include "common/lazy_deque.hpp"
 #include "common/timer.hpp"
 #include "h3/capsule.hpp"
@@ -102,7 +103,11 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   // application sees Errc::protocol.
   void abort_with(std::uint64_t h3_code, const std::string &why);
 
+  // CallbackScope(*this) keeps the session alive across user callbacks.
+  ReentryState &reentry() noexcept { return reentry_; }
+
  private:
+  ReentryState reentry_;
   void open_stream(bool bidi, StreamCallback cb);
   void queue_capsule(std::vector<std::uint8_t> bytes, bool fin);
   // `deferred`: the user callbacks run on a later turn (the close was started

@@ -71,7 +71,7 @@ void StreamImpl::budget_granted() {
 }
 
 void StreamImpl::session_credit_granted() {
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);  // user callbacks below may drop the last reference
   host_.stream_ready_to_send(*this);
   if (!waiting_credit_) return;
   waiting_credit_ = false;
@@ -197,7 +197,7 @@ void StreamImpl::on_written(std::size_t n, bool fin_sent) {
 
 void StreamImpl::on_acked(std::uint64_t n) {
   acked_ += n;
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);
   while (!chunks_.empty() && chunks_.front().end <= acked_) {
     auto c = std::move(chunks_.front());
     chunks_.pop_front();
@@ -235,8 +235,8 @@ void StreamImpl::reset(std::uint32_t code) {
   if (send_closed_) return;
   send_closed_ = true;
   host_.reset_stream(sid_, wt_app_to_h3(code));
-  auto keep = shared_from_this();
-  host_.defer([keep, code] { keep->fail_sends(Error(Errc::stream, "stream reset locally", code)); });
+  host_.defer(
+      [keep = shared_from_this(), code] { keep->fail_sends(Error(Errc::stream, "stream reset locally", code)); });
 }
 
 void StreamImpl::consumed(std::size_t n) {
@@ -273,8 +273,7 @@ void StreamImpl::resume() {
 void StreamImpl::schedule_flush() {
   if (flush_scheduled_) return;
   flush_scheduled_ = true;
-  auto keep = shared_from_this();
-  host_.defer([keep] {
+  host_.defer([keep = shared_from_this()] {
     keep->flush_scheduled_ = false;
     keep->flush_held();
   });
@@ -286,13 +285,13 @@ void StreamImpl::flush_held() {
   held_.clear();
   const bool fin = held_fin_;
   held_fin_ = false;
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);
   deliver(data.data(), data.size(), fin);
   if (recv_closed_ && held_.empty() && !held_fin_) on_data_ = nullptr;  // nothing more can arrive
 }
 
 void StreamImpl::on_recv(const std::uint8_t *data, std::size_t len, bool fin) {
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);
   // Every payload byte counts against the session's limit (section 5.4).
   if (len > 0)
     if (auto s = session_.lock(); s && !s->on_stream_payload(len)) {
@@ -313,7 +312,7 @@ void StreamImpl::on_recv(const std::uint8_t *data, std::size_t len, bool fin) {
 }
 
 void StreamImpl::deliver(const std::uint8_t *data, std::size_t len, bool fin) {
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);
   stats_.bytes_received += len;
   host_.add_bytes(false, len);
   if (fin) recv_fin_ = true;
@@ -329,7 +328,7 @@ void StreamImpl::emit_error(const Error &err) {
 }
 
 void StreamImpl::on_peer_reset(std::uint64_t h3_code) {
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);
   recv_closed_ = true;
   drop_held();
   const auto app = wt_h3_to_app(h3_code);
@@ -337,7 +336,7 @@ void StreamImpl::on_peer_reset(std::uint64_t h3_code) {
 }
 
 void StreamImpl::on_peer_stop_sending(std::uint64_t h3_code) {
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);
   const auto app = wt_h3_to_app(h3_code);
   if (!send_closed_) {
     send_closed_ = true;
@@ -349,7 +348,7 @@ void StreamImpl::on_peer_stop_sending(std::uint64_t h3_code) {
 }
 
 void StreamImpl::abort_for_session(const Error &err) {
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);
   held_.clear();
   held_fin_ = false;
   // The session close is the first cause unless one was reported already;
@@ -368,11 +367,11 @@ void StreamImpl::abort_for_session(const Error &err) {
     recv_closed_ = true;
     host_.stop_stream(sid_, kWtSessionGone);
   }
-  if (first) host_.defer([keep, err, emit] { keep->notify_abort(err, emit); });
+  if (first) host_.defer([keep = shared_from_this(), err, emit] { keep->notify_abort(err, emit); });
 }
 
 void StreamImpl::notify_abort(const Error &err, bool emit) {
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);
   abort_pending_ = false;
   fail_sends(err);
   if (emit && on_error_) on_error_(err);
@@ -383,7 +382,7 @@ void StreamImpl::notify_abort(const Error &err, bool emit) {
 }
 
 void StreamImpl::on_quic_closed(bool has_code, std::uint64_t h3_code) {
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);
   const bool send_unfinished = dir_ != StreamDirection::receive_only && !(fin_sent_ && acked_ >= total_);
   const bool recv_unfinished = dir_ != StreamDirection::send_only && !recv_fin_;
   send_closed_ = true;
@@ -423,7 +422,7 @@ void StreamImpl::on_send_shut() {
   // Our send side was shut under us (the peer sent STOP_SENDING); ngtcp2 gives
   // no code before the stream closes.
   if (send_closed_) return;
-  auto keep = shared_from_this();
+  CallbackScope scope(*this);
   send_closed_ = true;
   const Error err(Errc::stream, "peer stopped reading (STOP_SENDING)");
   fail_sends(err);

@@ -7,6 +7,7 @@
 
 #include <uvwt/stream.hpp>
 
+#include "common/callback_scope.hpp"
 #include "common/lazy_deque.hpp"
 #include "quic/quic_app.hpp"
 
@@ -79,7 +80,11 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   [[nodiscard]] bool sending_done() const noexcept { return send_closed_; }
   bool in_send_queue = false;  // scheduler bookkeeping (owned by the host)
 
+  // CallbackScope(*this) keeps the stream alive across user callbacks.
+  ReentryState &reentry() noexcept { return reentry_; }
+
  private:
+  ReentryState reentry_;
   struct Chunk {
     Bytes owned;                         // the bytes, when the chunk owns them
     std::span<const std::uint8_t> data;  // what is sent: owned, or borrowed from the caller

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support/bounded_run.hpp"
 #include "client/dialer.hpp"
 #include "connection/connect_headers.hpp"
 
@@ -192,7 +193,7 @@ TEST_CASE("Client::create validates the config and names the field", "[client]")
     client->set_default_headers({{"X-Key", "v"}});
     CHECK(client->default_headers() == Headers{{"x-key", "v"}});
   }
-  uv_run(&loop, UV_RUN_DEFAULT);
+  uvwt::test::require_drained(&loop);
   CHECK(uv_loop_close(&loop) == 0);
 }
 

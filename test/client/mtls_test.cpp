@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "catch.hpp"
+#include "support/bounded_run.hpp"
 #include "client/client_fixture.hpp"
 #include "quic/certificate.hpp"
 
@@ -162,6 +163,6 @@ TEST_CASE("Mutual TLS settings are validated", "[client][mtls]") {
   c.client_ca_pem.clear();
   CHECK(Server::create(&loop, c, err) == nullptr);
   CHECK(err.message.find("/nonexistent/ca.pem") != std::string::npos);
-  uv_run(&loop, UV_RUN_DEFAULT);
+  uvwt::test::require_drained(&loop);
   CHECK(uv_loop_close(&loop) == 0);
 }

@@ -92,8 +92,10 @@ TEST_CASE("UdpSocket moves 1000 packets with and without GSO/GRO", "[quic][udp]"
       ro.allow_gro = m.gro;
       auto tx = L.open(ip, 0, so);
       auto rx = L.open(ip, 0, ro);
-      if (!m.gso) CHECK_FALSE(tx->gso());
-      if (!m.gro) CHECK_FALSE(rx->gro());
+      // Linux loopback has had UDP GSO (4.18) and GRO (5.0) for years: the
+      // sockets must do what was asked, else the batch checks below say nothing.
+      REQUIRE(tx->gso() == m.gso);
+      REQUIRE(rx->gro() == m.gro);
       Collector got;
       rx->set_receiver(&got);
 
@@ -112,8 +114,10 @@ TEST_CASE("UdpSocket moves 1000 packets with and without GSO/GRO", "[quic][udp]"
       // One syscall per chunk either way: sendmsg+GSO or sendmmsg.
       CHECK(tx->counters().send_syscalls == 20);
       CHECK(tx->counters().gso_batches == (tx->gso() ? 20u : 0u));
-      if (tx->gso() && rx->gro()) CHECK(rx->counters().gro_batches > 0);
-      if (!rx->gro()) CHECK(rx->counters().gro_batches == 0);
+      if (m.gso && m.gro)
+        CHECK(rx->counters().gro_batches > 0);  // coalesced segments arrive coalesced
+      else if (!m.gro)
+        CHECK(rx->counters().gro_batches == 0);
       L.finish({tx.get(), rx.get()});
     }
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support/bounded_run.hpp"
 #include "quic/udp_socket.hpp"
 
 namespace uvwt::test {
@@ -121,7 +122,7 @@ struct UdpTestLoop {
       s->close([&closed] { ++closed; });
     }
     CHECK(closed == 0);
-    CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+    CHECK(uvwt::test::require_drained(&loop));
     CHECK(closed == expected);
     CHECK(uv_loop_close(&loop) == 0);
     uv_loop_init(&loop);  // the destructor closes it again

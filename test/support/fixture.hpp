@@ -16,6 +16,7 @@
 #include <uvwt/server.hpp>
 
 #include "catch.hpp"
+#include "support/bounded_run.hpp"
 
 namespace uvwt::test {
 
@@ -33,8 +34,9 @@ struct TestLoop {
   uv_loop_t loop{};
   TestLoop() { REQUIRE(uv_loop_init(&loop) == 0); }
   ~TestLoop() {
-    // Everything must have been closed by the test: the loop runs dry and closes.
-    uv_run(&loop, UV_RUN_DEFAULT);
+    // Everything must have been closed by the test: the loop runs dry (within
+    // kDrainMs, else the test fails instead of hanging) and closes.
+    require_drained(&loop);
     const int rv = uv_loop_close(&loop);
     CHECK(rv == 0);
   }
