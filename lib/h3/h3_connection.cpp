@@ -276,7 +276,7 @@ void H3Connection::wait_send_budget(std::weak_ptr<const StreamImpl> st) { budget
 bool H3Connection::fatal(std::uint64_t h3_code, const std::string &why) {
   UVWT_WARN("HTTP/3 error 0x%llx: %s", static_cast<unsigned long long>(h3_code), why.c_str());
   owner_.on_error_counted();
-  quic_->set_close_error(Error(Errc::protocol, why, h3_code));
+  quic_->set_close_error(Error(Errc::protocol, why, CodeSpace::h3, h3_code));
   quic_->close(h3_code, why);
   return false;
 }
@@ -652,7 +652,7 @@ void H3Connection::handle_response_headers(std::int64_t sid, RequestState &rs) {
   Errc e = Errc::http_status;
   std::string msg = "server answered CONNECT with HTTP " + std::to_string(status);
   if (status == 401 || status == 403) e = Errc::authentication;
-  s->fail(Error(e, msg, 0, status));
+  s->fail(Error::from_http_status(e, msg, status));
   quic_->shutdown_stream_write(sid, kH3NoError);
 }
 
