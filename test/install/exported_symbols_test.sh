@@ -25,12 +25,12 @@ fi
 # One public entry point per header, and the type_info applications need for
 # dynamic_cast across the library boundary.
 for want in 'uvwt::version()' 'uvwt::abi_version()' 'uvwt::errc_name(uvwt::Errc)' \
-  'uvwt::code_space_name(uvwt::CodeSpace)' 'uvwt::Error::to_string() const' \
+  'uvwt::code_space_name(uvwt::CodeSpace)' 'uvwt::Error::to_string' \
   'uvwt::Client::create(' 'uvwt::Server::create(' 'uvwt::Connection::create_client(' \
   'uvwt::ReconnectingClient::create(' 'uvwt::Browser::create(' 'uvwt::ClientFleet::create(' \
   'uvwt::ConnectionLoadBalancer::create(' 'uvwt::UdpProxy::create(' 'uvwt::ClientConfig::validate() const' \
   'uvwt::ServerConfig::validate() const' 'uvwt::parse_webtransport_url(' 'uvwt::get_webtransport_stats(' \
-  'uvwt::generate_self_signed_certificate(' 'uvwt::set_log_hook(' 'uvwt::Address::to_string() const' \
+  'uvwt::generate_self_signed_certificate(' 'uvwt::set_log_hook(' 'uvwt::Address::to_string' \
   'typeinfo for uvwt::Session' 'typeinfo for uvwt::Stream' 'typeinfo for uvwt::Connection'; do
   if ! printf '%s\n' "$symbols" | grep -qF -- "$want"; then
     echo "missing public symbol: $want"; fail=1
