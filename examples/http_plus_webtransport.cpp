@@ -149,17 +149,14 @@ void stop(App *app, const char *why) {
 void add_echo_route(uvwt::Server &server) {
   server.route("/echo", [](std::shared_ptr<uvwt::Session> s, const uvwt::SessionRequest &req) {
     std::printf("webtransport: session from %s\n", req.remote_address.to_string().c_str());
-    std::weak_ptr<uvwt::Session> ws = s;
-    s->on_datagram([ws](std::span<const std::uint8_t> d) {
-      if (auto s = ws.lock()) (void)s->send_datagram(d);
+    // Callbacks get their session / stream: nothing to capture.
+    s->on_datagram([](uvwt::Session &session, std::span<const std::uint8_t> d) {
+      (void)session.send_datagram(d);  // a full queue drops the echo: datagrams are unreliable
     });
-    s->on_bidi_stream([](std::shared_ptr<uvwt::Stream> st) {
-      std::weak_ptr<uvwt::Stream> w = st;
-      st->on_data([w](std::span<const std::uint8_t> d, bool fin) {
-        auto st = w.lock();
-        if (!st) return;
-        if (!d.empty()) st->write(uvwt::Bytes(d.begin(), d.end()));
-        if (fin) st->end();
+    s->on_bidi_stream([](uvwt::Session &, std::shared_ptr<uvwt::Stream> st) {
+      st->on_data([](uvwt::Stream &stream, std::span<const std::uint8_t> d, bool fin) {
+        if (!d.empty()) stream.write(uvwt::Bytes(d.begin(), d.end()));
+        if (fin) stream.end();
       });
     });
   });

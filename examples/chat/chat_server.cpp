@@ -135,13 +135,12 @@ struct ChatServer {
       bool refused = false;
     };
     auto in = std::make_shared<Incoming>();
-    std::weak_ptr<uvwt::Stream> w = st;
-    st->on_data([this, w, in, room, nick](std::span<const std::uint8_t> d, bool fin) {
+    st->on_data([this, in, room, nick](uvwt::Stream &stream, std::span<const std::uint8_t> d, bool fin) {
       if (in->refused) return;
       if (in->text.size() + d.size() > kMaxMessage) {
         in->refused = true;  // bounded: never buffer an endless message
         in->text.clear();
-        if (auto s = w.lock()) s->stop_sending(1);
+        stream.stop_sending(1);
         return;
       }
       in->text.append(d.begin(), d.end());

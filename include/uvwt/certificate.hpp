@@ -1,5 +1,6 @@
 #pragma once
 
+#include <uvwt/export.hpp>
 #include <uvwt/error.hpp>
 
 #include <array>
@@ -14,7 +15,7 @@ namespace uvwt {
 
 // A certificate with its private key, both PEM, and the SHA-256 of the
 // certificate's DER: the value browsers take in `serverCertificateHashes`.
-struct CertificatePair {
+struct UVWT_EXPORT CertificatePair {
   std::string cert_pem;
   std::string key_pem;
   std::array<std::uint8_t, 32> sha256{};
@@ -36,23 +37,24 @@ inline constexpr std::chrono::hours default_certificate_validity{240};
 // first one is also the common name. The validity starts one hour in the past
 // to absorb clock skew and lasts `validity` in total.
 // Errc::configuration for an empty name list or a validity of an hour or less.
-Error generate_self_signed_certificate(const std::vector<std::string> &names, std::chrono::hours validity,
-                                       CertificatePair &out);
+UVWT_EXPORT Error generate_self_signed_certificate(const std::vector<std::string> &names, std::chrono::hours validity,
+                                                   CertificatePair &out);
 inline Error generate_self_signed_certificate(const std::vector<std::string> &names, CertificatePair &out) {
   return generate_self_signed_certificate(names, default_certificate_validity, out);
 }
 
 // SHA-256 of the DER of the first (leaf) certificate in `cert_pem`.
-Error certificate_sha256_from_pem(std::string_view cert_pem, std::array<std::uint8_t, 32> &out);
+UVWT_EXPORT Error certificate_sha256_from_pem(std::string_view cert_pem, std::array<std::uint8_t, 32> &out);
 
 // Writes the certificate (mode 0644) and the key (mode 0600), replacing
 // existing files. Errc::configuration naming the file on failure.
-Error write_certificate_files(const CertificatePair &pair, const std::string &cert_path, const std::string &key_path);
+UVWT_EXPORT Error write_certificate_files(const CertificatePair &pair, const std::string &cert_path,
+                                          const std::string &key_path);
 
 // Reads a pinned SHA-256 given as hex (64 digits, optionally colon separated
 // per byte as `openssl x509 -fingerprint` prints it) or as base64 (standard or
 // URL-safe alphabet, padding optional). Surrounding blanks are ignored.
 // nullopt when the text is neither or does not hold exactly 32 bytes.
-std::optional<std::array<std::uint8_t, 32>> parse_certificate_hash(std::string_view text);
+UVWT_EXPORT std::optional<std::array<std::uint8_t, 32>> parse_certificate_hash(std::string_view text);
 
 }  // namespace uvwt

@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include <uvwt/export.hpp>
 #include <uvwt/config.hpp>
 #include <uvwt/connection.hpp>
 #include <uvwt/error.hpp>
@@ -25,7 +26,7 @@
 namespace uvwt {
 
 // A WebTransport URL taken apart: "https://host[:port]/path?query".
-struct WebTransportUrl {
+struct UVWT_EXPORT WebTransportUrl {
   std::string host;  // lower-case name or IP literal, without brackets
   std::uint16_t port = 443;
   std::string path = "/";  // path and query, as sent in :path
@@ -36,10 +37,10 @@ struct WebTransportUrl {
 // Parses a WebTransport URL. Errc::invalid_url for anything but https with a
 // host, an optional port in 1..65535 and an optional path and query (user
 // info, fragments, blanks and bracket-less IPv6 literals are refused).
-Error parse_webtransport_url(std::string_view url, WebTransportUrl &out);
+UVWT_EXPORT Error parse_webtransport_url(std::string_view url, WebTransportUrl &out);
 
 // Per-call options of Client::connect.
-struct ConnectOptions {
+struct UVWT_EXPORT ConnectOptions {
   // The whole sequence; nullopt or 0: config().connect_timeout (0 as the
   // reference's `timeout or config.connect_timeout`); negative: Errc::configuration.
   std::optional<Duration> timeout;
@@ -47,7 +48,7 @@ struct ConnectOptions {
 };
 
 // pywebtransport's ClientStats. Times are in seconds.
-struct ClientStats {
+struct UVWT_EXPORT ClientStats {
   double created_at = 0;  // seconds since the epoch
   std::uint64_t connections_attempted = 0;
   std::uint64_t connections_successful = 0;
@@ -65,7 +66,7 @@ struct ClientStats {
 };
 
 // pywebtransport's ClientDiagnostics: a snapshot.
-struct ClientDiagnostics {
+struct UVWT_EXPORT ClientDiagnostics {
   ClientStats stats;
   std::map<ConnectionState, int> connection_states;  // connections the client owns, per state
   // "Low connection success rate: 45.45%" when more than 10 attempts succeeded
@@ -76,7 +77,7 @@ struct ClientDiagnostics {
 
 // pywebtransport's WebTransportClient. Every connect() makes its own QUIC
 // connection, owned by the client until the session on it ends.
-class Client {
+class UVWT_EXPORT Client {
  public:
   using SessionCallback = std::function<void(const Error &, std::shared_ptr<Session>)>;
 
@@ -118,11 +119,11 @@ class Client {
 // Delay before retry `n` (1 for the first retry) of a ReconnectingClient:
 // min(retry_delay * retry_backoff^(n-1), max_retry_delay) * jitter, where
 // jitter is the given factor (in [0.5, 1.5)) when config.retry_jitter is on.
-Duration reconnect_delay(const ClientConfig &config, int n, double jitter = 1.0) noexcept;
+UVWT_EXPORT Duration reconnect_delay(const ClientConfig &config, int n, double jitter = 1.0) noexcept;
 
 // pywebtransport's ReconnectingClient: keeps one session to one URL alive,
 // with the retry policy of the client's config (max_retries -1: forever).
-class ReconnectingClient {
+class UVWT_EXPORT ReconnectingClient {
  public:
   using ConnectedCallback = std::function<void(const std::shared_ptr<Session> &, int attempt)>;
   using LostCallback = std::function<void(const SessionCloseInfo &)>;
@@ -168,7 +169,7 @@ class ReconnectingClient {
 // navigation history. Operations issued while one is in flight run after it,
 // in order. A new session replaces the current one only once it is ready, so
 // a failed navigation leaves session, history and position as they were.
-class Browser {
+class UVWT_EXPORT Browser {
  public:
   using SessionCallback = std::function<void(const Error &, std::shared_ptr<Session>)>;
 
@@ -201,7 +202,7 @@ class Browser {
 };
 
 // pywebtransport's ClientFleet: clients handed out round robin.
-class ClientFleet {
+class UVWT_EXPORT ClientFleet {
  public:
   using SessionsCallback = std::function<void(std::vector<std::shared_ptr<Session>>)>;
 

@@ -9,31 +9,19 @@
 #include <vector>
 
 #include <uvwt/ticket_cache.hpp>
+#include <uvwt/export.hpp>
 #include <uvwt/types.hpp>
 
 namespace uvwt {
 
 using Duration = std::chrono::milliseconds;
 
-// Deterministic network impairment for tests: applied to one endpoint's UDP
-// socket on both directions. Off unless `enabled`.
-struct ImpairmentConfig {
-  bool enabled = false;
-  double loss = 0.0;       // probability a packet is dropped
-  double duplicate = 0.0;  // probability a packet is duplicated
-  double reorder = 0.0;    // probability a packet is held back behind later ones
-  double corrupt = 0.0;    // probability one byte of a packet is flipped (QUIC's AEAD must drop it)
-  std::uint32_t delay_ms = 0;
-  std::uint32_t jitter_ms = 0;
-  std::uint64_t seed = 1;
-  bool blackhole = false;  // drop everything (can be toggled at runtime)
-  // Drop only what arrives, send as usual: a peer that never hears the
-  // answers (e.g. an Initial sent from a forged address).
-  bool receive_blackhole = false;
-};
+namespace detail {
+struct TestHooks;  // test-only settings, internal (docs/architecture.md, "Public surface")
+}  // namespace detail
 
 // QUIC and WebTransport knobs shared by clients and servers.
-struct TransportConfig {
+struct UVWT_EXPORT TransportConfig {
   Duration idle_timeout{60'000};
   Duration handshake_timeout{10'000};
   Duration keep_alive_interval{0};  // 0: no PINGs to keep an idle connection open
@@ -103,14 +91,16 @@ struct TransportConfig {
   // 1200 bytes) must fit in one DATAGRAM frame from the start (docs/proxy.md).
   // Client proxy connections set it themselves; set it on a UdpProxy's server.
   bool assume_full_mtu = false;
-  ImpairmentConfig impairment;
+  // Test-only settings; null in real programs (set only through the
+  // internal test interface, never by applications).
+  std::shared_ptr<const detail::TestHooks> test_hooks;
 };
 
 // Proxy settings (pywebtransport's ProxyConfig): the client reaches every
 // target through an HTTP/3 proxy with MASQUE CONNECT-UDP (RFC 9298): its QUIC
 // packets to the target travel as HTTP Datagrams of one request on the proxy
 // connection (docs/proxy.md). Both legs verify their own certificate.
-struct ProxyConfig {
+struct UVWT_EXPORT ProxyConfig {
   // "https://proxy.example:4433" uses the default URI template
   // /.well-known/masque/udp/{target_host}/{target_port}/; a path gives the
   // template, e.g. "https://proxy.example/masque?h={target_host}&p={target_port}".
@@ -125,7 +115,7 @@ struct ProxyConfig {
   [[nodiscard]] bool enabled() const noexcept { return !url.empty(); }
 };
 
-struct ClientConfig : TransportConfig {
+struct UVWT_EXPORT ClientConfig : TransportConfig {
   Duration connect_timeout{30'000};
   // Retries a ReconnectingClient makes after consecutive failed attempts: it
   // gives up once max_retries + 1 attempts in a row have failed (0: the first
@@ -218,7 +208,8 @@ struct WorkerConfig {
   std::uint8_t worker_count = 1;  // 1: no steering byte in the connection ids
 };
 
-struct ServerConfig : TransportConfig {
+struct UVWT_EXPORT ServerConfig : TransportConfig {
+
   std::string certfile, keyfile;  // PEM files, or:
   std::string cert_pem, key_pem;  // PEM in memory
   std::vector<std::string> alpn{"h3"};

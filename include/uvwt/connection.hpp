@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include <uvwt/export.hpp>
 #include <uvwt/config.hpp>
 #include <uvwt/session.hpp>
 #include <uvwt/types.hpp>
@@ -20,7 +21,7 @@ class Server;
 struct SessionRequest;
 
 // pywebtransport's ConnectionInfo: statistics and state of one connection.
-struct ConnectionInfo {
+struct UVWT_EXPORT ConnectionInfo {
   std::string connection_id;
   ConnectionState state = ConnectionState::idle;
   std::optional<Address> local_address;
@@ -44,7 +45,7 @@ struct ConnectionInfo {
 };
 
 // pywebtransport's ConnectionDiagnostics: an immutable snapshot.
-struct ConnectionDiagnostics {
+struct UVWT_EXPORT ConnectionDiagnostics {
   ConnectionInfo stats;
   double rtt = 0;  // smoothed RTT, seconds
   double min_rtt = 0;
@@ -63,14 +64,14 @@ struct ConnectionDiagnostics {
 };
 
 // Result of one health probe (monitor_health).
-struct HealthReport {
+struct UVWT_EXPORT HealthReport {
   bool healthy = true;
   double rtt = 0;  // seconds, smoothed RTT after the probe
   std::string reason;
 };
 
 // One QUIC connection carrying HTTP/3 and WebTransport sessions.
-class Connection {
+class UVWT_EXPORT Connection {
  public:
   using ConnectCallback = std::function<void(const Error &, std::shared_ptr<Connection>)>;
   using SessionIdCallback = std::function<void(const Error &, SessionId)>;
@@ -162,9 +163,6 @@ class Connection {
   // requests, record_activity()) happened for `period`. 0 turns it off.
   // Unlike the QUIC idle timeout, PINGs and ACKs do not keep it open.
   virtual void set_idle_timeout(Duration period) = 0;
-  // Test impairment of this connection's socket, changed at runtime (loss,
-  // delay, blackhole). A server-side connection shares the server's socket.
-  virtual void set_impairment(const ImpairmentConfig &cfg) = 0;
   // Client: moves this connection to a new local UDP port (connection
   // migration, RFC 9000 Section 9), as a device does when its network
   // changes. Packets go out from the new port at once, addressed with a new

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include <uvwt/export.hpp>
 #include <uvwt/config.hpp>
 #include <uvwt/connection.hpp>
 #include <uvwt/error.hpp>
@@ -17,7 +18,7 @@
 namespace uvwt {
 
 // pywebtransport's get_load_balancer_stats().
-struct LoadBalancerStats {
+struct UVWT_EXPORT LoadBalancerStats {
   std::size_t total_targets = 0;
   std::size_t failed_targets = 0;
   // Cached connections, whatever their state, as the reference counts them: a
@@ -28,7 +29,7 @@ struct LoadBalancerStats {
 };
 
 // One entry of pywebtransport's get_target_stats().
-struct TargetStats {
+struct UVWT_EXPORT TargetStats {
   std::string host;
   std::uint16_t port = 0;
   double weight = 1.0;
@@ -40,7 +41,7 @@ struct TargetStats {
   bool connected = false;  // a cached connection to it is connected
 };
 
-struct LoadBalancerOptions {
+struct UVWT_EXPORT LoadBalancerOptions {
   Duration health_check_interval{30'000};  // between probes of failed targets
   Duration health_check_timeout{5'000};    // per probe
   // Seed of the `weighted` strategy's random choice; nullopt: std::random_device.
@@ -54,7 +55,7 @@ struct LoadBalancerOptions {
 // connection per target for reuse, fails over to the next target when a
 // connection attempt fails and probes failed targets until they answer again.
 // All callbacks run on the loop, never from inside the call that started them.
-class ConnectionLoadBalancer {
+class UVWT_EXPORT ConnectionLoadBalancer {
  public:
   // Creates a connection; the default is Connection::create_client without a proxy.
   using ConnectionFactory =
@@ -113,7 +114,7 @@ class ConnectionLoadBalancer {
   // of the balancer is left on the loop (running attempts and probes included).
   void shutdown(CloseCallback cb = {});
 
-  class Impl;
+  class UVWT_NO_EXPORT Impl;
 
  private:
   ConnectionLoadBalancer(uv_loop_t *loop, std::vector<Address> targets, ConnectionFactory factory,

@@ -5,12 +5,13 @@
 #include <string>
 #include <vector>
 
+#include <uvwt/export.hpp>
 #include <uvwt/session.hpp>
 
 namespace uvwt {
 
 // What the peer's HTTP/3 SETTINGS said about WebTransport.
-struct PeerWebTransportSettings {
+struct UVWT_EXPORT PeerWebTransportSettings {
   bool received = false;
   bool connect_protocol = false;
   bool h3_datagram = false;
@@ -19,7 +20,7 @@ struct PeerWebTransportSettings {
 
 // pywebtransport's WebTransportProtocolHandler: the per-connection HTTP/3 +
 // WebTransport state (session table, dialect, GOAWAY).
-class ProtocolHandler {
+class UVWT_EXPORT ProtocolHandler {
  public:
   virtual ~ProtocolHandler() = default;
   [[nodiscard]] virtual std::vector<std::shared_ptr<Session>> sessions() const = 0;

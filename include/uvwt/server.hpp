@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include <uvwt/export.hpp>
 #include <uvwt/config.hpp>
 #include <uvwt/connection.hpp>
 #include <uvwt/session.hpp>
@@ -17,7 +18,7 @@
 namespace uvwt {
 
 // What the server knows about an incoming session before accepting it.
-struct SessionRequest {
+struct UVWT_EXPORT SessionRequest {
   std::string path;   // without the query
   std::string query;  // after '?', may be empty
   std::string authority;
@@ -33,7 +34,7 @@ struct SessionRequest {
 };
 
 // The accept hook's verdict: status 2xx accepts, anything else rejects.
-struct AcceptDecision {
+struct UVWT_EXPORT AcceptDecision {
   int status = 200;
   std::string protocol;  // chosen subprotocol (wt-protocol), optional
   Headers headers;       // extra response headers
@@ -41,7 +42,7 @@ struct AcceptDecision {
   static AcceptDecision reject(int status) { return {status, {}, {}}; }
 };
 
-struct ServerStats {
+struct UVWT_EXPORT ServerStats {
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_rejected = 0;
   std::uint64_t retries_sent = 0;  // Retry packets (address validation)
@@ -60,7 +61,7 @@ struct ServerStats {
   std::uint64_t sessions_active = 0;
 };
 
-class Server {
+class UVWT_EXPORT Server {
  public:
   using SessionHandler = std::function<void(std::shared_ptr<Session>, const SessionRequest &)>;
   using AcceptHook = std::function<AcceptDecision(const SessionRequest &)>;

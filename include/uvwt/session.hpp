@@ -6,7 +6,9 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 
+#include <uvwt/export.hpp>
 #include <uvwt/stream.hpp>
 #include <uvwt/types.hpp>
 
@@ -14,7 +16,7 @@ namespace uvwt {
 
 class Connection;
 
-struct SessionStats {
+struct UVWT_EXPORT SessionStats {
   double created_at = 0;
   double ready_at = 0;
   double closed_at = 0;
@@ -31,7 +33,7 @@ struct SessionStats {
 };
 
 // Why a session ended.
-struct SessionCloseInfo {
+struct UVWT_EXPORT SessionCloseInfo {
   std::uint32_t code = 0;
   std::string reason;
   bool remote = false;  // the peer closed it (capsule or FIN)
@@ -39,7 +41,7 @@ struct SessionCloseInfo {
 };
 
 // pywebtransport's WebTransportSessionInfo.
-struct SessionInfo {
+struct UVWT_EXPORT SessionInfo {
   SessionId session_id = 0;
   SessionState state = SessionState::connecting;
   std::string path;
@@ -54,7 +56,7 @@ struct SessionInfo {
   std::optional<SessionCloseInfo> close_info;
 };
 
-class Session {
+class UVWT_EXPORT Session {
  public:
   using StreamCallback = std::function<void(const Error &, std::shared_ptr<Stream>)>;
   using IncomingStreamCallback = std::function<void(std::shared_ptr<Stream>)>;
@@ -97,6 +99,38 @@ class Session {
   // createSendGroup(); Stream::set_send_group). Ids are unique within the
   // process, so a group never collides with another session's.
   [[nodiscard]] SendGroup create_send_group();
+
+  // The event callbacks above, handed the session they belong to, so that
+  // they can answer on it without capturing a weak_ptr to it:
+  //   session->on_datagram([](uvwt::Session &s, auto data) { (void)s.send_datagram(data); });
+  // The session never calls them after it is gone.
+  template <class F>
+  requires std::is_invocable_v<F &, Session &, std::span<const std::uint8_t>>
+  void on_datagram(F f) {
+    on_datagram(DatagramCallback([this, f = std::move(f)](std::span<const std::uint8_t> d) mutable { f(*this, d); }));
+  }
+  template <class F>
+  requires std::is_invocable_v<F &, Session &, std::shared_ptr<Stream>>
+  void on_bidi_stream(F f) {
+    on_bidi_stream(IncomingStreamCallback(
+        [this, f = std::move(f)](std::shared_ptr<Stream> s) mutable { f(*this, std::move(s)); }));
+  }
+  template <class F>
+  requires std::is_invocable_v<F &, Session &, std::shared_ptr<Stream>>
+  void on_uni_stream(F f) {
+    on_uni_stream(IncomingStreamCallback(
+        [this, f = std::move(f)](std::shared_ptr<Stream> s) mutable { f(*this, std::move(s)); }));
+  }
+  template <class F>
+  requires std::is_invocable_v<F &, Session &>
+  void on_draining(F f) {
+    on_draining(std::function<void()>([this, f = std::move(f)]() mutable { f(*this); }));
+  }
+  template <class F>
+  requires std::is_invocable_v<F &, Session &, const SessionCloseInfo &>
+  void on_closed(F f) {
+    on_closed(ClosedCallback([this, f = std::move(f)](const SessionCloseInfo &ci) mutable { f(*this, ci); }));
+  }
 };
 
 }  // namespace uvwt

@@ -5,7 +5,9 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <type_traits>
 
+#include <uvwt/export.hpp>
 #include <uvwt/types.hpp>
 
 namespace uvwt {
@@ -23,7 +25,8 @@ struct SendGroup {
   friend bool operator==(SendGroup, SendGroup) = default;
 };
 
-struct StreamStats {
+struct UVWT_EXPORT StreamStats {
+
   std::uint64_t bytes_sent = 0;      // payload bytes acknowledged by the peer
   std::uint64_t bytes_queued = 0;    // payload bytes handed to write()
   std::uint64_t bytes_received = 0;  // payload bytes delivered to the application
@@ -34,7 +37,7 @@ struct StreamStats {
 // through their callback once the data is acknowledged by the peer (or the
 // stream fails). Reads are pushed through on_data; pause() stops reading and
 // with it the growth of the peer's flow-control credit (real backpressure).
-class Stream {
+class UVWT_EXPORT Stream {
  public:
   using DataCallback = std::function<void(std::span<const std::uint8_t> data, bool fin)>;
   using ErrorCallback = std::function<void(const Error &)>;
@@ -80,8 +83,9 @@ class Stream {
   // Asks the peer to stop sending (STOP_SENDING) with an application error code.
   virtual void stop_sending(std::uint32_t code) = 0;
 
-  // The peer reset its send side (Errc::stream, code = application code or 0
-  // when the reset carried a non-WebTransport code), or our send side was
+  // The peer reset its send side (Errc::stream; code and space: the
+  // application code with CodeSpace::application, else the HTTP/3 or WT_*
+  // code the reset carried with CodeSpace::h3 / webtransport), or our send side was
   // stopped by the peer's STOP_SENDING (Errc::session when the session
   // closed). Called at most once: the first cause.
   virtual void on_error(ErrorCallback cb) = 0;
@@ -100,6 +104,32 @@ class Stream {
   [[nodiscard]] virtual std::int64_t send_order() const noexcept = 0;
   virtual void set_send_group(SendGroup group) = 0;
   [[nodiscard]] virtual SendGroup send_group() const noexcept = 0;
+
+  // The event callbacks above, handed the stream they belong to, so that an
+  // echo needs no weak_ptr to its own stream:
+  //   stream->on_data([](uvwt::Stream &s, auto data, bool fin) { ... s.write(...); });
+  // The stream never calls them after it is gone.
+  template <class F>
+  requires std::is_invocable_v < F &, Stream &, std::span<const std::uint8_t>,
+  bool > void on_data(F f) {
+    on_data(DataCallback(
+        [this, f = std::move(f)](std::span<const std::uint8_t> d, bool fin) mutable { f(*this, d, fin); }));
+  }
+  template <class F>
+  requires std::is_invocable_v<F &, Stream &>
+  void on_writable(F f) {
+    on_writable(std::function<void()>([this, f = std::move(f)]() mutable { f(*this); }));
+  }
+  template <class F>
+  requires std::is_invocable_v<F &, Stream &, const Error &>
+  void on_error(F f) {
+    on_error(ErrorCallback([this, f = std::move(f)](const Error &e) mutable { f(*this, e); }));
+  }
+  template <class F>
+  requires std::is_invocable_v<F &, Stream &>
+  void on_closed(F f) {
+    on_closed(std::function<void()>([this, f = std::move(f)]() mutable { f(*this); }));
+  }
 };
 
 }  // namespace uvwt

@@ -8,12 +8,13 @@
 #include <utility>
 #include <vector>
 
+#include <uvwt/export.hpp>
 #include <uvwt/error.hpp>
 
 namespace uvwt {
 
 // A (host, port) pair as pywebtransport's Address.
-struct Address {
+struct UVWT_EXPORT Address {
   std::string host;
   std::uint16_t port = 0;
   [[nodiscard]] std::string to_string() const;  // "127.0.0.1:443", "[::1]:443"
@@ -35,11 +36,11 @@ using CloseCallback = std::function<void()>;
 
 // Connection states (pywebtransport's ConnectionState).
 enum class ConnectionState : std::uint8_t { idle, connecting, connected, closing, draining, closed, failed };
-std::string_view to_string(ConnectionState s) noexcept;
+UVWT_EXPORT std::string_view to_string(ConnectionState s) noexcept;
 
 // Session states (pywebtransport's SessionState).
 enum class SessionState : std::uint8_t { connecting, connected, draining, closing, closed };
-std::string_view to_string(SessionState s) noexcept;
+UVWT_EXPORT std::string_view to_string(SessionState s) noexcept;
 
 enum class CongestionControl : std::uint8_t { cubic, reno, bbr };
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <uvwt/export.hpp>
 #include <uvwt/config.hpp>
 #include <uvwt/error.hpp>
 #include <uvwt/server.hpp>
@@ -18,7 +19,7 @@
 namespace uvwt {
 
 // Which targets the proxy may reach. Checked before any packet leaves.
-struct UdpProxyPolicy {
+struct UVWT_EXPORT UdpProxyPolicy {
   // Target names or IP literals as the client gives them (lower-case);
   // "*.example.com" allows every name under example.com. Empty: any.
   std::vector<std::string> allowed_hosts;
@@ -30,14 +31,14 @@ struct UdpProxyPolicy {
 };
 
 // One CONNECT-UDP request, as the authentication hook sees it.
-struct UdpProxyRequest {
+struct UVWT_EXPORT UdpProxyRequest {
   Address client;  // the proxy client's address
   Address target;  // host as named (decoded from the path) and port
   std::string authority, path;
   Headers headers;  // regular headers, lower-case (proxy-authorization ...)
 };
 
-struct UdpProxyConfig {
+struct UVWT_EXPORT UdpProxyConfig {
   // The path template clients expand (RFC 9298 §2); requests whose :path
   // does not match it are refused with 400.
   std::string uri_template = "/.well-known/masque/udp/{target_host}/{target_port}/";
@@ -57,7 +58,7 @@ struct UdpProxyConfig {
   std::string auth_challenge = "Bearer";
 };
 
-struct UdpProxyStats {
+struct UVWT_EXPORT UdpProxyStats {
   std::uint64_t tunnels_opened = 0;
   std::uint64_t tunnels_refused = 0;
   std::uint64_t tunnels_active = 0;
@@ -66,7 +67,7 @@ struct UdpProxyStats {
   std::uint64_t datagrams_dropped = 0;  // datagram queue full toward a client
 };
 
-class UdpProxy {
+class UVWT_EXPORT UdpProxy {
  public:
   virtual ~UdpProxy() = default;
   // Serves CONNECT-UDP on every connection of `server` (WebTransport routes
@@ -79,6 +80,6 @@ class UdpProxy {
 
 // A fixed credential check for UdpProxyConfig::authenticate: the request's
 // proxy-authorization must equal `expected` (e.g. "Bearer s3cret"), else 407.
-std::function<int(const UdpProxyRequest &)> require_proxy_authorization(std::string expected);
+UVWT_EXPORT std::function<int(const UdpProxyRequest &)> require_proxy_authorization(std::string expected);
 
 }  // namespace uvwt

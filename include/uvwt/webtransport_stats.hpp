@@ -9,11 +9,13 @@
 #include <cstdint>
 #include <optional>
 
+#include <uvwt/export.hpp>
+
 namespace uvwt {
 
 class Session;
 
-struct WebTransportDatagramStats {
+struct UVWT_EXPORT WebTransportDatagramStats {
   double timestamp = 0;  // when gathered, milliseconds since the epoch
   // Received datagrams dropped before the application got them (early
   // datagrams beyond max_pending_datagrams, no on_datagram callback set).
@@ -28,7 +30,7 @@ struct WebTransportDatagramStats {
   std::uint64_t lost_outgoing = 0;
 };
 
-struct WebTransportConnectionStats {
+struct UVWT_EXPORT WebTransportConnectionStats {
   double timestamp = 0;                // when gathered, milliseconds since the epoch
   std::uint64_t bytes_sent = 0;        // UDP payload bytes sent, retransmissions included
   std::uint64_t packets_sent = 0;      // QUIC packets sent, lost ones included
@@ -50,6 +52,6 @@ struct WebTransportConnectionStats {
 // A snapshot for `session`: the connection's figures (every session on a
 // connection shares them) and the session's own datagram and stream counts.
 // Once the connection is gone only the session's counts remain.
-WebTransportConnectionStats get_webtransport_stats(const Session &session);
+UVWT_EXPORT WebTransportConnectionStats get_webtransport_stats(const Session &session);
 
 }  // namespace uvwt

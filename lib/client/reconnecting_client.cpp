@@ -145,9 +145,8 @@ class ReconnectingClientImpl final : public ReconnectingClient,
       failed_ = true;
       const std::string why =
           retry_cannot_help(err) ? "not retried" : "max retries (" + std::to_string(max) + ") exceeded";
-      Error last(err.errc,
-                 why + " after " + std::to_string(failures_) + " failed attempt(s) to " + url_ + ": " + err.message,
-                 err.code, err.http_status);
+      Error last = err;  // keeps the code, its space and the HTTP status
+      last.message = why + " after " + std::to_string(failures_) + " failed attempt(s) to " + url_ + ": " + err.message;
       UVWT_ERROR("reconnecting client: %s", last.message.c_str());
       answer_waiters(nullptr);
       if (on_failed_) on_failed_(last, attempts_);

@@ -1,6 +1,7 @@
 #include <uvwt/config.hpp>
 
 #include "common/log.hpp"
+#include "common/test_hooks.hpp"
 
 namespace uvwt {
 
@@ -59,7 +60,7 @@ Error validate_transport(const TransportConfig &c) {
   if (c.max_field_section_size < 1024 || c.max_field_section_size > (32u << 10))
     return bad("max_field_section_size", "must be between 1024 and 32768");
   if (c.peer_settings_timeout.count() <= 0) return bad("peer_settings_timeout", "must be positive");
-  const auto &im = c.impairment;
+  const auto &im = testing::impairment_of(c);
   for (double p : {im.loss, im.duplicate, im.reorder, im.corrupt})
     if (p < 0.0 || p > 1.0) return bad("impairment", "probabilities must be in [0, 1]");
   return {};

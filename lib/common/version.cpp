@@ -9,6 +9,8 @@ namespace uvwt {
 
 std::string_view version() noexcept { return UVWT_VERSION; }
 
+int abi_version() noexcept { return UVWT_ABI_VERSION; }
+
 std::string_view ngtcp2_version() noexcept {
   const ngtcp2_info *info = ::ngtcp2_version(0);
   return info != nullptr ? info->version_str : "";

@@ -105,7 +105,7 @@ class ConnectionImpl final : public Connection,
   void stop_health_monitor() override;
   void record_activity() override;
   void set_idle_timeout(Duration period) override;
-  void set_impairment(const ImpairmentConfig &cfg) override;
+  void set_impairment(const ImpairmentConfig &cfg);  // testing::set_impairment
   Error migrate() override;
   void wait_ready(Duration timeout, DoneCallback cb) override;
   void wait_for_ready_session(Duration timeout, SessionIdCallback cb) override;

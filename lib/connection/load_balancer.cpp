@@ -280,7 +280,7 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
       if (!targets_.empty())
         msg += " (" + std::to_string(stats().failed_targets) + " of " + std::to_string(targets_.size()) + " failed)";
       if (r->last_error) msg += "; last error: " + r->last_error.to_string();
-      return deliver(r, Error(Errc::connection, msg, r->last_error.code), nullptr);
+      return deliver(r, Error(Errc::connection, msg, r->last_error.space, r->last_error.code), nullptr);
     }
     Target &t = targets_[*idx];
     if (t.conn) {

@@ -81,7 +81,10 @@ Error proxy_leg_error(const Error &e, const std::string &authority) {
   if (e.errc == Errc::dns || e.errc == Errc::proxy_dns) c = Errc::proxy_dns;
   if (e.errc == Errc::certificate || e.errc == Errc::proxy_certificate) c = Errc::proxy_certificate;
   if (e.errc == Errc::cancelled) c = Errc::cancelled;
-  return {c, "proxy " + authority + ": " + e.message, e.code, e.http_status};
+  Error out = e;  // keeps the code, its space and the HTTP status
+  out.errc = c;
+  out.message = "proxy " + authority + ": " + e.message;
+  return out;
 }
 
 Error make_proxy_spec(const ClientConfig &cfg, const std::optional<Address> &proxy_addr, ProxySpec &out) {
@@ -194,7 +197,7 @@ void ProxyTunnel::on_tunnel_closed(const Error &err) {
   closed_ = true;
   Error why(Errc::proxy_connection,
             "proxy " + (link_ ? link_->authority() : std::string()) + ": tunnel closed (" + err.message + ")",
-            err.code);
+            err.space, err.code);
   if (!open_ && on_failed) {
     deferred_->post([cb = std::move(on_failed), why] { cb(why); });
     on_failed = nullptr;
@@ -274,7 +277,7 @@ struct TunnelOp : std::enable_shared_from_this<TunnelOp> {
     if (e) {
       tunnel->sid_ = -1;
       const Errc c = e.errc == Errc::unsupported ? Errc::proxy_refused : Errc::proxy_connection;
-      finish(Error(c, "proxy " + spec.url.authority() + ": " + e.message, e.code));
+      finish(Error(c, "proxy " + spec.url.authority() + ": " + e.message, e.space, e.code));
     }
   }
 
@@ -283,7 +286,7 @@ struct TunnelOp : std::enable_shared_from_this<TunnelOp> {
     const std::string what =
         "proxy " + spec.url.authority() + " refused CONNECT-UDP to " + host + ":" + std::to_string(port);
     // RFC 9110 §15.5.8: 407 asks for (other) proxy credentials.
-    finish(Error(status == 407 ? Errc::proxy_authentication : Errc::proxy_refused, what, 0, status));
+    finish(Error::from_http_status(status == 407 ? Errc::proxy_authentication : Errc::proxy_refused, what, status));
   }
 
   void finish(const Error &err) {

@@ -148,7 +148,7 @@ std::size_t encode_streams_blocked(bool bidi, std::uint64_t limit, std::uint8_t 
 CapsuleParser::Step CapsuleParser::fail(std::string message, std::uint64_t code) {
   // RFC 9297 3.3: a capsule error makes the message malformed (RFC 9114
   // 4.1.2: stream error H3_MESSAGE_ERROR) unless a rule names another code.
-  if (error_.ok()) error_ = Error(Errc::protocol, std::move(message), code);
+  if (error_.ok()) error_ = Error(Errc::protocol, std::move(message), CodeSpace::h3, code);
   state_ = State::failed;
   return Step::error;
 }

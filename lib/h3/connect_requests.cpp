@@ -129,7 +129,7 @@ void H3Connection::handle_response_headers(std::int64_t sid, RequestState &rs) {
   Errc e = Errc::http_status;
   std::string msg = "server answered CONNECT with HTTP " + std::to_string(status);
   if (status == 401 || status == 403) e = Errc::authentication;
-  s->fail(Error(e, msg, 0, status));
+  s->fail(Error::from_http_status(e, msg, status));
   quic_->shutdown_stream_write(sid, kH3NoError);
 }
 

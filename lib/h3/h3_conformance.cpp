@@ -66,7 +66,8 @@ void H3Connection::refuse_oversized(std::int64_t sid, bool nghttp3_has_headers) 
   if (!server_ || s) {
     // RFC 9114 4.2.2: "A client can discard responses that it cannot
     // process"; trailers over the limit end an established session alike.
-    if (s) s->fail(Error(Errc::protocol, "header section over max_field_section_size", kH3ExcessiveLoad));
+    if (s)
+      s->fail(Error(Errc::protocol, "header section over max_field_section_size", CodeSpace::h3, kH3ExcessiveLoad));
     abort_request_stream(sid, kH3ExcessiveLoad);
     return;
   }
@@ -161,7 +162,7 @@ bool H3Connection::check_wt_protocol(std::int64_t sid, RequestState &rs, Dialect
   // (or one that is not an sf-string) closes the session with WT_ALPN_ERROR.
   const std::string why = rs.wt_protocol_bad ? "wt-protocol is not a string"
                                              : "server chose wt-protocol '" + rs.wt_protocol + "' not offered";
-  if (rs.session) rs.session->fail(Error(Errc::protocol, why, kWtAlpnError));
+  if (rs.session) rs.session->fail(Error(Errc::protocol, why, CodeSpace::webtransport, kWtAlpnError));
   owner_.on_error_counted();
   abort_request_stream(sid, kWtAlpnError);
   return false;

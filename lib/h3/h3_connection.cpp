@@ -45,7 +45,7 @@ void H3Connection::add_bytes(bool sent, std::uint64_t n) {
 bool H3Connection::fatal(std::uint64_t h3_code, const std::string &why) {
   UVWT_WARN("HTTP/3 error 0x%llx: %s", static_cast<unsigned long long>(h3_code), why.c_str());
   owner_.on_error_counted();
-  quic_->set_close_error(Error(Errc::protocol, why, h3_code));
+  quic_->set_close_error(Error(Errc::protocol, why, CodeSpace::h3, h3_code));
   quic_->close(h3_code, why);
   return false;
 }

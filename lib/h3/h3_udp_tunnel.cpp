@@ -181,8 +181,9 @@ bool H3Connection::tunnel_stream_closed(std::int64_t sid, bool has_code, std::ui
   auto h = it->second.handler.lock();
   tunnels_.erase(it);
   if (h)
-    h->on_tunnel_closed(has_code && code != kH3NoError ? Error(Errc::stream, "tunnel stream reset by the peer", code)
-                                                       : Error(Errc::connection, "tunnel stream closed"));
+    h->on_tunnel_closed(has_code && code != kH3NoError
+                            ? Error(Errc::stream, "tunnel stream reset by the peer", CodeSpace::h3, code)
+                            : Error(Errc::connection, "tunnel stream closed"));
   return true;
 }
 

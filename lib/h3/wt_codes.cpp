@@ -48,4 +48,18 @@ std::string wt_code_suffix(std::uint64_t h3) {
   return buf;
 }
 
+Error wire_code_error(Errc errc, std::string message, std::uint64_t h3) {
+  if (const auto app = wt_h3_to_app(h3)) return {errc, std::move(message), CodeSpace::application, *app};
+  switch (h3) {
+    case kWtBufferedStreamRejected:
+    case kWtSessionGone:
+    case kWtFlowControlError:
+    case kWtAlpnError:
+    case kWtRequirementsNotMet:
+      return {errc, std::move(message), CodeSpace::webtransport, h3};
+    default:
+      return {errc, std::move(message), CodeSpace::h3, h3};
+  }
+}
+
 }  // namespace uvwt::detail

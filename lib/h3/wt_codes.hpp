@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include <uvwt/error.hpp>
+
 namespace uvwt::detail {
 
 // ---- SETTINGS identifiers
@@ -102,5 +104,9 @@ std::string_view h3_code_name(std::uint64_t h3) noexcept;
 // For error messages of resets/stops that carry no application code: the
 // code the peer used, e.g. " (WT_SESSION_GONE)"; empty for application codes.
 std::string wt_code_suffix(std::uint64_t h3);
+// An Error for a reset / STOP_SENDING code received on the wire, in its code
+// space: a WebTransport application code decoded (CodeSpace::application),
+// a WT_* code (CodeSpace::webtransport) or any other HTTP/3 code (CodeSpace::h3).
+Error wire_code_error(Errc errc, std::string message, std::uint64_t h3);
 
 }  // namespace uvwt::detail

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "common/log.hpp"
+#include "common/test_hooks.hpp"
 #include "quic/quic_connection.hpp"
 
 namespace uvwt::detail {
@@ -37,7 +38,7 @@ Error Endpoint::bind(const SockAddr &addr, UdpSocket **out) {
   if (!sock) return err;
   if (Error e = join_reuseport_group(*sock)) return e;
   sock->set_receiver(this);
-  if (cfg_.impairment.enabled) sock->set_impairment(cfg_.impairment);
+  if (const auto &im = testing::impairment_of(cfg_); im.enabled) sock->set_impairment(im);
   if (out != nullptr) *out = sock.get();
   sockets_.push_back(std::move(sock));
   return {};
@@ -50,7 +51,7 @@ std::vector<SockAddr> Endpoint::local_addrs() const {
 }
 
 void Endpoint::set_impairment(const ImpairmentConfig &cfg) {
-  cfg_.impairment = cfg;
+  testing::impairment(cfg_) = cfg;
   for (auto &s : sockets_) s->set_impairment(cfg);
 }
 

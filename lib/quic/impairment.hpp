@@ -7,6 +7,8 @@
 
 #include <uvwt/config.hpp>
 
+#include "common/test_hooks.hpp"
+
 #include "quic/socket_addr.hpp"
 
 namespace uvwt::detail {

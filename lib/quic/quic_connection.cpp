@@ -502,9 +502,9 @@ static Error tls_alert_error(std::uint8_t alert) {
     case GNUTLS_A_CERTIFICATE_UNKNOWN:
     case GNUTLS_A_UNKNOWN_CA:
     case GNUTLS_A_CERTIFICATE_REQUIRED:
-      return {Errc::certificate, msg, NGTCP2_CRYPTO_ERROR | alert};
+      return {Errc::certificate, msg, CodeSpace::tls_alert, alert};
     default:
-      return {Errc::handshake, msg, NGTCP2_CRYPTO_ERROR | alert};
+      return {Errc::handshake, msg, CodeSpace::tls_alert, alert};
   }
 }
 
@@ -546,11 +546,14 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
       case NGTCP2_ERR_DRAINING:
         if (const ngtcp2_ccerr *ce = ngtcp2_conn_get_ccerr(conn_); ce != nullptr) {
           Error e(Errc::connection, "connection closed by peer");
-          // H3_NO_ERROR is HTTP/3's "no error": report it as code 0.
+          // H3_NO_ERROR is HTTP/3's "no error": report it as code 0. An
+          // application close carries an HTTP/3 code (RFC 9114, 8.1).
           e.code = ce->error_code == kH3NoErrorCode ? 0 : ce->error_code;
+          if (ce->type == NGTCP2_CCERR_TYPE_APPLICATION && e.code != 0) e.space = CodeSpace::h3;
           if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT) {
+            e.space = CodeSpace::transport;
             if (ce->error_code == NGTCP2_CONNECTION_REFUSED)
-              e = Error(Errc::refused, "connection refused by the server", ce->error_code);
+              e = Error(Errc::refused, "connection refused by the server", CodeSpace::transport, ce->error_code);
             else if ((ce->error_code & ~0xffull) == NGTCP2_CRYPTO_ERROR)
               e = tls_alert_error(static_cast<std::uint8_t>(ce->error_code & 0xff));
             else if (ce->error_code != 0)
@@ -604,7 +607,8 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
 void QuicConnection::on_socket_error(int errno_value) {
   if (closed_) return;
   if (!handshake_completed()) {
-    enter_closed(Error(Errc::refused, std::string("peer unreachable: ") + std::strerror(errno_value), 0));
+    enter_closed(Error(Errc::refused, std::string("peer unreachable: ") + std::strerror(errno_value), CodeSpace::system,
+                       static_cast<std::uint64_t>(errno_value)));
   }
 }
 

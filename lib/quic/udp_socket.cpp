@@ -59,7 +59,7 @@ std::size_t put_cmsg(unsigned char *buf, std::size_t off, int level, int type, c
 }
 
 Error sys_error(Errc errc, const char *what, const SockAddr &addr, int e) {
-  return Error(errc, std::string(what) + " " + addr.to_string() + ": " + std::strerror(e),
+  return Error(errc, std::string(what) + " " + addr.to_string() + ": " + std::strerror(e), CodeSpace::system,
                static_cast<std::uint64_t>(e));
 }
 

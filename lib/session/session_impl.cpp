@@ -200,7 +200,7 @@ void SessionImpl::send_credit_grew() {
 
 void SessionImpl::abort_with(std::uint64_t h3_code, const std::string &why) {
   if (info_.state == SessionState::closed) return;
-  protocol_error(Error(Errc::protocol, why, h3_code));
+  protocol_error(Error(Errc::protocol, why, CodeSpace::h3, h3_code));
 }
 
 void SessionImpl::on_bidi_stream(IncomingStreamCallback cb) {
@@ -340,7 +340,7 @@ void SessionImpl::close(std::uint32_t code, std::string reason, CloseCallback cb
   // reason is a bare FIN: draft-15 section 6 makes it mean exactly that, and
   // peers that misread capsules inside DATA frames still see a clean close.
   queue_capsule(std::move(cap), true);
-  abort_streams(Error(Errc::session, "session closed", code));
+  abort_streams(Error(Errc::session, "session closed", CodeSpace::application, code));
   fail_waiting_opens();
   start_close_backstop();
 }
@@ -458,7 +458,7 @@ void SessionImpl::on_capsule_data(const std::uint8_t *data, std::size_t len) {
   // draft-ietf-webtrans-http3 section 6 (-13..-16): "If any additional
   // stream data is received on the CONNECT stream after receiving a
   // WT_CLOSE_SESSION capsule, the stream MUST be reset with code H3_MESSAGE_ERROR."
-  const Error after_close(Errc::protocol, "data after WT_CLOSE_SESSION", kH3MessageError);
+  const Error after_close(Errc::protocol, "data after WT_CLOSE_SESSION", CodeSpace::h3, kH3MessageError);
   if (peer_closed_capsule_) {
     if (len > 0) protocol_error(after_close);
     return;
@@ -514,11 +514,11 @@ void SessionImpl::answer_peer_close() {
 void SessionImpl::on_connect_stream_reset(std::uint64_t code) {
   SessionCloseInfo ci;
   ci.remote = true;
-  ci.error = Error(Errc::session, "CONNECT stream reset by peer" + wt_code_suffix(code), code);
+  ci.error = wire_code_error(Errc::session, "CONNECT stream reset by peer" + wt_code_suffix(code), code);
   if (info_.state == SessionState::connecting && code == kH3RequestRejected)
     // Draft-15 section 5.2: the server did not process the request (over its
     // session limit); the client may try another connection.
-    ci.error = Error(Errc::session, "server refused the session unprocessed (H3_REQUEST_REJECTED)", code);
+    ci.error = wire_code_error(Errc::session, "server refused the session unprocessed (H3_REQUEST_REJECTED)", code);
   finish(ci);
 }
 
@@ -531,7 +531,7 @@ void SessionImpl::on_connect_stream_stopped(std::uint64_t code) {
     ci.reason = local_reason_;
   } else {
     ci.remote = true;
-    ci.error = Error(Errc::session, "peer stopped reading the CONNECT stream (STOP_SENDING)", code);
+    ci.error = wire_code_error(Errc::session, "peer stopped reading the CONNECT stream (STOP_SENDING)", code);
   }
   // Nothing more to read either: stop the peer's side with WT_SESSION_GONE.
   host_.abandon_connect_stream(*this, false);
@@ -571,7 +571,7 @@ void SessionImpl::finish(const SessionCloseInfo &ci, bool deferred) {
   stats_.closed_at = info_.closed_at;
   info_.close_info = ci;
   close_timer_.reset();
-  abort_streams(ci.error ? ci.error : Error(Errc::session, "session closed", ci.code));
+  abort_streams(ci.error ? ci.error : Error(Errc::session, "session closed", CodeSpace::application, ci.code));
   fail_waiting_opens();
   pending_dgrams_.clear();
   host_.session_closed(*this);

@@ -236,7 +236,7 @@ void StreamImpl::reset(std::uint32_t code) {
   send_closed_ = true;
   host_.reset_stream(sid_, wt_app_to_h3(code));
   host_.defer(
-      [keep = shared_from_this(), code] { keep->fail_sends(Error(Errc::stream, "stream reset locally", code)); });
+      [keep = shared_from_this(), code] { keep->fail_sends(Error(Errc::stream, "stream reset locally", CodeSpace::application, code)); });
 }
 
 void StreamImpl::consumed(std::size_t n) {
@@ -331,18 +331,17 @@ void StreamImpl::on_peer_reset(std::uint64_t h3_code) {
   CallbackScope scope(*this);
   recv_closed_ = true;
   drop_held();
-  const auto app = wt_h3_to_app(h3_code);
-  emit_error(Error(Errc::stream, "stream reset by peer" + wt_code_suffix(h3_code), app ? *app : 0));
+  emit_error(wire_code_error(Errc::stream, "stream reset by peer" + wt_code_suffix(h3_code), h3_code));
 }
 
 void StreamImpl::on_peer_stop_sending(std::uint64_t h3_code) {
   CallbackScope scope(*this);
-  const auto app = wt_h3_to_app(h3_code);
   if (!send_closed_) {
     send_closed_ = true;
     host_.reset_stream(sid_, h3_code);
   }
-  const Error err(Errc::stream, "peer stopped reading (STOP_SENDING)" + wt_code_suffix(h3_code), app ? *app : 0);
+  const Error err =
+      wire_code_error(Errc::stream, "peer stopped reading (STOP_SENDING)" + wt_code_suffix(h3_code), h3_code);
   fail_sends(err);
   emit_error(err);
 }
@@ -396,10 +395,9 @@ void StreamImpl::on_quic_closed(bool has_code, std::uint64_t h3_code) {
   const bool held_for_reader = on_data_ && (!held_.empty() || held_fin_);
   if (has_code && !error_emitted_ && (send_unfinished || recv_unfinished)) {
     // ngtcp2 reports a peer's STOP_SENDING only here, as the stream's code.
-    const auto app = wt_h3_to_app(h3_code);
-    emit_error(Error(Errc::stream,
-                     std::string(send_unfinished ? "stream stopped by peer" : "stream reset") + wt_code_suffix(h3_code),
-                     app ? *app : 0));
+    emit_error(wire_code_error(
+        Errc::stream,
+        std::string(send_unfinished ? "stream stopped by peer" : "stream reset") + wt_code_suffix(h3_code), h3_code));
   }
   if (!chunks_.empty() || fin_cb_) fail_sends(Error(Errc::stream, "stream closed before its data was acknowledged"));
   run_closed_callbacks(held_for_reader);

@@ -5,6 +5,7 @@
 
 #include "catch.hpp"
 #include "client/client_fixture.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -13,8 +14,8 @@ namespace {
 // A client whose socket drops everything: its connects time out after 300 ms.
 ClientConfig unreachable_config() {
   ClientConfig c = client_config();
-  c.impairment.enabled = true;
-  c.impairment.blackhole = true;
+  uvwt::testing::impairment(c).enabled = true;
+  uvwt::testing::impairment(c).blackhole = true;
   c.connect_timeout = Duration(300);
   return c;
 }
@@ -169,8 +170,8 @@ TEST_CASE("ClientFleet::close_all while connect_all is running", "[client][loop]
   auto server = start_server(tl);
   server->route("/echo", echo_handler());
   ClientConfig slow = client_config();
-  slow.impairment.enabled = true;
-  slow.impairment.delay_ms = 300;  // handshakes still under way when close_all comes
+  uvwt::testing::impairment(slow).enabled = true;
+  uvwt::testing::impairment(slow).delay_ms = 300;  // handshakes still under way when close_all comes
   std::vector<std::shared_ptr<Client>> clients{make_client(tl, slow), make_client(tl, slow), make_client(tl, slow)};
   auto fleet = make_fleet(tl, clients, 1);
   std::vector<std::shared_ptr<Session>> sessions;

@@ -10,6 +10,7 @@
 #include "catch.hpp"
 #include "client/client_fixture.hpp"
 #include "connection/connection_impl.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -123,8 +124,8 @@ TEST_CASE("Client connect errors tell their category", "[client][loop][errors]")
   }
   {
     ClientConfig cfg = client_config();
-    cfg.impairment.enabled = true;
-    cfg.impairment.blackhole = true;
+    uvwt::testing::impairment(cfg).enabled = true;
+    uvwt::testing::impairment(cfg).blackhole = true;
     auto silent = make_client(tl, cfg);
     ConnectOptions o;
     o.timeout = Duration(300);
@@ -203,8 +204,8 @@ TEST_CASE("Client statistics: slow connects are measured, low success rate is re
   server->route("/echo", echo_handler());
 
   ClientConfig slow_cfg = client_config();
-  slow_cfg.impairment.enabled = true;
-  slow_cfg.impairment.delay_ms = 60;  // each way, on the client's socket
+  uvwt::testing::impairment(slow_cfg).enabled = true;
+  uvwt::testing::impairment(slow_cfg).delay_ms = 60;  // each way, on the client's socket
   auto slow = make_client(tl, slow_cfg);
   auto r = connect_client(tl, *slow, url_of(server->port(), "/echo"));
   REQUIRE(r.err.ok());
@@ -234,8 +235,8 @@ TEST_CASE("Closing a client cancels connects in flight and closes every connecti
   auto server = start_server(tl);
   server->route("/echo", echo_handler());
   ClientConfig cfg = client_config();
-  cfg.impairment.enabled = true;
-  cfg.impairment.delay_ms = 200;  // handshakes take a while
+  uvwt::testing::impairment(cfg).enabled = true;
+  uvwt::testing::impairment(cfg).delay_ms = 200;  // handshakes take a while
   auto client = make_client(tl, cfg);
   auto fast = make_client(tl);
   auto live = connect_client(tl, *fast, url_of(server->port(), "/echo"));
@@ -295,8 +296,8 @@ TEST_CASE("Client connect timeout covers the whole sequence", "[client][loop][ti
     // Nothing gets through: the 300 ms budget ends it long before the 10 s a
     // single handshake attempt may take.
     ClientConfig cfg = client_config();
-    cfg.impairment.enabled = true;
-    cfg.impairment.blackhole = true;
+    uvwt::testing::impairment(cfg).enabled = true;
+    uvwt::testing::impairment(cfg).blackhole = true;
     REQUIRE(cfg.handshake_timeout >= milliseconds(10'000));
     auto silent = make_client(tl, cfg);
     ConnectOptions o;
@@ -321,7 +322,7 @@ TEST_CASE("Client connect timeout covers the whole sequence", "[client][loop][ti
       ImpairmentConfig im;
       im.enabled = true;
       im.blackhole = true;
-      if (server_conn) server_conn->set_impairment(im);  // drops the 200 about to be sent
+      if (server_conn) uvwt::testing::set_impairment(*server_conn, im);  // drops the 200 about to be sent
       return AcceptDecision::accept();
     });
     auto client = make_client(tl);
@@ -336,7 +337,7 @@ TEST_CASE("Client connect timeout covers the whole sequence", "[client][loop][ti
     CHECK(took >= milliseconds(990));
     CHECK(took < milliseconds(3'000));
     REQUIRE(server_conn);
-    server_conn->set_impairment(ImpairmentConfig{});
+    uvwt::testing::set_impairment(*server_conn, ImpairmentConfig{});
     server_conn.reset();
     close_client(tl, client);
   }
@@ -465,8 +466,8 @@ TEST_CASE("Client diagnostics report a really slow connect", "[client][loop][sta
   // 1.3 s each way on the client's socket: the handshake and the CONNECT are
   // at least two round trips of 2.6 s, so the connect takes more than 5 s
   // (three today, since the server's SETTINGS wait for the client's Finished).
-  cfg.impairment.enabled = true;
-  cfg.impairment.delay_ms = 1'300;
+  uvwt::testing::impairment(cfg).enabled = true;
+  uvwt::testing::impairment(cfg).delay_ms = 1'300;
   cfg.connect_timeout = Duration(30'000);
   cfg.handshake_timeout = Duration(30'000);
   cfg.idle_timeout = Duration(60'000);
@@ -518,8 +519,8 @@ TEST_CASE("Client connect: timeout 0 means the config's connect_timeout, as the 
   {
     // A silent server: the config's 400 ms end it.
     ClientConfig cfg = client_config();
-    cfg.impairment.enabled = true;
-    cfg.impairment.blackhole = true;
+    uvwt::testing::impairment(cfg).enabled = true;
+    uvwt::testing::impairment(cfg).blackhole = true;
     cfg.connect_timeout = Duration(400);
     auto silent = make_client(tl, cfg);
     const auto t0 = Clock::now();

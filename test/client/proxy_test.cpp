@@ -8,6 +8,7 @@
 #include "client/client_impl.hpp"
 #include "connection/proxy_tunnel.hpp"
 #include "server/server_hooks.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -285,10 +286,10 @@ TEST_CASE("proxy: impairment on either leg still delivers intact data", "[proxy]
   SECTION("client <-> proxy leg") {
     auto rig = start_proxy_rig(tl);
     ClientConfig cfg = proxied_client_config(rig.proxy_server->port());
-    cfg.impairment.enabled = true;  // the proxy connection's socket: the outer leg
-    cfg.impairment.loss = 0.03;
-    cfg.impairment.reorder = 0.02;
-    cfg.impairment.seed = 11;
+    uvwt::testing::impairment(cfg).enabled = true;  // the proxy connection's socket: the outer leg
+    uvwt::testing::impairment(cfg).loss = 0.03;
+    uvwt::testing::impairment(cfg).reorder = 0.02;
+    uvwt::testing::impairment(cfg).seed = 11;
     cfg.connect_timeout = std::chrono::milliseconds(15'000);
     auto client = make_client(tl, cfg);
     auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));
@@ -301,10 +302,10 @@ TEST_CASE("proxy: impairment on either leg still delivers intact data", "[proxy]
     close_rig(tl, rig);
   }
   SECTION("proxy <-> target leg") {
-    lossy_target.impairment.enabled = true;  // the target server's socket
-    lossy_target.impairment.loss = 0.03;
-    lossy_target.impairment.delay_ms = 5;
-    lossy_target.impairment.seed = 13;
+    uvwt::testing::impairment(lossy_target).enabled = true;  // the target server's socket
+    uvwt::testing::impairment(lossy_target).loss = 0.03;
+    uvwt::testing::impairment(lossy_target).delay_ms = 5;
+    uvwt::testing::impairment(lossy_target).seed = 13;
     auto rig = start_proxy_rig(tl, loopback_proxy_config(), lossy_target);
     auto client = make_client(tl, proxied_client_config(rig.proxy_server->port()));
     auto r = connect_client(tl, *client, url_of(rig.target->port(), "/echo"));

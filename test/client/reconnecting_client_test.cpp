@@ -10,6 +10,7 @@
 #include "catch.hpp"
 #include "client/client_fixture.hpp"
 #include "common/deferred.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -153,8 +154,8 @@ TEST_CASE("ReconnectingClient: no retry for a bad URL, get_session times out, cl
   }
   SECTION("get_session times out, close cancels the connect in flight") {
     ClientConfig cfg = retry_config(-1);
-    cfg.impairment.enabled = true;
-    cfg.impairment.blackhole = true;
+    uvwt::testing::impairment(cfg).enabled = true;
+    uvwt::testing::impairment(cfg).blackhole = true;
     cfg.connect_timeout = Duration(5'000);
     auto client = make_client(tl, cfg);
     auto server = start_server(tl);
@@ -302,8 +303,8 @@ TEST_CASE("ReconnectingClient reconnects at once after a lost session", "[client
 TEST_CASE("ReconnectingClient::get_session waits 5 s by default", "[client][loop][reconnect][timing]") {
   TestLoop tl;
   ClientConfig cfg = retry_config(-1);
-  cfg.impairment.enabled = true;
-  cfg.impairment.blackhole = true;
+  uvwt::testing::impairment(cfg).enabled = true;
+  uvwt::testing::impairment(cfg).blackhole = true;
   cfg.connect_timeout = Duration(20'000);
   auto client = make_client(tl, cfg);
   auto server = start_server(tl);

@@ -26,14 +26,24 @@ TEST_CASE("errors print their category, status and code", "[common]") {
   const uvwt::Error ok;
   CHECK(ok.ok());
   CHECK(ok.to_string().empty());
-  const uvwt::Error e(uvwt::Errc::http_status, "server said no", 0, 404);
+  const uvwt::Error e = uvwt::Error::from_http_status(uvwt::Errc::http_status, "server said no", 404);
   CHECK_FALSE(e.ok());
   CHECK(static_cast<bool>(e));
+  CHECK(e.http_status == 404);
+  CHECK(e.space == uvwt::CodeSpace::http_status);
   CHECK(e.to_string() == "http_status: server said no (HTTP 404)");
-  const uvwt::Error c(uvwt::Errc::stream, "reset", 0x1e);
-  CHECK(c.to_string() == "stream: reset (code 0x1e)");
-  CHECK(uvwt::errc_exception_name(uvwt::Errc::timeout) == "TimeoutError");
-  CHECK(uvwt::errc_exception_name(uvwt::Errc::certificate) == "CertificateError");
+  const uvwt::Error c(uvwt::Errc::stream, "reset", uvwt::CodeSpace::application, 0x1e);
+  CHECK(c.to_string() == "stream: reset (application 0x1e)");
+  // The same number in two code spaces reads differently: no range decoding.
+  const uvwt::Error h3(uvwt::Errc::protocol, "bad", uvwt::CodeSpace::h3, 0x10c);
+  const uvwt::Error tr(uvwt::Errc::protocol, "bad", uvwt::CodeSpace::transport, 0x0a);
+  const uvwt::Error alert(uvwt::Errc::certificate, "refused", uvwt::CodeSpace::tls_alert, 42);
+  CHECK(h3.to_string() == "protocol: bad (h3 0x10c)");
+  CHECK(tr.to_string() == "protocol: bad (transport 0xa)");
+  CHECK(alert.to_string() == "certificate: refused (TLS alert 42)");
+  CHECK(uvwt::Error(uvwt::Errc::timeout, "slow").space == uvwt::CodeSpace::none);
+  CHECK(uvwt::code_space_name(uvwt::CodeSpace::webtransport) == "webtransport");
+  CHECK(uvwt::code_space_name(uvwt::CodeSpace::system) == "system");
   CHECK(uvwt::errc_name(uvwt::Errc::dns) == "dns");
 }
 

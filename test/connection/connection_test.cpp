@@ -12,6 +12,7 @@
 #include "quic/quic_connection.hpp"
 #include "support/echo_handler.hpp"
 #include "support/fixture.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -28,7 +29,7 @@ void set_blackhole(const std::shared_ptr<Connection> &c, bool on) {
   ImpairmentConfig imp;
   imp.enabled = on;
   imp.blackhole = on;
-  c->set_impairment(imp);
+  uvwt::testing::set_impairment(*c, imp);
 }
 
 // Sends `n` bytes on a bidi stream to the echo route and waits for the echo;
@@ -532,8 +533,8 @@ TEST_CASE("connection: issues from real conditions (latency, error count)", "[co
   TestLoop tl;
   auto server = start_server(tl);
   ClientConfig cfg = client_config();
-  cfg.impairment.enabled = true;
-  cfg.impairment.delay_ms = 520;  // each way: RTT above one second
+  uvwt::testing::impairment(cfg).enabled = true;
+  uvwt::testing::impairment(cfg).delay_ms = 520;  // each way: RTT above one second
   cfg.connect_timeout = std::chrono::milliseconds(15'000);
   cfg.handshake_timeout = std::chrono::milliseconds(15'000);
   auto c = connect_bare(tl, server->port(), cfg);
@@ -893,8 +894,8 @@ TEST_CASE("connection: create_server does not hand over a connection whose hands
   // Each way 400 ms: the server has the client's Initial at 400 ms and its
   // next flight not before 1200 ms, long after its 300 ms handshake timeout.
   ClientConfig cfg = client_config();
-  cfg.impairment.enabled = true;
-  cfg.impairment.delay_ms = 400;
+  uvwt::testing::impairment(cfg).enabled = true;
+  uvwt::testing::impairment(cfg).delay_ms = 400;
   cfg.connect_timeout = std::chrono::milliseconds(2'000);
   auto c = connect_bare(tl, server->port(), cfg);
   CHECK_FALSE(c.err.ok());

@@ -14,6 +14,7 @@
 #include "catch.hpp"
 #include "support/echo_handler.hpp"
 #include "support/fixture.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -96,9 +97,9 @@ bool bulk(TestLoop &tl, const std::shared_ptr<Connection> &conn, const std::shar
     REQUIRE(tl.run_until([&] { return got >= n / 4 || out->done; }, 30'000));
     ImpairmentConfig dark = base;
     dark.blackhole = true;
-    conn->set_impairment(dark);
+    uvwt::testing::set_impairment(*conn, dark);
     tl.run_for(400);
-    conn->set_impairment(base);
+    uvwt::testing::set_impairment(*conn, base);
   }
   REQUIRE(tl.run_until([&] { return out->done || conn->is_closed(); }, 60'000));
   if (!out->err.ok() || got != n) {
@@ -192,7 +193,7 @@ TEST_CASE("impairment matrix: bulk, datagrams and short sessions arrive intact o
   auto server = start_server(tl, scfg);
   server->route("/echo", echo_handler());
   ClientConfig cfg = client_config();
-  cfg.impairment = sc.im;
+  uvwt::testing::impairment(cfg) = sc.im;
   cfg.connect_timeout = std::chrono::milliseconds(20'000);
   cfg.handshake_timeout = std::chrono::milliseconds(20'000);
   auto c = connect(tl, server->port(), "/echo", cfg);

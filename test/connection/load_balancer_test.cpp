@@ -10,6 +10,7 @@
 #include "catch.hpp"
 #include "support/echo_handler.hpp"
 #include "support/fixture.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -250,8 +251,8 @@ TEST_CASE("load balancer: weighted picks follow the weights", "[connection][lb][
 TEST_CASE("load balancer: least_latency avoids the slow target", "[connection][lb][loop]") {
   TestLoop tl;
   ServerConfig slow = server_config();
-  slow.impairment.enabled = true;
-  slow.impairment.delay_ms = 40;  // each way
+  uvwt::testing::impairment(slow).enabled = true;
+  uvwt::testing::impairment(slow).delay_ms = 40;  // each way
   Servers sv(tl, {slow, server_config(), server_config()});
   auto lb_owner = make_lb(tl, sv.targets());
   auto &lb = *lb_owner;
@@ -281,8 +282,8 @@ TEST_CASE("load balancer: least_latency compares connected and disconnected targ
           "[connection][lb][loop]") {
   TestLoop tl;
   ServerConfig delayed = server_config();
-  delayed.impairment.enabled = true;
-  delayed.impairment.delay_ms = 15;  // each way: RTT at least 30 ms
+  uvwt::testing::impairment(delayed).enabled = true;
+  uvwt::testing::impairment(delayed).delay_ms = 15;  // each way: RTT at least 30 ms
   Servers sv(tl, {server_config(), delayed, server_config()});
   // Target 0 has the lowest RTT but the slowest connect: its factory answers
   // 300 ms late. Comparing its connect time with target 1's live RTT (what

@@ -11,6 +11,7 @@
 #include "h3/h3_connection.hpp"
 #include "support/echo_handler.hpp"
 #include "support/fixture.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -173,7 +174,7 @@ TEST_CASE("wait_for_ready_session: the connection closing or being lost answers 
     ImpairmentConfig imp;
     imp.enabled = true;
     imp.blackhole = true;
-    c.conn->set_impairment(imp);
+    uvwt::testing::set_impairment(*c.conn, imp);
     const std::uint64_t start = detail::now_ns();
     REQUIRE(tl.run_until([&] { return w->done; }, 10'000));
     CHECK(w->err);

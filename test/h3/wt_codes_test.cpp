@@ -106,3 +106,23 @@ TEST_CASE("resets without an application code name the peer's code in messages",
   // A GREASE point inside the range carries no application code: it is named by value.
   CHECK(wt_code_suffix(0x52e4a40fa8f9ull) == " (code 0x52e4a40fa8f9)");
 }
+
+TEST_CASE("a code received on a reset lands in its own code space", "[h3][codes]") {
+  using uvwt::CodeSpace;
+  using uvwt::Errc;
+  // draft-ietf-webtrans-http3 (application error codes): the HTTP/3 range
+  // carries a 32-bit application code, reported decoded.
+  const auto app = wire_code_error(Errc::stream, "reset", wt_app_to_h3(7));
+  CHECK(app.space == CodeSpace::application);
+  CHECK(app.code == 7);
+  const auto gone = wire_code_error(Errc::stream, "reset", kWtSessionGone);
+  CHECK(gone.space == CodeSpace::webtransport);
+  CHECK(gone.code == kWtSessionGone);
+  const auto h3 = wire_code_error(Errc::stream, "reset", kH3RequestCancelled);
+  CHECK(h3.space == CodeSpace::h3);
+  CHECK(h3.code == kH3RequestCancelled);
+  // A GREASE point inside the application range is no application code.
+  const auto grease = wire_code_error(Errc::stream, "reset", 0x52e4a40fa8f9ull);
+  CHECK(grease.space == CodeSpace::h3);
+  CHECK(grease.code == 0x52e4a40fa8f9ull);
+}

@@ -17,6 +17,7 @@
 #include "support/echo_handler.hpp"
 #include "support/fixture.hpp"
 #include "support/initial_flood.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -248,7 +249,7 @@ TEST_CASE("ServerConfig validates the handshake and stateless limits", "[server]
   rejects([](ServerConfig &c) { c.max_handshakes_per_address = 0; }, "max_handshakes_per_address");
   rejects([](ServerConfig &c) { c.stateless_answer_burst = 0; }, "stateless_answer_burst");
   rejects([](ServerConfig &c) { c.pending_session_timeout = Duration(0); }, "pending_session_timeout");
-  rejects([](ServerConfig &c) { c.impairment.corrupt = 1.5; }, "impairment");
+  rejects([](ServerConfig &c) { uvwt::testing::impairment(c).corrupt = 1.5; }, "impairment");
   ServerConfig quiet = server_config();
   quiet.stateless_answers_per_second = 0;  // no stateless answers at all
   quiet.stateless_answer_burst = 0;

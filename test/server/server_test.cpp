@@ -14,6 +14,7 @@
 #include "catch.hpp"
 #include "support/echo_handler.hpp"
 #include "support/fixture.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -633,8 +634,8 @@ TEST_CASE("a CONNECT in flight when the shutdown starts is answered, not cut", "
   auto server = start_server(tl);
   server->route("/echo", echo_handler());
   ClientConfig cfg = client_config();
-  cfg.impairment.enabled = true;
-  cfg.impairment.delay_ms = 100;  // each way: the GOAWAY notice and the CONNECT cross
+  uvwt::testing::impairment(cfg).enabled = true;
+  uvwt::testing::impairment(cfg).delay_ms = 100;  // each way: the GOAWAY notice and the CONNECT cross
   auto c = connect(tl, server->port(), "/echo", cfg);
   REQUIRE(c.err.ok());
   bool shut = false;

@@ -10,27 +10,23 @@
 
 namespace uvwt::test {
 
+// The callbacks take their stream / session (Stream::on_data(Stream&, ...)
+// and the like): every loopback test that echoes goes through those overloads.
 inline void echo_bidi(const std::shared_ptr<Stream> &st) {
-  std::weak_ptr<Stream> w = st;
-  st->on_writable([w] {
-    if (auto s = w.lock()) s->resume();
-  });
-  st->on_data([w](std::span<const std::uint8_t> data, bool fin) {
-    auto s = w.lock();
-    if (!s) return;
-    if (!data.empty()) s->write(Bytes(data.begin(), data.end()));
-    if (fin) s->end();
-    if (!s->writable()) s->pause();  // resume once the peer has acked half
+  st->on_writable([](Stream &s) { s.resume(); });
+  st->on_data([](Stream &s, std::span<const std::uint8_t> data, bool fin) {
+    if (!data.empty()) s.write(Bytes(data.begin(), data.end()));
+    if (fin) s.end();
+    if (!s.writable()) s.pause();  // resume once the peer has acked half
   });
 }
 
-inline void echo_uni(const std::shared_ptr<Session> &session, const std::shared_ptr<Stream> &st) {
+inline void echo_uni(const std::shared_ptr<Stream> &st) {
   auto buf = std::make_shared<Bytes>();
-  std::weak_ptr<Session> ws = session;
-  st->on_data([buf, ws](std::span<const std::uint8_t> data, bool fin) {
+  st->on_data([buf](Stream &in, std::span<const std::uint8_t> data, bool fin) {
     buf->insert(buf->end(), data.begin(), data.end());
     if (!fin) return;
-    auto s = ws.lock();
+    auto s = in.session();  // null once the session is gone: nothing to answer on
     if (!s) return;
     s->open_uni_stream([buf](const Error &err, std::shared_ptr<Stream> out) {
       if (err || !out) return;
@@ -41,13 +37,10 @@ inline void echo_uni(const std::shared_ptr<Session> &session, const std::shared_
 
 inline Server::SessionHandler echo_handler() {
   return [](std::shared_ptr<Session> s, const SessionRequest &) {
-    std::weak_ptr<Session> ws = s;
-    s->on_bidi_stream([](std::shared_ptr<Stream> st) { echo_bidi(st); });
-    s->on_uni_stream([ws](std::shared_ptr<Stream> st) {
-      if (auto s = ws.lock()) echo_uni(s, st);
-    });
-    s->on_datagram([ws](std::span<const std::uint8_t> d) {
-      if (auto s = ws.lock()) (void)s->send_datagram(d);
+    s->on_bidi_stream([](Session &, std::shared_ptr<Stream> st) { echo_bidi(st); });
+    s->on_uni_stream([](Session &, std::shared_ptr<Stream> st) { echo_uni(st); });
+    s->on_datagram([](Session &session, std::span<const std::uint8_t> d) {
+      (void)session.send_datagram(d);  // a full queue drops the echo: datagrams are unreliable
     });
   };
 }

@@ -17,6 +17,7 @@
 
 #include "catch.hpp"
 #include "support/bounded_run.hpp"
+#include "testing/testing.hpp"
 
 namespace uvwt::test {
 
@@ -97,10 +98,10 @@ inline ClientConfig client_config() {
 // its packets in both directions: the impairment layer's loss tests.
 inline ClientConfig lossy_client_config(double loss, std::uint64_t seed, double reorder = 0) {
   ClientConfig c = client_config();
-  c.impairment.enabled = true;
-  c.impairment.loss = loss;
-  c.impairment.reorder = reorder;
-  c.impairment.seed = seed;
+  uvwt::testing::impairment(c).enabled = true;
+  uvwt::testing::impairment(c).loss = loss;
+  uvwt::testing::impairment(c).reorder = reorder;
+  uvwt::testing::impairment(c).seed = seed;
   return c;
 }
 
