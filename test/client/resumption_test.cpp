@@ -121,8 +121,8 @@ TEST_CASE("a resumed handshake takes one round trip fewer than a full one with a
   auto cache = TicketCache::create();
   auto cfg = resuming_client(cache);
   cfg.server_certificate_hashes = {big.sha256};
-  cfg.impairment.enabled = true;
-  cfg.impairment.delay_ms = 50;  // each way on the client's socket: RTT >= 100 ms
+  uvwt::testing::impairment(cfg).enabled = true;
+  uvwt::testing::impairment(cfg).delay_ms = 50;  // each way on the client's socket: RTT >= 100 ms
   constexpr double kRtt = 0.100;
 
   auto full = dial(tl, server->port(), cfg);
