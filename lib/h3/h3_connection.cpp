@@ -1186,11 +1186,15 @@ void H3Connection::on_stream_close(std::int64_t sid, bool has_code, std::uint64_
   if (remote) quic_->extend_max_streams(bidi, 1);
 }
 
-void H3Connection::on_stream_reset(std::int64_t sid, std::uint64_t code) {
+void H3Connection::on_stream_reset(std::int64_t sid, std::uint64_t final_size, std::uint64_t code) {
   owner_.on_activity();
   if (auto it = wt_streams_.find(sid); it != wt_streams_.end()) {
     auto st = it->second;
-    st->on_peer_reset(code);
+    // The session counts payload only: the peer's stream header (none on
+    // the peer's half of a stream we opened) is not part of it.
+    const auto rit = routes_.find(sid);
+    const std::uint64_t header = rit != routes_.end() ? rit->second.preamble.header_len() : 0;
+    st->on_peer_reset(code, final_size > header ? final_size - header : 0);
     return;
   }
   if (auto it = requests_.find(sid); it != requests_.end() && it->second.session) {
@@ -1200,14 +1204,12 @@ void H3Connection::on_stream_reset(std::int64_t sid, std::uint64_t code) {
   if (h3_ != nullptr) nghttp3_conn_shutdown_stream_read(h3w(), sid);
 }
 
-void H3Connection::on_stop_sending(std::int64_t sid, std::uint64_t code) {
-  if (auto it = wt_streams_.find(sid); it != wt_streams_.end()) {
-    auto st = it->second;
-    st->on_peer_stop_sending(code);
-    return;
-  }
-  if (h3_ != nullptr) nghttp3_conn_shutdown_stream_write(h3w(), sid);
-  quic_->shutdown_stream_write(sid, code);
+void H3Connection::on_stop_sending(std::int64_t, std::uint64_t) {
+  // ngtcp2 1.11 calls this when WE stop reading a stream (our own
+  // shutdown_stream_read), never for a peer's STOP_SENDING (docs/protocol.md,
+  // "STOP_SENDING"). Whoever stopped reading already did what it needed; our
+  // write side stays open: RFC 9114 4.1 lets a server stop reading a request
+  // and still send its whole response (the 431 of an oversized request).
 }
 
 // ---------------------------------------------------------------- datagrams
