@@ -74,7 +74,7 @@ struct EndpointCounters {
   std::uint64_t sends_blocked = 0;           // sends that met a full socket (EAGAIN)
   std::uint64_t held_dropped_packets = 0;    // refused sends dropped: the held queue was full
   std::uint64_t held_dropped_bytes = 0;
-  std::uint64_t writable_wakeups = 0;        // connections resumed because the socket drained
+  std::uint64_t writable_wakeups = 0;  // connections resumed because the socket drained
 };
 
 // Decides what to do with an Initial packet for an unknown connection.

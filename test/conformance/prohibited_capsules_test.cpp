@@ -32,8 +32,8 @@ TEST_CASE("conformance: WT_MAX_STREAM_DATA / WT_STREAM_DATA_BLOCKED end a draft-
     d = WireDialect::draft15;
     type = kStreamDataBlocked;
   }
-  auto peer = WirePeer::connect(&tl.loop, srv.server->port(),
-                                WirePeer::Options{.settings = wire_dialect_settings(d, 1)});
+  auto peer =
+      WirePeer::connect(&tl.loop, srv.server->port(), WirePeer::Options{.settings = wire_dialect_settings(d, 1)});
   const auto sid = open_wire_session(tl, *peer, d);
   REQUIRE(tl.run_until([&] { return srv.session != nullptr; }));
   peer->send_capsule(sid, type, per_stream_value());
@@ -59,8 +59,8 @@ TEST_CASE("conformance: draft-02/-07 skip WT_MAX_STREAM_DATA / WT_STREAM_DATA_BL
   WireDialect d = WireDialect::draft02;
   SECTION("draft-02") {}
   SECTION("draft-07") { d = WireDialect::draft07; }
-  auto peer = WirePeer::connect(&tl.loop, srv.server->port(),
-                                WirePeer::Options{.settings = wire_dialect_settings(d, 1)});
+  auto peer =
+      WirePeer::connect(&tl.loop, srv.server->port(), WirePeer::Options{.settings = wire_dialect_settings(d, 1)});
   const auto sid = open_wire_session(tl, *peer, d);
   REQUIRE(tl.run_until([&] { return srv.session != nullptr; }));
   peer->send_capsule(sid, kMaxStreamData, per_stream_value());

@@ -57,7 +57,7 @@ void reset_with_unseen_tail(TestLoop &tl, WtServer &srv, WirePeer &peer, std::in
   peer.reset_stream(uni, 0x52e4a40fa8db);  // an application code, WT_APPLICATION_ERROR range
   tl.run_for(50);
   CHECK(session_received(srv.session) == delivered);  // the tail really was lost
-  peer.set_blackhole(false);                           // the RESET_STREAM gets through on retransmission
+  peer.set_blackhole(false);                          // the RESET_STREAM gets through on retransmission
 }
 }  // namespace
 
