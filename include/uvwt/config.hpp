@@ -228,6 +228,9 @@ struct UVWT_EXPORT ServerConfig : TransportConfig {
   std::size_t max_unvalidated_handshakes = 128;  // handshakes in progress before Retry is required
   std::size_t max_handshakes = 1024;             // handshakes in progress, validated or not
   std::size_t max_handshakes_per_address = 64;   // per source IP address (any port)
+  // A Retry token is honoured this long after the Retry (a round trip, with
+  // room for a slow one). Later, the Initial is closed with INVALID_TOKEN.
+  Duration retry_token_lifetime{10'000};
   // Answers sent without connection state (stateless resets, Version
   // Negotiation, CONNECTION_REFUSED to Initials) draw from a token bucket:
   // this many per second, at most stateless_answer_burst at once. 0: none.

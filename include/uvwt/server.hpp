@@ -50,7 +50,8 @@ struct UVWT_EXPORT ServerStats {
   std::uint64_t stateless_resets_sent = 0;
   std::uint64_t handshakes_active = 0;     // connections whose handshake is in progress
   std::uint64_t handshakes_refused = 0;    // validated Initials beyond the handshake limits
-  std::uint64_t invalid_retry_tokens = 0;  // Initials with a forged or stale Retry token (dropped)
+  std::uint64_t invalid_retry_tokens = 0;  // Initials with a forged or stale Retry token
+  std::uint64_t expired_retry_tokens = 0;  // of which ours but expired: closed with INVALID_TOKEN
   std::uint64_t version_negotiations_sent = 0;
   // Stateless resets, Version Negotiation and refusals not sent: over the
   // stateless_answers_per_second rate.

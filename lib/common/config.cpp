@@ -155,6 +155,7 @@ Error ServerConfig::validate() const {
   if (max_unvalidated_handshakes > max_handshakes)
     return bad("max_unvalidated_handshakes", "must not exceed max_handshakes");
   if (max_handshakes_per_address == 0) return bad("max_handshakes_per_address", "must be positive");
+  if (retry_token_lifetime.count() <= 0) return bad("retry_token_lifetime", "must be positive");
   if (stateless_answers_per_second > 0 && stateless_answer_burst == 0)
     return bad("stateless_answer_burst", "must be positive when stateless answers are allowed");
   if (shutdown_timeout.count() < 0) return bad("shutdown_timeout", "must not be negative");

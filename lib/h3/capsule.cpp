@@ -155,6 +155,15 @@ CapsuleParser::Step CapsuleParser::fail(std::string message, std::uint64_t code)
 
 bool CapsuleParser::header_done() {
   const std::uint64_t len = remaining_;
+  if (prohibit_stream_data_ && (type_ == kCapsuleMaxStreamData || type_ == kCapsuleStreamDataBlocked)) {
+    // draft-ietf-webtrans-http3-16 5.4 (-14 5.4): "Endpoints MUST treat
+    // receipt of a WT_MAX_STREAM_DATA or a WT_STREAM_DATA_BLOCKED capsule as
+    // a session error." No code is named: the message carries a capsule it
+    // must not (RFC 9114 4.1.2, H3_MESSAGE_ERROR), as for other capsule errors.
+    fail(type_ == kCapsuleMaxStreamData ? "WT_MAX_STREAM_DATA is prohibited over HTTP/3"
+                                        : "WT_STREAM_DATA_BLOCKED is prohibited over HTTP/3");
+    return false;
+  }
   if (!is_known_capsule(type_)) {
     state_ = len == 0 ? State::type : State::skip;
     return true;

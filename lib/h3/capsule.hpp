@@ -103,6 +103,9 @@ class CapsuleParser {
   // HTTP/3 code for a WT_MAX_STREAMS / WT_STREAMS_BLOCKED value over 2^60
   // (the draft versions disagree: the session picks it by dialect).
   void set_stream_limit_code(std::uint64_t code) noexcept { stream_limit_code_ = code; }
+  // WT_MAX_STREAM_DATA / WT_STREAM_DATA_BLOCKED become an error (the
+  // dialects whose drafts prohibit them); otherwise they are unknown types.
+  void prohibit_stream_data_capsules() noexcept { prohibit_stream_data_ = true; }
 
  private:
   enum class State : std::uint8_t { type, length, value, skip, failed };
@@ -119,6 +122,7 @@ class CapsuleParser {
   std::vector<std::uint8_t> buf_;  // a known capsule that arrived in pieces
   Error error_;
   std::uint64_t stream_limit_code_ = kH3MessageError;
+  bool prohibit_stream_data_ = false;
 };
 
 }  // namespace uvwt::detail

@@ -120,7 +120,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void on_handshake_completed() override;
   bool on_stream_data(std::int64_t sid, bool fin, const std::uint8_t *data, std::size_t len) override;
   void on_stream_close(std::int64_t sid, bool has_code, std::uint64_t code) override;
-  void on_stream_reset(std::int64_t sid, std::uint64_t code) override;
+  void on_stream_reset(std::int64_t sid, std::uint64_t final_size, std::uint64_t code) override;
   void on_stop_sending(std::int64_t sid, std::uint64_t code) override;
   void on_acked_stream_data(std::int64_t sid, std::uint64_t len) override;
   void on_extend_max_stream_data(std::int64_t sid) override;

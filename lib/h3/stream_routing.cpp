@@ -223,11 +223,15 @@ void H3Connection::on_stream_close(std::int64_t sid, bool has_code, std::uint64_
   if (remote) quic_->extend_max_streams(bidi, 1);
 }
 
-void H3Connection::on_stream_reset(std::int64_t sid, std::uint64_t code) {
+void H3Connection::on_stream_reset(std::int64_t sid, std::uint64_t final_size, std::uint64_t code) {
   owner_.on_activity();
   if (auto it = wt_streams_.find(sid); it != wt_streams_.end()) {
     auto st = it->second;
-    st->on_peer_reset(code);
+    // The session counts payload only: the peer's stream header (none on
+    // the peer's half of a stream we opened) is not part of it.
+    const auto rit = routes_.find(sid);
+    const std::uint64_t header = rit != routes_.end() ? rit->second.preamble.header_len() : 0;
+    st->on_peer_reset(code, final_size > header ? final_size - header : 0);
     return;
   }
   if (auto it = requests_.find(sid); it != requests_.end() && it->second.session) {

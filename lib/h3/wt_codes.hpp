@@ -55,6 +55,10 @@ inline constexpr std::uint64_t kCapsuleMaxStreamsUni = 0x190B4D40;       // WT_M
 inline constexpr std::uint64_t kCapsuleDataBlocked = 0x190B4D41;         // WT_DATA_BLOCKED
 inline constexpr std::uint64_t kCapsuleStreamsBlockedBidi = 0x190B4D43;  // WT_STREAMS_BLOCKED (bidi)
 inline constexpr std::uint64_t kCapsuleStreamsBlockedUni = 0x190B4D44;   // WT_STREAMS_BLOCKED (uni)
+// Defined by draft-ietf-webtrans-http2 (sections 6.6, 6.9) and prohibited
+// over HTTP/3 by draft-ietf-webtrans-http3-14..16 section 5.4.
+inline constexpr std::uint64_t kCapsuleMaxStreamData = 0x190B4D3E;      // WT_MAX_STREAM_DATA
+inline constexpr std::uint64_t kCapsuleStreamDataBlocked = 0x190B4D42;  // WT_STREAM_DATA_BLOCKED
 
 // ---- HTTP/3 error codes (RFC 9114 section 8.1, RFC 9297)
 inline constexpr std::uint64_t kH3NoError = 0x100;               // H3_NO_ERROR

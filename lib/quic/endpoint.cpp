@@ -85,14 +85,14 @@ SendStatus Endpoint::send(UdpSocket &sock, const SockAddr &local, const SockAddr
                           const std::uint8_t *data, std::size_t len, std::size_t gso) {
   if (!pending_.empty()) {
     // Keep order behind what the kernel already refused.
-    pending_.push_back({&sock, local, remote, ecn, gso, std::vector<std::uint8_t>(data, data + len)});
+    hold(sock, local, remote, ecn, gso, data, len);
     return SendStatus::would_block;
   }
   const auto r = sock.send(remote, &local, ecn, std::span<const std::uint8_t>(data, len), gso);
   UVWT_TRACE("send %zu bytes (gso %zu) %s -> %s: status %d", len, gso, local.to_string().c_str(),
              remote.to_string().c_str(), static_cast<int>(r.status));
   if (r.status == SendResult::Status::would_block) {
-    pending_.push_back({&sock, local, remote, ecn, gso, std::vector<std::uint8_t>(data + r.bytes_sent, data + len)});
+    hold(sock, local, remote, ecn, gso, data + r.bytes_sent, len - r.bytes_sent);
     ++counters_.sends_blocked;
     sock.want_writable(true);
     return SendStatus::would_block;
@@ -102,6 +102,24 @@ SendStatus Endpoint::send(UdpSocket &sock, const SockAddr &local, const SockAddr
     return SendStatus::error;
   }
   return SendStatus::ok;
+}
+
+namespace {
+std::size_t packets_in(std::size_t len, std::size_t gso) noexcept { return gso == 0 ? 1 : (len + gso - 1) / gso; }
+}  // namespace
+
+bool Endpoint::hold(UdpSocket &sock, const SockAddr &local, const SockAddr &remote, std::uint8_t ecn, std::size_t gso,
+                    const std::uint8_t *data, std::size_t len) {
+  const std::size_t packets = packets_in(len, gso);
+  if (held_bytes_ + len > kMaxHeldBytes || held_packets_ + packets > kMaxHeldPackets) {
+    counters_.held_dropped_packets += packets;
+    counters_.held_dropped_bytes += len;
+    return false;
+  }
+  held_bytes_ += len;
+  held_packets_ += packets;
+  pending_.push_back({&sock, local, remote, ecn, gso, std::vector<std::uint8_t>(data, data + len)});
+  return true;
 }
 
 void Endpoint::wait_writable(QuicConnection *c) {
@@ -118,10 +136,15 @@ void Endpoint::on_writable(UdpSocket &sock) {
     auto &p = pending_.front();
     const auto r = p.sock->send(p.remote, &p.local, p.ecn, p.data, p.gso);
     if (r.status == SendResult::Status::would_block) {  // still full: keep waiting
+      const std::size_t before = packets_in(p.data.size(), p.gso);
       p.data.erase(p.data.begin(), p.data.begin() + static_cast<std::ptrdiff_t>(r.bytes_sent));
+      held_bytes_ -= r.bytes_sent;
+      held_packets_ -= before - packets_in(p.data.size(), p.gso);
       p.sock->want_writable(true);
       return;
     }
+    held_bytes_ -= p.data.size();
+    held_packets_ -= packets_in(p.data.size(), p.gso);
     pending_.erase(pending_.begin());
   }
   sock.want_writable(false);
@@ -238,18 +261,19 @@ void Endpoint::send_stateless_reset(UdpSocket &sock, const RecvPacket &pkt, cons
   if (r.ok()) ++counters_.stateless_resets_sent;
 }
 
-void Endpoint::refuse_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd, const char *reason) {
+void Endpoint::refuse_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd, const char *reason,
+                              std::uint64_t error_code) {
   // Only an Initial carries the keys the client can read the close with.
   if (hd.type != NGTCP2_PKT_INITIAL || !stateless_allowed()) return;
   std::uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];
   const std::size_t reasonlen = reason != nullptr ? std::strlen(reason) : 0;
   const ngtcp2_ssize n =
-      ngtcp2_crypto_write_connection_close(buf, sizeof buf, hd.version, &hd.scid, &hd.dcid, NGTCP2_CONNECTION_REFUSED,
+      ngtcp2_crypto_write_connection_close(buf, sizeof buf, hd.version, &hd.scid, &hd.dcid, error_code,
                                            reinterpret_cast<const std::uint8_t *>(reason), reasonlen);
   if (n <= 0) return;
   const auto r = sock.send(*pkt.remote, pkt.local, 0, std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)),
                            static_cast<std::size_t>(n));
-  if (r.ok()) ++counters_.connections_refused;
+  if (r.ok() && error_code == NGTCP2_CONNECTION_REFUSED) ++counters_.connections_refused;
 }
 
 void Endpoint::on_error(UdpSocket &, const SockAddr &remote, int errno_value) {

@@ -70,11 +70,14 @@ struct EndpointCounters {
   std::uint64_t connections_refused = 0;  // Initials answered with CONNECTION_REFUSED
   std::uint64_t retries_sent = 0;
   std::uint64_t version_negotiations_sent = 0;
-  std::uint64_t invalid_tokens = 0;          // Initials with a forged or stale Retry token (dropped)
+  std::uint64_t invalid_tokens = 0;          // Initials with a forged or stale Retry token
+  std::uint64_t expired_tokens = 0;          // of which ours but expired: closed with INVALID_TOKEN
   std::uint64_t handshakes_refused = 0;      // validated Initials beyond the handshake limits
   std::uint64_t stateless_rate_limited = 0;  // resets, refusals and version negotiations not sent
   std::uint64_t sends_blocked = 0;           // sends that met a full socket (EAGAIN)
-  std::uint64_t writable_wakeups = 0;        // connections resumed because the socket drained
+  std::uint64_t held_dropped_packets = 0;    // refused sends dropped: the held queue was full
+  std::uint64_t held_dropped_bytes = 0;
+  std::uint64_t writable_wakeups = 0;  // connections resumed because the socket drained
 };
 
 // Decides what to do with an Initial packet for an unknown connection.
@@ -139,13 +142,21 @@ class Endpoint : public UdpReceiver {
 
   // Answers an Initial the server will not accept with CONNECTION_CLOSE
   // (CONNECTION_REFUSED), so the client fails at once instead of timing out.
-  void refuse_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd, const char *reason);
+  void refuse_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd, const char *reason,
+                      std::uint64_t error_code = NGTCP2_CONNECTION_REFUSED);
 
   // Transmit path shared by all connections of this endpoint.
   std::uint8_t *tx_buffer(std::size_t size);
   SendStatus send(UdpSocket &sock, const SockAddr &local, const SockAddr &remote, std::uint8_t ecn,
                   const std::uint8_t *data, std::size_t len, std::size_t gso);
   [[nodiscard]] bool blocked() const noexcept { return !pending_.empty(); }
+  // The bound on bytes the kernel refused and the endpoint holds: past it a
+  // send is dropped (ngtcp2 counted it sent, so loss recovery resends it).
+  // Each parked connection adds at most one batch; this caps many of them.
+  static constexpr std::size_t kMaxHeldBytes = 4u << 20;
+  static constexpr std::size_t kMaxHeldPackets = 4096;
+  [[nodiscard]] std::size_t held_bytes() const noexcept { return held_bytes_; }
+  [[nodiscard]] std::size_t held_packets() const noexcept { return held_packets_; }
   void wait_writable(QuicConnection *c);
   [[nodiscard]] bool is_waiting(const QuicConnection *c) const noexcept {
     return std::find(waiting_.begin(), waiting_.end(), c) != waiting_.end();
@@ -185,6 +196,11 @@ class Endpoint : public UdpReceiver {
   // endpoint_admission.cpp: Retry, token checks and the handshake limits.
   void admit_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd);
   void send_retry(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd);
+  // Keeps refused bytes for on_writable, within kMaxHeld*; false: dropped.
+  bool hold(UdpSocket &sock, const SockAddr &local, const SockAddr &remote, std::uint8_t ecn, std::size_t gso,
+            const std::uint8_t *data, std::size_t len);
+  // An Initial whose Retry token failed verification with `verdict`.
+  void refuse_bad_token(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd, int verdict);
   bool stateless_allowed();
 
   Error join_reuseport_group(UdpSocket &sock);
@@ -209,6 +225,7 @@ class Endpoint : public UdpReceiver {
     std::vector<std::uint8_t> data;
   };
   std::vector<Pending> pending_;
+  std::size_t held_bytes_ = 0, held_packets_ = 0;  // in pending_
   std::vector<QuicConnection *> waiting_;
   std::vector<QuicConnection *> touched_;  // capacity kept across batches
   bool flush_posted_ = false;              // deliver(): one write pass per turn

@@ -13,8 +13,6 @@
 namespace uvwt::detail {
 
 namespace {
-// A Retry token is good for this long: a round trip, with room for a slow one.
-constexpr ngtcp2_duration kRetryTokenLifetime = 10 * NGTCP2_SECONDS;
 constexpr std::size_t kMaxStatelessPerBatch = 64;
 }  // namespace
 
@@ -40,14 +38,13 @@ void Endpoint::admit_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp
   if (hd.type != NGTCP2_PKT_INITIAL) return;
   ngtcp2_cid odcid;
   const ngtcp2_cid *original_dcid = nullptr;
-  if (hd.tokenlen > 0 && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
-    if (ngtcp2_crypto_verify_retry_token(&odcid, hd.token, hd.tokenlen, secret_.data(), secret_.size(), hd.version,
-                                         pkt.remote->sa(), pkt.remote->len, &hd.dcid, kRetryTokenLifetime,
-                                         now_ns()) != 0) {
-      // Forged, stale or for another address: dropped, as the client of a
-      // genuine but stale token will time out and retry (RFC 9000 8.1.3).
+  if (hd.tokenlen > 0 && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
+    const int rv = ngtcp2_crypto_verify_retry_token2(&odcid, hd.token, hd.tokenlen, secret_.data(), secret_.size(),
+                                                     hd.version, pkt.remote->sa(), pkt.remote->len, &hd.dcid,
+                                                     limits_.config().retry_token_lifetime_ns, now_ns());
+    if (rv != 0) {
       ++counters_.invalid_tokens;
-      UVWT_DEBUG("Initial from %s with an invalid Retry token dropped", pkt.remote->to_string().c_str());
+      refuse_bad_token(sock, pkt, hd, rv);
       return;
     }
     original_dcid = &odcid;
@@ -66,14 +63,30 @@ void Endpoint::admit_initial(UdpSocket &sock, const RecvPacket &pkt, const ngtcp
   }
 }
 
+void Endpoint::refuse_bad_token(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd, int verdict) {
+  // A token that does not even decrypt is forged: dropped unanswered, so
+  // garbage draws nothing. One of ours that expired (or names another
+  // address) means a client that took our Retry and will take no second one
+  // (RFC 9000 17.2.5.2): RFC 9000 8.1.2, "the server SHOULD immediately
+  // close (Section 10.2) the connection with an INVALID_TOKEN error" rather
+  // than let it time out.
+  if (verdict != NGTCP2_CRYPTO_ERR_VERIFY_TOKEN) {
+    UVWT_DEBUG("Initial from %s with a forged Retry token dropped", pkt.remote->to_string().c_str());
+    return;
+  }
+  ++counters_.expired_tokens;
+  refuse_initial(sock, pkt, hd, "Retry token expired or not for this address", NGTCP2_INVALID_TOKEN);
+}
+
 // The token binds the client's address and the connection id of its first
 // Initial, keyed by the endpoint's static secret: the server keeps nothing.
 void Endpoint::send_retry(UdpSocket &sock, const RecvPacket &pkt, const ngtcp2_pkt_hd &hd) {
   ngtcp2_cid scid;
   scid.datalen = kCidLen;
   gnutls_rnd(GNUTLS_RND_NONCE, scid.data, scid.datalen);
-  std::uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
-  const ngtcp2_ssize tokenlen = ngtcp2_crypto_generate_retry_token(
+  // The "2" token tells a forged token from an expired one on return.
+  std::uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2];
+  const ngtcp2_ssize tokenlen = ngtcp2_crypto_generate_retry_token2(
       token, secret_.data(), secret_.size(), hd.version, pkt.remote->sa(), pkt.remote->len, &scid, &hd.dcid, now_ns());
   if (tokenlen < 0) return;
   std::uint8_t buf[NGTCP2_MAX_UDP_PAYLOAD_SIZE];

@@ -20,6 +20,7 @@ struct HandshakeLimitsConfig {
   std::size_t max_unvalidated = 128;  // handshakes in progress before token-less Initials get a Retry
   std::size_t max_total = 1024;       // handshakes in progress before validated Initials are refused
   std::size_t max_per_address = 64;   // handshakes in progress per source IP (any port)
+  std::uint64_t retry_token_lifetime_ns = 10'000'000'000;  // a Retry token is honoured this long
 };
 
 class HandshakeLimits {

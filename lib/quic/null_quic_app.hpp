@@ -12,7 +12,7 @@ class NullQuicApp final : public QuicApp {
   void on_handshake_completed() override {}
   bool on_stream_data(std::int64_t, bool, const std::uint8_t *, std::size_t) override { return true; }
   void on_stream_close(std::int64_t, bool, std::uint64_t) override {}
-  void on_stream_reset(std::int64_t, std::uint64_t) override {}
+  void on_stream_reset(std::int64_t, std::uint64_t, std::uint64_t) override {}
   void on_stop_sending(std::int64_t, std::uint64_t) override {}
   void on_acked_stream_data(std::int64_t, std::uint64_t) override {}
   void on_extend_max_stream_data(std::int64_t) override {}

@@ -33,7 +33,9 @@ class QuicApp {
   // Returns false for a connection-fatal protocol error (already recorded).
   virtual bool on_stream_data(std::int64_t sid, bool fin, const std::uint8_t *data, std::size_t len) = 0;
   virtual void on_stream_close(std::int64_t sid, bool has_code, std::uint64_t code) = 0;
-  virtual void on_stream_reset(std::int64_t sid, std::uint64_t code) = 0;
+  // RESET_STREAM from the peer; `final_size` is its Final Size field (RFC 9000
+  // 4.5): every byte the peer counts as sent, delivered or not.
+  virtual void on_stream_reset(std::int64_t sid, std::uint64_t final_size, std::uint64_t code) = 0;
   virtual void on_stop_sending(std::int64_t sid, std::uint64_t code) = 0;
   virtual void on_acked_stream_data(std::int64_t sid, std::uint64_t len) = 0;
   virtual void on_extend_max_stream_data(std::int64_t sid) = 0;

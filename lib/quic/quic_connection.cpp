@@ -118,8 +118,9 @@ struct QuicCallbacks {
     return 0;
   }
 
-  static int stream_reset(ngtcp2_conn *, std::int64_t sid, std::uint64_t, std::uint64_t code, void *ud, void *) {
-    self(ud)->app_.on_stream_reset(sid, code);
+  static int stream_reset(ngtcp2_conn *, std::int64_t sid, std::uint64_t final_size, std::uint64_t code, void *ud,
+                          void *) {
+    self(ud)->app_.on_stream_reset(sid, final_size, code);
     return 0;
   }
 

@@ -44,6 +44,7 @@ class ServerImpl final : public Server,
     limits.max_unvalidated = cfg.max_unvalidated_handshakes;
     limits.max_total = cfg.max_handshakes;
     limits.max_per_address = cfg.max_handshakes_per_address;
+    limits.retry_token_lifetime_ns = static_cast<std::uint64_t>(cfg.retry_token_lifetime.count()) * 1'000'000;
     ep_->set_admission(limits, cfg.stateless_answers_per_second, cfg.stateless_answer_burst);
   }
 
@@ -152,6 +153,7 @@ class ServerImpl final : public Server,
     s.handshakes_active = ep_->handshake_limits().in_progress();
     s.handshakes_refused = ec.handshakes_refused;
     s.invalid_retry_tokens = ec.invalid_tokens;
+    s.expired_retry_tokens = ec.expired_tokens;
     s.version_negotiations_sent = ec.version_negotiations_sent;
     s.stateless_answers_limited = ec.stateless_rate_limited;
     return s;

@@ -20,6 +20,10 @@ SessionImpl::SessionImpl(SessionHost &host, SessionId id, bool client, SessionIn
   // value cannot exceed 2^60, so the capsule is malformed (RFC 9297 3.3:
   // H3_MESSAGE_ERROR).
   parser_.set_stream_limit_code(info_.dialect == "draft15" ? kWtFlowControlError : kH3MessageError);
+  // Section 5.4 of -14 and -16 (the draft13 dialect speaks -13/-14, draft15
+  // -15/-16) prohibits the per-stream capsules of WebTransport over HTTP/2;
+  // draft-02/-07 never defined them (unknown types: skipped, RFC 9297 3.2).
+  if (info_.dialect == "draft13" || info_.dialect == "draft15") parser_.prohibit_stream_data_capsules();
   stats_.created_at = info_.created_at;
 }
 

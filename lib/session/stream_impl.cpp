@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "common/clock.hpp"
@@ -292,6 +293,7 @@ void StreamImpl::flush_held() {
 
 void StreamImpl::on_recv(const std::uint8_t *data, std::size_t len, bool fin) {
   CallbackScope scope(*this);
+  recv_payload_ += len;
   // Every payload byte counts against the session's limit (section 5.4).
   if (len > 0)
     if (auto s = session_.lock(); s && !s->on_stream_payload(len)) {
@@ -327,23 +329,25 @@ void StreamImpl::emit_error(const Error &err) {
   if (on_error_) on_error_(err);
 }
 
-void StreamImpl::on_peer_reset(std::uint64_t h3_code) {
+void StreamImpl::on_peer_reset(std::uint64_t h3_code, std::uint64_t final_payload) {
   CallbackScope scope(*this);
   recv_closed_ = true;
   drop_held();
+  count_reset_tail(final_payload);
   emit_error(wire_code_error(Errc::stream, "stream reset by peer" + wt_code_suffix(h3_code), h3_code));
 }
 
-void StreamImpl::on_peer_stop_sending(std::uint64_t h3_code) {
-  CallbackScope scope(*this);
-  if (!send_closed_) {
-    send_closed_ = true;
-    host_.reset_stream(sid_, h3_code);
-  }
-  const Error err =
-      wire_code_error(Errc::stream, "peer stopped reading (STOP_SENDING)" + wt_code_suffix(h3_code), h3_code);
-  fail_sends(err);
-  emit_error(err);
+void StreamImpl::count_reset_tail(std::uint64_t final_payload) {
+  // draft-ietf-webtrans-http3-16 5.4 (-14 5.4 and 5.6.4): a reset stream's
+  // final size is what the sender counts against WT_MAX_DATA, delivered or
+  // not. The bytes never delivered count as received (past the limit: the
+  // flow-control error) and, as nobody will read them, as consumed.
+  if (final_payload <= recv_payload_) return;
+  const std::uint64_t tail = final_payload - recv_payload_;
+  recv_payload_ = final_payload;
+  auto s = session_.lock();
+  if (!s || tail > std::numeric_limits<std::size_t>::max()) return;
+  if (s->on_stream_payload(static_cast<std::size_t>(tail))) s->on_stream_consumed(static_cast<std::size_t>(tail));
 }
 
 void StreamImpl::abort_for_session(const Error &err) {

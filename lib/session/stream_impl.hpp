@@ -70,8 +70,8 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   void on_unblocked() noexcept { blocked_ = false; }
   [[nodiscard]] bool blocked() const noexcept { return blocked_; }
   void on_recv(const std::uint8_t *data, std::size_t len, bool fin);
-  void on_peer_reset(std::uint64_t h3_code);
-  void on_peer_stop_sending(std::uint64_t h3_code);
+  // `final_payload`: the reset's final size less the stream header.
+  void on_peer_reset(std::uint64_t h3_code, std::uint64_t final_payload);
   // The session ended: fail pending work and reset with WT_SESSION_GONE.
   void abort_for_session(const Error &err);
   // Both directions finished at the QUIC level; the code when one was reset.
@@ -147,6 +147,7 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   DataCallback on_data_;
   bool paused_ = false;
   bool recv_fin_ = false, recv_closed_ = false;
+  std::uint64_t recv_payload_ = 0;  // payload bytes the peer delivered (counted by the session)
   std::vector<std::uint8_t> held_;  // received while paused / before on_data
   bool held_fin_ = false;
   bool flush_scheduled_ = false;

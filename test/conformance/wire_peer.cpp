@@ -371,6 +371,18 @@ void WirePeer::reset_stream(std::int64_t sid, std::uint64_t code) {
   if (quic_ != nullptr) quic_->shutdown_stream_write(sid, code);
 }
 
+std::uint64_t WirePeer::sent(std::int64_t sid) const {
+  const auto it = out_.find(sid);
+  return it == out_.end() ? 0 : it->second.sent;
+}
+
+void WirePeer::set_blackhole(bool on) {
+  ImpairmentConfig cfg;
+  cfg.enabled = on;
+  cfg.blackhole = on;
+  ep_->set_impairment(cfg);
+}
+
 void WirePeer::stop_sending(std::int64_t sid, std::uint64_t code) {
   if (quic_ != nullptr) quic_->shutdown_stream_read(sid, code);
 }
@@ -499,7 +511,10 @@ void WirePeer::on_stream_close(std::int64_t sid, bool, std::uint64_t) {
   if (!local) quic_->extend_max_streams((sid & 2) == 0, 1);
 }
 
-void WirePeer::on_stream_reset(std::int64_t sid, std::uint64_t code) { streams_[sid].reset_code = code; }
+void WirePeer::on_stream_reset(std::int64_t sid, std::uint64_t final_size, std::uint64_t code) {
+  streams_[sid].reset_code = code;
+  streams_[sid].final_size = final_size;
+}
 
 // ngtcp2 1.x has no callback for a received STOP_SENDING (stream_stop_sending
 // reports our own), so the peer reads ngtcp2's frame log, e.g.

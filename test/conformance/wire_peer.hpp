@@ -140,6 +140,7 @@ class WirePeer final : public detail::QuicApp, public detail::Acceptor {
     WireBytes data;  // every byte received, in order
     bool fin = false;
     std::optional<std::uint64_t> reset_code;         // RESET_STREAM received
+    std::optional<std::uint64_t> final_size;         // its Final Size
     std::optional<std::uint64_t> stop_sending_code;  // STOP_SENDING received (from ngtcp2's frame log)
     bool closed = false;                             // QUIC stream fully closed
   };
@@ -171,6 +172,10 @@ class WirePeer final : public detail::QuicApp, public detail::Acceptor {
   std::int64_t open_uni();
   void send(std::int64_t sid, std::span<const std::uint8_t> bytes, bool fin = false);
   void reset_stream(std::int64_t sid, std::uint64_t code);
+  // Stream bytes ngtcp2 has taken from `sid` (what a reset's final size says).
+  [[nodiscard]] std::uint64_t sent(std::int64_t sid) const;
+  // Drops every packet both ways while on: bytes sent then never arrive.
+  void set_blackhole(bool on);
   void stop_sending(std::int64_t sid, std::uint64_t code);
   void send_datagram(std::span<const std::uint8_t> payload);
   void close_connection(std::uint64_t code, const std::string &reason = {});
@@ -212,7 +217,7 @@ class WirePeer final : public detail::QuicApp, public detail::Acceptor {
   void on_handshake_completed() override;
   bool on_stream_data(std::int64_t sid, bool fin, const std::uint8_t *data, std::size_t len) override;
   void on_stream_close(std::int64_t sid, bool has_code, std::uint64_t code) override;
-  void on_stream_reset(std::int64_t sid, std::uint64_t code) override;
+  void on_stream_reset(std::int64_t sid, std::uint64_t final_size, std::uint64_t code) override;
   void on_stop_sending(std::int64_t sid, std::uint64_t code) override;
   void on_acked_stream_data(std::int64_t, std::uint64_t) override {}
   void on_extend_max_stream_data(std::int64_t sid) override;

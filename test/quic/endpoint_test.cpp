@@ -6,6 +6,11 @@
 
 #include <uvwt/uvwt.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 
 #include "catch.hpp"
@@ -254,5 +259,54 @@ TEST_CASE("endpoint: a bulk transfer continues after the socket stalls and drain
   REQUIRE(got.size() == kTotal);
   CHECK(got == data);
   stream.reset();
+  close_all(tl, c.conn, server);
+}
+
+TEST_CASE("endpoint: the bytes a full socket refused are held within a bound, the rest dropped and counted",
+          "[quic][loop][limits]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.err.ok());
+  detail::Endpoint *ep = impl(c.conn).endpoint();
+  detail::UdpSocket *sock = ep->first_socket();
+  REQUIRE(sock != nullptr);
+  // A sink for the flood: a bound UDP socket nobody reads.
+  const int sink = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  REQUIRE(sink >= 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(sink, reinterpret_cast<const sockaddr *>(&sa), sizeof sa) == 0);
+  socklen_t salen = sizeof sa;
+  REQUIRE(::getsockname(sink, reinterpret_cast<sockaddr *>(&sa), &salen) == 0);
+  const auto to = detail::SockAddr::from(reinterpret_cast<const sockaddr *>(&sa), salen);
+
+  // 6000 packets of 1200 bytes (7 MB) at a socket that takes nothing: the
+  // endpoint keeps at most kMaxHeldPackets / kMaxHeldBytes, drops the rest.
+  const auto before = ep->counters();
+  sock->set_send_stalled(true);
+  const Bytes pkt = pattern(1200, 3);
+  constexpr std::size_t kFlood = 6000;
+  for (std::size_t i = 0; i < kFlood; ++i) ep->send(*sock, sock->local_addr(), to, 0, pkt.data(), pkt.size(), 0);
+  const std::size_t held = ep->held_packets();
+  CHECK(held <= detail::Endpoint::kMaxHeldPackets);
+  CHECK(ep->held_bytes() <= detail::Endpoint::kMaxHeldBytes);
+  CHECK(ep->held_bytes() == held * pkt.size());
+  CHECK(held == std::min(detail::Endpoint::kMaxHeldPackets, detail::Endpoint::kMaxHeldBytes / pkt.size()));
+  CHECK(ep->counters().held_dropped_packets - before.held_dropped_packets == kFlood - held);
+  CHECK(ep->counters().held_dropped_bytes - before.held_dropped_bytes == (kFlood - held) * pkt.size());
+
+  // Once the socket drains, what was held goes out and the connection works.
+  sock->set_send_stalled(false);
+  REQUIRE(tl.run_until([&] { return !ep->blocked(); }, 5'000));
+  CHECK(ep->held_bytes() == 0);
+  CHECK(ep->held_packets() == 0);
+  bool echoed = false;
+  c.session->on_datagram([&](std::span<const std::uint8_t>) { echoed = true; });
+  REQUIRE(c.session->send_datagram(pattern(100)).ok());
+  REQUIRE(tl.run_until([&] { return echoed; }, 5'000));
+  ::close(sink);
   close_all(tl, c.conn, server);
 }

@@ -125,6 +125,45 @@ TEST_CASE("handshake limits: validate_address sends every token-less Initial a R
   close_all(tl, nullptr, server);
 }
 
+TEST_CASE("handshake limits: a genuine Retry token replayed after its lifetime is closed with INVALID_TOKEN",
+          "[server][loop][limits]") {
+  TestLoop tl;
+  ServerConfig cfg = server_config();
+  cfg.validate_address = true;
+  cfg.retry_token_lifetime = std::chrono::milliseconds(200);
+  auto server = start_server(tl, cfg);
+  server->route("/echo", echo_handler());
+  // The client's packets take 300 ms each way: its Initial with the token
+  // reaches the server 600 ms after the Retry was made, past 200 ms.
+  ClientConfig slow = client_config();
+  slow.impairment.enabled = true;
+  slow.impairment.delay_ms = 300;
+  slow.connect_timeout = std::chrono::milliseconds(8'000);
+  const auto t0 = Clock::now();
+  auto c = connect(tl, server->port(), "/echo", slow);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  INFO(c.err.to_string() << " after " << took << " ms");
+  // RFC 9000 8.1.2: the client will take no second Retry (17.2.5.2), so the
+  // server closes at once with INVALID_TOKEN instead of letting it time out.
+  CHECK(c.err.errc == Errc::protocol);
+  CHECK(c.err.code == 0x0b);  // INVALID_TOKEN (RFC 9000 20.1)
+  CHECK(took < 4'000);
+  CHECK_FALSE(c.conn);
+  CHECK(server->stats().retries_sent >= 1);
+  CHECK(server->stats().expired_retry_tokens >= 1);
+  CHECK(server->stats().connections_accepted == 0);
+
+  // The same slow client within a lifetime that covers its round trip gets in.
+  close_all(tl, nullptr, server);
+  cfg.retry_token_lifetime = std::chrono::milliseconds(5'000);
+  server = start_server(tl, cfg);
+  server->route("/echo", echo_handler());
+  auto ok = connect(tl, server->port(), "/echo", slow);
+  REQUIRE(ok.err.ok());
+  CHECK(server->stats().expired_retry_tokens == 0);
+  close_all(tl, ok.conn, server);
+}
+
 namespace {
 
 // A plain UDP socket sending raw datagrams at the server and counting what
@@ -167,7 +206,8 @@ Bytes unknown_version_initial(std::uint32_t i) {
 }
 
 // A QUIC v1 Initial (RFC 9000 17.2.2) whose token claims to be one of our
-// Retry tokens (magic 0xb6) but is random bytes; padded to 1200 bytes.
+// Retry tokens (magic 0xb7, ngtcp2's "retry token 2") but is random bytes;
+// padded to 1200 bytes.
 Bytes initial_with_forged_token(std::uint32_t seed) {
   Bytes b = {0xc3, 0x00, 0x00, 0x00, 0x01, 8};
   const Bytes ids = pattern(16, seed);
@@ -175,7 +215,7 @@ Bytes initial_with_forged_token(std::uint32_t seed) {
   b.push_back(8);
   b.insert(b.end(), ids.begin() + 8, ids.end());  // SCID
   Bytes token = pattern(60, seed + 1);
-  token[0] = 0xb6;
+  token[0] = 0xb7;
   b.push_back(static_cast<std::uint8_t>(token.size()));
   b.insert(b.end(), token.begin(), token.end());
   const std::size_t rest = 1200 - b.size() - 2;  // Length (2-byte varint) covers the rest
@@ -189,6 +229,7 @@ Bytes initial_with_forged_token(std::uint32_t seed) {
 }  // namespace
 
 TEST_CASE("handshake limits: an Initial with a forged Retry token is dropped and counted", "[server][loop][limits]") {
+  // A token that does not decrypt draws no answer (unlike an expired one of ours).
   TestLoop tl;
   auto server = start_server(tl);
   RawUdp raw(server->port());
@@ -196,6 +237,7 @@ TEST_CASE("handshake limits: an Initial with a forged Retry token is dropped and
   REQUIRE(tl.run_until([&] { return server->stats().invalid_retry_tokens == 5; }));
   tl.run_for(50);
   CHECK(raw.drain() == 0);  // no answer at all
+  CHECK(server->stats().expired_retry_tokens == 0);
   CHECK(server->stats().connections_accepted == 0);
   CHECK(server->stats().handshakes_active == 0);
   close_all(tl, nullptr, server);

@@ -104,7 +104,7 @@ class RawApp final : public detail::QuicApp {
     return true;
   }
   void on_stream_close(std::int64_t, bool, std::uint64_t) override {}
-  void on_stream_reset(std::int64_t, std::uint64_t) override {}
+  void on_stream_reset(std::int64_t, std::uint64_t, std::uint64_t) override {}
   void on_stop_sending(std::int64_t, std::uint64_t) override {}
   void on_acked_stream_data(std::int64_t, std::uint64_t) override {}
   void on_extend_max_stream_data(std::int64_t sid) override {
