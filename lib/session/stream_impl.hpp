@@ -84,6 +84,7 @@ class StreamImpl final : public Stream, public std::enable_shared_from_this<Stre
   ReentryState &reentry() noexcept { return reentry_; }
 
  private:
+  void count_reset_tail(std::uint64_t final_payload);
   ReentryState reentry_;
   struct Chunk {
     Bytes owned;                         // the bytes, when the chunk owns them

@@ -136,8 +136,8 @@ TEST_CASE("handshake limits: a genuine Retry token replayed after its lifetime i
   // The client's packets take 300 ms each way: its Initial with the token
   // reaches the server 600 ms after the Retry was made, past 200 ms.
   ClientConfig slow = client_config();
-  slow.impairment.enabled = true;
-  slow.impairment.delay_ms = 300;
+  uvwt::testing::impairment(slow).enabled = true;
+  uvwt::testing::impairment(slow).delay_ms = 300;
   slow.connect_timeout = std::chrono::milliseconds(8'000);
   const auto t0 = Clock::now();
   auto c = connect(tl, server->port(), "/echo", slow);
