@@ -741,21 +741,22 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 }
 
 void usage() {
-  std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
-               "                  [--precise-timers] [--sessions N] [--per-conn N] [--bytes N] [--plot DIR]\n"
-               "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy (or one run's id,\n"
-               "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
-               "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
-               "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
-               "  --json      only JSON lines on stdout (the table goes to stderr)\n"
-               "  --pin       pin the server process to core 0 and the client to core 1\n"
-               "  --precise-timers  TransportConfig::precise_timers on both sides (timerfd expiry/pacing)\n"
-               "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
-               "              figures from other load on a shared machine\n"
-               "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
-               "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
-               "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
-               "  --plot DIR  write PNG plots with gnuplot into DIR\n";
+  std::cout
+      << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
+         "                  [--precise-timers] [--sessions N] [--per-conn N] [--bytes N] [--plot DIR]\n"
+         "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy (or one run's id,\n"
+         "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
+         "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
+         "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
+         "  --json      only JSON lines on stdout (the table goes to stderr)\n"
+         "  --pin       pin the server process to core 0 and the client to core 1\n"
+         "  --precise-timers  TransportConfig::precise_timers on both sides (timerfd expiry/pacing)\n"
+         "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
+         "              figures from other load on a shared machine\n"
+         "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
+         "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
+         "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
+         "  --plot DIR  write PNG plots with gnuplot into DIR\n";
 }
 
 }  // namespace

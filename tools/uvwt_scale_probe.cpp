@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include <uvwt/uvwt.hpp>
 
@@ -19,17 +20,32 @@ namespace {
 using Done = std::function<void(bool ok)>;
 
 // Echoes `n` bytes of `fill` over a new bidi stream; done(true) when all came back.
-void echo(const std::shared_ptr<uvwt::Session> &s, std::size_t n, std::uint8_t fill, Done done) {
-  s->open_bidi_stream([n, fill, done](const uvwt::Error &err, std::shared_ptr<uvwt::Stream> st) {
-    if (err) return done(false);
+// done runs once: a stream whose FIN came back may still report an error when
+// the connection closes before our own FIN was acknowledged.
+void echo(const std::shared_ptr<uvwt::Session> &s, std::size_t n, std::uint8_t fill, Done once) {
+  auto fired = std::make_shared<bool>(false);
+  Done done = [fired, once](bool ok) {
+    if (std::exchange(*fired, true)) return;
+    once(ok);
+  };
+  s->open_bidi_stream([n, fill, done, fired](const uvwt::Error &err, std::shared_ptr<uvwt::Stream> st) {
+    if (err) {
+      std::printf("open stream: %s\n", err.to_string().c_str());
+      return done(false);
+    }
     auto got = std::make_shared<std::size_t>(0);
     auto bad = std::make_shared<bool>(false);
     st->on_data([got, bad, n, fill, done](std::span<const std::uint8_t> d, bool fin) {
       for (auto b : d) *bad = *bad || b != fill;
       *got += d.size();
-      if (fin) done(!*bad && *got == n);
+      if (!fin) return;
+      if (*bad || *got != n) std::printf("echo: %zu of %zu bytes back%s\n", *got, n, *bad ? ", corrupted" : "");
+      done(!*bad && *got == n);
     });
-    st->on_error([done](const uvwt::Error &) { done(false); });
+    st->on_error([done, fired](const uvwt::Error &e) {
+      if (!*fired) std::printf("stream error: %s\n", e.to_string().c_str());
+      done(false);
+    });
     auto off = std::make_shared<std::size_t>(0);
     auto pump = std::make_shared<std::function<void()>>();
     std::weak_ptr<uvwt::Stream> ws = st;

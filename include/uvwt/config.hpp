@@ -203,13 +203,12 @@ struct QuicLbConfig {
 // its socket joins a SO_REUSEPORT group and a classic BPF program steers each
 // packet to the worker whose id the connection id carries.
 struct WorkerConfig {
-  bool reuse_port = false;      // SO_REUSEPORT on every socket this server binds
-  std::uint8_t worker_id = 0;   // 0..count-1; also the bind order in the group
+  bool reuse_port = false;        // SO_REUSEPORT on every socket this server binds
+  std::uint8_t worker_id = 0;     // 0..count-1; also the bind order in the group
   std::uint8_t worker_count = 1;  // 1: no steering byte in the connection ids
 };
 
 struct UVWT_EXPORT ServerConfig : TransportConfig {
-
   std::string certfile, keyfile;  // PEM files, or:
   std::string cert_pem, key_pem;  // PEM in memory
   std::vector<std::string> alpn{"h3"};

@@ -26,7 +26,6 @@ struct SendGroup {
 };
 
 struct UVWT_EXPORT StreamStats {
-
   std::uint64_t bytes_sent = 0;      // payload bytes acknowledged by the peer
   std::uint64_t bytes_queued = 0;    // payload bytes handed to write()
   std::uint64_t bytes_received = 0;  // payload bytes delivered to the application

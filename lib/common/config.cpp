@@ -86,7 +86,8 @@ Error validate_quic_lb(const QuicLbConfig &lb, const WorkerConfig &w) {
   if (!lb.key.empty()) {
     if (lb.key.size() != 16) return bad("quic_lb.key", "must be 16 bytes (AES-128) or empty (plaintext)");
     if (encoded != 16)
-      return bad("quic_lb.key", "single-pass encryption needs server_id + nonce_len == 16 (four-pass is not supported)");
+      return bad("quic_lb.key",
+                 "single-pass encryption needs server_id + nonce_len == 16 (four-pass is not supported)");
   }
   return {};
 }

@@ -134,7 +134,8 @@ void ConnectionImpl::fail_before_start(const Error &err) {
 }
 
 Error ConnectionImpl::migrate() {
-  if (!is_client() || !own_ep_ || tunnel_ || !quic_) return Error(Errc::client, "only a direct client connection can migrate");
+  if (!is_client() || !own_ep_ || tunnel_ || !quic_)
+    return Error(Errc::client, "only a direct client connection can migrate");
   UdpSocket *sock = nullptr;
   if (Error e = ep_->bind(SockAddr::any(quic_->remote_addr().family(), 0), &sock)) return e;
   // The old socket stays open: packets already in flight to it still arrive.

@@ -41,7 +41,8 @@ Error attach_steering(int fd, std::size_t cid_len, std::size_t steering_offset, 
   auto prog = steering_program(cid_len, steering_offset, workers);
   sock_fprog fprog{static_cast<unsigned short>(prog.size()), prog.data()};
   if (::setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fprog, sizeof fprog) != 0)
-    return Error(Errc::server, std::string("SO_ATTACH_REUSEPORT_CBPF: ") + std::strerror(errno), CodeSpace::system, static_cast<std::uint64_t>(errno));
+    return Error(Errc::server, std::string("SO_ATTACH_REUSEPORT_CBPF: ") + std::strerror(errno), CodeSpace::system,
+                 static_cast<std::uint64_t>(errno));
   return {};
 }
 

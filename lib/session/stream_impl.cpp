@@ -236,8 +236,9 @@ void StreamImpl::reset(std::uint32_t code) {
   if (send_closed_) return;
   send_closed_ = true;
   host_.reset_stream(sid_, wt_app_to_h3(code));
-  host_.defer(
-      [keep = shared_from_this(), code] { keep->fail_sends(Error(Errc::stream, "stream reset locally", CodeSpace::application, code)); });
+  host_.defer([keep = shared_from_this(), code] {
+    keep->fail_sends(Error(Errc::stream, "stream reset locally", CodeSpace::application, code));
+  });
 }
 
 void StreamImpl::consumed(std::size_t n) {
