@@ -204,6 +204,28 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
 
   [[nodiscard]] bool candidate(const Request &r, std::size_t i) const { return !targets_[i].failed && !r.excluded[i]; }
 
+  // A random candidate with probability proportional to its weight; any
+  // candidate when no weight is positive.
+  std::size_t pick_weighted(const std::vector<std::size_t> &avail) {
+    double total = 0;
+    for (auto i : avail) total += targets_[i].weight;
+    if (total <= 0) {
+      std::uniform_int_distribution<std::size_t> d(0, avail.size() - 1);
+      return avail[d(rng_)];
+    }
+    std::uniform_real_distribution<double> d(0.0, total);
+    double x = d(rng_);
+    for (auto i : avail) {
+      if (targets_[i].weight <= 0) continue;
+      if (x < targets_[i].weight) return i;
+      x -= targets_[i].weight;
+    }
+    // Rounding left x at the very top: the last target with weight.
+    for (auto it = avail.rbegin(); it != avail.rend(); ++it)
+      if (targets_[*it].weight > 0) return *it;
+    return avail.back();
+  }
+
   std::optional<std::size_t> pick(const Request &r) {
     const std::size_t n = targets_.size();
     std::vector<std::size_t> avail;
@@ -220,25 +242,8 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
           }
         }
         return std::nullopt;
-      case Strategy::weighted: {
-        double total = 0;
-        for (auto i : avail) total += targets_[i].weight;
-        if (total <= 0) {
-          std::uniform_int_distribution<std::size_t> d(0, avail.size() - 1);
-          return avail[d(rng_)];
-        }
-        std::uniform_real_distribution<double> d(0.0, total);
-        double x = d(rng_);
-        for (auto i : avail) {
-          if (targets_[i].weight <= 0) continue;
-          if (x < targets_[i].weight) return i;
-          x -= targets_[i].weight;
-        }
-        // Rounding left x at the very top: the last target with weight.
-        for (auto it = avail.rbegin(); it != avail.rend(); ++it)
-          if (targets_[*it].weight > 0) return *it;
-        return avail.back();
-      }
+      case Strategy::weighted:
+        return pick_weighted(avail);
       case Strategy::least_latency: {
         bool all_rtt = true;
         for (auto i : avail) {

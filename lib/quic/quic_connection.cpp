@@ -21,7 +21,6 @@
 namespace uvwt::detail {
 
 namespace {
-constexpr std::size_t kMaxBatch = 64;  // packets per GSO batch and per write turn
 constexpr std::uint64_t kH3NoErrorCode = 0x100;
 
 void fill_random(std::uint8_t *dest, std::size_t len) { gnutls_rnd(GNUTLS_RND_NONCE, dest, len); }
@@ -543,66 +542,75 @@ void QuicConnection::on_packet(const RecvPacket &pkt) {
   if (rv != 0) {
     UVWT_DEBUG("%s: read_pkt from %s: %s", server_ ? "server" : "client", remote_.to_string().c_str(),
                ngtcp2_strerror(rv));
-    switch (rv) {
-      case NGTCP2_ERR_DRAINING:
-        if (const ngtcp2_ccerr *ce = ngtcp2_conn_get_ccerr(conn_); ce != nullptr) {
-          Error e(Errc::connection, "connection closed by peer");
-          // H3_NO_ERROR is HTTP/3's "no error": report it as code 0. An
-          // application close carries an HTTP/3 code (RFC 9114, 8.1).
-          e.code = ce->error_code == kH3NoErrorCode ? 0 : ce->error_code;
-          if (ce->type == NGTCP2_CCERR_TYPE_APPLICATION && e.code != 0) e.space = CodeSpace::h3;
-          if (ce->type == NGTCP2_CCERR_TYPE_TRANSPORT) {
-            e.space = CodeSpace::transport;
-            if (ce->error_code == NGTCP2_CONNECTION_REFUSED)
-              e = Error(Errc::refused, "connection refused by the server", CodeSpace::transport, ce->error_code);
-            else if ((ce->error_code & ~0xffull) == NGTCP2_CRYPTO_ERROR)
-              e = tls_alert_error(static_cast<std::uint8_t>(ce->error_code & 0xff));
-            else if (ce->error_code != 0)
-              e.errc = Errc::protocol;
-          }
-          if (ce->reasonlen > 0)
-            e.message += ": " + std::string(reinterpret_cast<const char *>(ce->reason), ce->reasonlen);
-          set_close_error(std::move(e));
-        }
-        if (!server_ && !handshake_completed()) {
-          // Nothing to drain for a client whose handshake never finished: its
-          // endpoint drops whatever else the server sends, so fail at once
-          // instead of after 3 PTO of the initial RTT guess (about 3 s).
-          enter_closed(close_err_);
-          return;
-        }
-        start_period_timer();  // the draining period lasts 3 PTO (RFC 9000 10.2.2)
-        return;
-      case NGTCP2_ERR_DROP_CONN:
-        enter_closed(Error(Errc::connection, "connection dropped"));
-        return;
-      case NGTCP2_ERR_RETRY:
-      case NGTCP2_ERR_CRYPTO:
-      default:
-        if (rv == NGTCP2_ERR_CRYPTO && tls_ != nullptr && !tls_->verify_error().ok()) {
-          set_close_error(tls_->verify_error());
-        } else if (rv == NGTCP2_ERR_CRYPTO) {
-          set_close_error(Error(Errc::handshake, std::string("TLS handshake failed: ") + ngtcp2_strerror(rv)));
-        } else if (rv == NGTCP2_ERR_CALLBACK_FAILURE && !close_err_.ok()) {
-          // the app recorded why
-        } else {
-          set_close_error(quic_error("read_pkt", rv));
-        }
-        if (last_error_.error_code == 0) {
-          if (rv == NGTCP2_ERR_CRYPTO)
-            ngtcp2_ccerr_set_tls_alert(&last_error_, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
-          else if (rv == NGTCP2_ERR_CALLBACK_FAILURE && close_err_.code != 0)
-            ngtcp2_ccerr_set_application_error(&last_error_, close_err_.code, nullptr, 0);
-          else
-            ngtcp2_ccerr_set_liberr(&last_error_, rv, nullptr, 0);
-        }
-        send_connection_close();
-        return;
-    }
+    on_read_error(rv);
+    return;
   }
   // One write pass per receive batch, not per packet: the endpoint calls
   // write_now() once the whole batch is read, so ACKs and data coalesce.
   ep_.touched(this);
+}
+
+void QuicConnection::on_read_error(int rv) {
+  switch (rv) {
+    case NGTCP2_ERR_DRAINING:
+      on_peer_close();
+      return;
+    case NGTCP2_ERR_DROP_CONN:
+      enter_closed(Error(Errc::connection, "connection dropped"));
+      return;
+    default:
+      break;
+  }
+  if (rv == NGTCP2_ERR_CRYPTO && tls_ != nullptr && !tls_->verify_error().ok()) {
+    set_close_error(tls_->verify_error());
+  } else if (rv == NGTCP2_ERR_CRYPTO) {
+    set_close_error(Error(Errc::handshake, std::string("TLS handshake failed: ") + ngtcp2_strerror(rv)));
+  } else if (rv == NGTCP2_ERR_CALLBACK_FAILURE && !close_err_.ok()) {
+    // the app recorded why
+  } else {
+    set_close_error(quic_error("read_pkt", rv));
+  }
+  if (last_error_.error_code == 0) {
+    if (rv == NGTCP2_ERR_CRYPTO)
+      ngtcp2_ccerr_set_tls_alert(&last_error_, ngtcp2_conn_get_tls_alert(conn_), nullptr, 0);
+    else if (rv == NGTCP2_ERR_CALLBACK_FAILURE && close_err_.code != 0)
+      ngtcp2_ccerr_set_application_error(&last_error_, close_err_.code, nullptr, 0);
+    else
+      ngtcp2_ccerr_set_liberr(&last_error_, rv, nullptr, 0);
+  }
+  send_connection_close();
+}
+
+// The peer's CONNECTION_CLOSE as the application sees it.
+Error QuicConnection::peer_close_error(const ngtcp2_ccerr &ce) {
+  Error e(Errc::connection, "connection closed by peer");
+  // H3_NO_ERROR is HTTP/3's "no error": report it as code 0. An application
+  // close carries an HTTP/3 code (RFC 9114, 8.1).
+  e.code = ce.error_code == kH3NoErrorCode ? 0 : ce.error_code;
+  if (ce.type == NGTCP2_CCERR_TYPE_APPLICATION && e.code != 0) e.space = CodeSpace::h3;
+  if (ce.type == NGTCP2_CCERR_TYPE_TRANSPORT) {
+    e.space = CodeSpace::transport;
+    if (ce.error_code == NGTCP2_CONNECTION_REFUSED)
+      e = Error(Errc::refused, "connection refused by the server", CodeSpace::transport, ce.error_code);
+    else if ((ce.error_code & ~0xffull) == NGTCP2_CRYPTO_ERROR)
+      e = tls_alert_error(static_cast<std::uint8_t>(ce.error_code & 0xff));
+    else if (ce.error_code != 0)
+      e.errc = Errc::protocol;
+  }
+  if (ce.reasonlen > 0) e.message += ": " + std::string(reinterpret_cast<const char *>(ce.reason), ce.reasonlen);
+  return e;
+}
+
+void QuicConnection::on_peer_close() {
+  if (const ngtcp2_ccerr *ce = ngtcp2_conn_get_ccerr(conn_); ce != nullptr) set_close_error(peer_close_error(*ce));
+  if (!server_ && !handshake_completed()) {
+    // Nothing to drain for a client whose handshake never finished: its
+    // endpoint drops whatever else the server sends, so fail at once instead
+    // of after 3 PTO of the initial RTT guess (about 3 s).
+    enter_closed(close_err_);
+    return;
+  }
+  start_period_timer();  // the draining period lasts 3 PTO (RFC 9000 10.2.2)
 }
 
 void QuicConnection::on_socket_error(int errno_value) {
@@ -636,147 +644,6 @@ void QuicConnection::write_now() {
   }  // a close asked for by the app while writing ran here
   if (!ok || closed_ || in_closing_or_draining()) return;
   arm_timer();
-}
-
-bool QuicConnection::flush_batch(const std::uint8_t *data, std::size_t len, std::size_t gso, std::uint8_t ecn) {
-  if (len == 0) return true;
-  const auto r = path_->send(local_, remote_, ecn, data, len, gso);
-  if (r == SendStatus::error) {
-    // Unreachable peers are reported through the socket error queue.
-    return true;
-  }
-  if (r == SendStatus::would_block) {
-    // The path kept the bytes; park now so its draining wakes us, rather
-    // than whichever timer or packet happens to come next.
-    path_->wait_writable(this);
-    return false;
-  }
-  return true;
-}
-
-bool QuicConnection::write_packets() {
-  const ngtcp2_tstamp ts = now_ns();
-  ngtcp2_path_storage ps;
-  ngtcp2_path_storage_zero(&ps);
-  ngtcp2_pkt_info pi{};
-  const std::size_t max_udp = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
-  const std::size_t quantum = ngtcp2_conn_get_send_quantum(conn_);
-  const std::size_t max_pkts = std::clamp<std::size_t>(quantum / max_udp, 1, kMaxBatch);
-  std::uint8_t *const buf = ep_.tx_buffer(max_udp * kMaxBatch);
-  std::uint8_t *p = buf;
-  std::size_t npkts = 0, gso = 0;
-  std::uint8_t batch_ecn = 0;
-  bool stream_blocked = false;
-  std::size_t dgrams_in_pkt = 0;  // datagrams already in the packet being built
-
-  for (;;) {
-    StreamWrite w;
-    const ngtcp2_vec *dgram = app_.next_datagram();
-    ngtcp2_ssize nwrite;
-    ngtcp2_ssize ndatalen = -1;
-    int accepted = 0;
-    if (dgram != nullptr) {
-      // Without FLAG_MORE ngtcp2 closes the packet after this datagram: the
-      // per-packet cap (docs/protocol.md, "Datagrams per packet").
-      const bool last = dgrams_in_pkt + 1 >= max_dgrams_per_pkt_;
-      nwrite = ngtcp2_conn_writev_datagram(conn_, &ps.path, &pi, p, max_udp, &accepted,
-                                           last ? 0 : NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, dgram, dgram->len > 0 ? 1 : 0,
-                                           ts);  // an empty one has no vec
-      if (nwrite == NGTCP2_ERR_WRITE_MORE) {
-        ++dgrams_in_pkt;
-        app_.on_datagram_written(true);
-        continue;
-      }
-      if (nwrite == NGTCP2_ERR_INVALID_ARGUMENT || nwrite == NGTCP2_ERR_INVALID_STATE) {
-        app_.on_datagram_written(false);  // too large for the path, or peer lacks support: dropped
-        continue;
-      }
-      // Not accepted with nwrite > 0: the packet was full of other frames;
-      // the datagram stays queued for the next packet.
-      if (nwrite >= 0 && accepted != 0) app_.on_datagram_written(true);
-    } else {
-      if (!stream_blocked) app_.next_stream_write(w);
-      std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-      if (w.fin) flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-      nwrite = ngtcp2_conn_writev_stream(conn_, &ps.path, &pi, p, max_udp, &ndatalen, flags, w.stream_id, w.vec,
-                                         w.vec_count, ts);
-      if (nwrite < 0) {
-        switch (nwrite) {
-          case NGTCP2_ERR_STREAM_DATA_BLOCKED:
-            app_.on_stream_blocked(w.stream_id, false);
-            continue;
-          case NGTCP2_ERR_STREAM_SHUT_WR:
-            app_.on_stream_blocked(w.stream_id, true);
-            continue;
-          case NGTCP2_ERR_WRITE_MORE:
-            app_.on_stream_written(w.stream_id, static_cast<std::size_t>(ndatalen),
-                                   w.fin && static_cast<std::size_t>(ndatalen) == w.total());
-            continue;
-          default:
-            break;
-        }
-      } else if (ndatalen >= 0) {
-        // The FIN went out only if every offered byte did.
-        app_.on_stream_written(w.stream_id, static_cast<std::size_t>(ndatalen),
-                               w.fin && static_cast<std::size_t>(ndatalen) == w.total());
-      }
-    }
-    if (nwrite < 0) {
-      set_close_error(quic_error("write", static_cast<int>(nwrite)));
-      ngtcp2_ccerr_set_liberr(&last_error_, static_cast<int>(nwrite), nullptr, 0);
-      send_connection_close();
-      return false;
-    }
-    dgrams_in_pkt = 0;  // the packet under construction, if any, is finished
-    if (nwrite == 0) {
-      // Congestion- or pacing-limited, or nothing left.
-      if (w.stream_id >= 0 && !stream_blocked) {
-        // The app offered data ngtcp2 could not take now: stop asking this turn.
-        stream_blocked = true;
-        continue;
-      }
-      break;
-    }
-    ++counters_.packets_sent;
-    counters_.bytes_sent += static_cast<std::uint64_t>(nwrite);
-    const bool moved = path_differs(ps.path);
-    if (npkts == 0) {
-      if (moved) adopt_path(ps.path);
-      gso = static_cast<std::size_t>(nwrite);
-      batch_ecn = pi.ecn;
-    } else if (static_cast<std::size_t>(nwrite) > gso || pi.ecn != batch_ecn || moved) {
-      // A larger (or differently marked, or other path's) packet cannot join this batch.
-      const bool sent = flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn);
-      if (moved) adopt_path(ps.path);
-      if (!sent) {
-        // ngtcp2 counts this packet as sent: queue it behind the batch.
-        flush_batch(p, static_cast<std::size_t>(nwrite), static_cast<std::size_t>(nwrite), pi.ecn);
-        ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-        return true;
-      }
-      std::memmove(buf, p, static_cast<std::size_t>(nwrite));
-      p = buf;
-      npkts = 0;
-      gso = static_cast<std::size_t>(nwrite);
-      batch_ecn = pi.ecn;
-    }
-    p += nwrite;
-    ++npkts;
-    if (static_cast<std::size_t>(nwrite) < gso || npkts >= max_pkts) {
-      // A short packet ends a GSO batch; a full batch ends this turn (pacing).
-      if (!flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn)) {
-        // Parked: what was written counts for pacing all the same.
-        ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-        return true;
-      }
-      p = buf;
-      if (npkts >= max_pkts) break;
-      npkts = 0;
-    }
-  }
-  if (p != buf) flush_batch(buf, static_cast<std::size_t>(p - buf), gso, batch_ecn);
-  ngtcp2_conn_update_pkt_tx_time(conn_, ts);
-  return true;
 }
 
 void QuicConnection::arm_timer() {

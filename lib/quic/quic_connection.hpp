@@ -142,9 +142,19 @@ class QuicConnection {
   void start_period_timer();
   void on_timer();
   static void on_timer_fired(void *arg);
-  // Returns false when the connection can no longer send.
+  // packet_writer.cpp. Returns false when the connection can no longer send.
   bool write_packets();
+  struct TxTurn;
+  enum class TxStep { again, packet, failed };       // after one ngtcp2 write call
+  enum class BatchStep { more, turn_full, parked };  // after a packet joined the batch
+  TxStep write_datagram(TxTurn &t, const ngtcp2_vec &dgram, ngtcp2_ssize &nwrite);
+  TxStep write_stream(TxTurn &t, ngtcp2_ssize &nwrite);
+  BatchStep add_to_batch(TxTurn &t, std::size_t n);
   bool flush_batch(const std::uint8_t *data, std::size_t len, std::size_t gso, std::uint8_t ecn);
+  void fail_write(int rv);
+  void on_read_error(int rv);
+  void on_peer_close();
+  [[nodiscard]] static Error peer_close_error(const ngtcp2_ccerr &ce);
   void enter_closed(Error err);
   void send_connection_close();
   void count_stream_losses(std::int64_t sid);

@@ -517,26 +517,8 @@ SendResult UdpSocket::send_raw(const SockAddr &remote, const SockAddr *local, st
     const std::size_t remaining = data.size() - sent;
     if (gso_ && remaining > segment_size && max_segs > 1) {
       const auto chunk = data.subspan(sent, std::min(remaining, max_segs * segment_size));
-      e = send_gso(remote, ctrl_len, chunk, segment_size);
-      if (e == 0) {
-        sent += chunk.size();
-        continue;
-      }
-      if (e == EMSGSIZE || e == EINVAL || e == EIO) {
-        // Either GSO itself is refused (no checksum offload, segment limits,
-        // SO_NO_CHECK ...) or one datagram is too big. Sending the chunk
-        // without GSO tells which; only the former turns GSO off.
-        std::size_t chunk_sent = 0;
-        const int e2 = send_each(remote, ctrl_len, chunk, segment_size, chunk_sent);
-        sent += chunk_sent;
-        if (e2 == 0) {
-          UVWT_INFO("udp %s: GSO send failed (%s), GSO disabled", local_.to_string().c_str(), std::strerror(e));
-          gso_ = false;
-          e = 0;
-          continue;
-        }
-        e = e2;
-      }
+      e = send_chunk(remote, ctrl_len, chunk, segment_size, sent);
+      if (e == 0) continue;
     } else {
       e = send_each(remote, ctrl_len, data, segment_size, sent);
       if (e == 0) break;
@@ -552,12 +534,36 @@ SendResult UdpSocket::send_raw(const SockAddr &remote, const SockAddr *local, st
     break;
   }
 
+  return send_result(data.size(), sent, segment_size, e);
+}
+
+int UdpSocket::send_chunk(const SockAddr &remote, std::size_t ctrl_len, std::span<const std::uint8_t> chunk,
+                          std::size_t segment_size, std::size_t &sent) {
+  int e = send_gso(remote, ctrl_len, chunk, segment_size);
+  if (e == 0) {
+    sent += chunk.size();
+    return 0;
+  }
+  if (e != EMSGSIZE && e != EINVAL && e != EIO) return e;
+  // Either GSO itself is refused (no checksum offload, segment limits,
+  // SO_NO_CHECK ...) or one datagram is too big. Sending the chunk without
+  // GSO tells which; only the former turns GSO off.
+  std::size_t chunk_sent = 0;
+  const int e2 = send_each(remote, ctrl_len, chunk, segment_size, chunk_sent);
+  sent += chunk_sent;
+  if (e2 != 0) return e2;
+  UVWT_INFO("udp %s: GSO send failed (%s), GSO disabled", local_.to_string().c_str(), std::strerror(e));
+  gso_ = false;
+  return 0;
+}
+
+SendResult UdpSocket::send_result(std::size_t wanted, std::size_t sent, std::size_t segment_size, int e) {
+  SendResult res;
   // Counted in datagrams: what the peer's QUIC stack will see.
-  const std::size_t pkts = (sent + segment_size - 1) / segment_size;
-  counters_.packets_sent += pkts;
+  counters_.packets_sent += (sent + segment_size - 1) / segment_size;
   counters_.bytes_sent += sent;
   res.bytes_sent = sent;
-  if (sent == data.size() && e == 0) return res;
+  if (sent == wanted && e == 0) return res;
   if (closing_) e = e == 0 ? EBADF : e;
   if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {
     ++counters_.would_block;

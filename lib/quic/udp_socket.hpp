@@ -192,6 +192,10 @@ class UdpSocket {
                std::size_t segment_size);
   int send_each(const SockAddr &remote, std::size_t ctrl_len, std::span<const std::uint8_t> data,
                 std::size_t segment_size, std::size_t &sent);
+  // One GSO chunk, falling back to one datagram per call when GSO is refused.
+  int send_chunk(const SockAddr &remote, std::size_t ctrl_len, std::span<const std::uint8_t> chunk,
+                 std::size_t segment_size, std::size_t &sent);
+  SendResult send_result(std::size_t wanted, std::size_t sent, std::size_t segment_size, int e);
   std::size_t build_send_control(const SockAddr *local, std::uint8_t ecn);
   void arm_impair_timer();
 
