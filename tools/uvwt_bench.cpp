@@ -34,8 +34,8 @@ struct Options {
   std::set<std::string> scenarios;  // empty: all
   std::string plot_dir;
   std::uint64_t sessions = 10'000;
-  std::uint64_t bytes = 0;      // bulk bytes per run; 0: the mode's default
-  std::uint64_t per_conn = 16;  // sessions per connection in 'sessions'
+  std::uint64_t bytes = 0;                      // bulk bytes per run; 0: the mode's default
+  std::uint64_t per_conn = 16;                  // sessions per connection in 'sessions'
   std::vector<std::uint64_t> workers = {1, 2};  // server loops in 'workers'
 };
 
@@ -246,7 +246,9 @@ void add_worker_specs(const Options &o, std::vector<RunSpec> &v) {
                   {"clients", "8"},
                   {"mode", "discard"},
                   {"streams", "1"},
-                  {"bytes", std::to_string(o.bytes > 0 ? o.bytes : q ? (1u << 20) : (64u << 20))}},
+                  {"bytes", std::to_string(o.bytes > 0 ? o.bytes
+                                           : q         ? (1u << 20)
+                                                       : (64u << 20))}},
                  wt_group_server,
                  wt_clients_bulk,
                  {{"mib_s", "throughput", "MiB/s"}},
@@ -684,11 +686,13 @@ void print_worker_ratios(const std::vector<Result> &results, const Options &o, s
       std::string spread;
       for (auto it = r->reps.rbegin(); it != r->reps.rend() && spread.empty(); ++it)
         for (std::uint64_t i = 0; it->error.empty() && i < n; ++i)
-          spread += (i ? "/" : "") + std::to_string(static_cast<long>(it->get("server_worker" + std::to_string(i) + "_sessions")));
+          spread += (i ? "/" : "") +
+                    std::to_string(static_cast<long>(it->get("server_worker" + std::to_string(i) + "_sessions")));
       char line[256];
-      std::snprintf(line, sizeof line, "workers ratio %-6s N=%-3llu %-10s %10.4g %-11s = %.3f x N=1 (sessions per worker %s)\n",
-                    what, static_cast<unsigned long long>(n), m.name.c_str(), v, m.unit.c_str(),
-                    base > 0 ? v / base : 0.0, spread.c_str());
+      std::snprintf(line, sizeof line,
+                    "workers ratio %-6s N=%-3llu %-10s %10.4g %-11s = %.3f x N=1 (sessions per worker %s)\n", what,
+                    static_cast<unsigned long long>(n), m.name.c_str(), v, m.unit.c_str(), base > 0 ? v / base : 0.0,
+                    spread.c_str());
       out << line;
     }
   }
@@ -814,26 +818,25 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 }
 
 void usage() {
-  std::cout
-      << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
-         "                  [--precise-timers] [--sessions N] [--per-conn N] [--bytes N] [--workers N,N...]\n"
-         "                  [--plot DIR]\n"
-         "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy workers\n"
-         "           (or one run's id,\n"
-         "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
-         "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
-         "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
-         "  --json      only JSON lines on stdout (the table goes to stderr)\n"
-         "  --pin       pin the server process to core 0 and the client to core 1\n"
-         "  --precise-timers  TransportConfig::precise_timers on both sides (timerfd expiry/pacing)\n"
-         "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
-         "              figures from other load on a shared machine\n"
-         "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
-         "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
-         "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
-         "  --workers N,N...  server loops (ServerGroup) for the 'workers' scenario (default 1,2);\n"
-         "              its figures are also given as ratios to N = 1 (list 1 first)\n"
-         "  --plot DIR  write PNG plots with gnuplot into DIR\n";
+  std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
+               "                  [--precise-timers] [--sessions N] [--per-conn N] [--bytes N] [--workers N,N...]\n"
+               "                  [--plot DIR]\n"
+               "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy workers\n"
+               "           (or one run's id,\n"
+               "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
+               "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
+               "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
+               "  --json      only JSON lines on stdout (the table goes to stderr)\n"
+               "  --pin       pin the server process to core 0 and the client to core 1\n"
+               "  --precise-timers  TransportConfig::precise_timers on both sides (timerfd expiry/pacing)\n"
+               "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
+               "              figures from other load on a shared machine\n"
+               "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
+               "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
+               "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
+               "  --workers N,N...  server loops (ServerGroup) for the 'workers' scenario (default 1,2);\n"
+               "              its figures are also given as ratios to N = 1 (list 1 first)\n"
+               "  --plot DIR  write PNG plots with gnuplot into DIR\n";
 }
 
 }  // namespace
@@ -909,7 +912,7 @@ int main(int argc, char **argv) {
   }
   const auto specs = build_specs(o);
   static const std::set<std::string> known = {"setup",    "resumption", "bulk",      "datagrams", "latency",
-                                              "sessions", "raw-quic",   "reference", "proxy", "workers"};
+                                              "sessions", "raw-quic",   "reference", "proxy",     "workers"};
   for (const auto &s : o.scenarios)
     if (known.count(s) == 0 && std::none_of(specs.begin(), specs.end(), [&](const RunSpec &r) { return r.id == s; })) {
       std::cerr << "unknown scenario " << s << "\n";

@@ -85,7 +85,9 @@ Report wt_group_server(const Job &job, int ctl_fd, const std::function<void(std:
   const double cpu0 = cpu_seconds(), sys0 = sys_seconds();
   auto group = ServerGroup::start(
       bench_server_config(job), "127.0.0.1", 0, n,
-      [sessions](std::size_t i, uv_loop_t *, Server &server) { add_bench_routes(server, [sessions, i] { ++(*sessions)[i]; }); },
+      [sessions](std::size_t i, uv_loop_t *, Server &server) {
+        add_bench_routes(server, [sessions, i] { ++(*sessions)[i]; });
+      },
       err);
   if (!group) {
     r.fail("server group: " + err.to_string());
@@ -110,9 +112,8 @@ Report wt_group_server(const Job &job, int ctl_fd, const std::function<void(std:
 }
 
 Report wt_clients_setup(const Job &job, std::uint16_t port) {
-  Report r = run_clients(job, port, "n", wt_client_setup, [](const Report &c) {
-    return c.get("rate") > 0 ? c.get("sessions") / c.get("rate") : 0.0;
-  });
+  Report r = run_clients(job, port, "n", wt_client_setup,
+                         [](const Report &c) { return c.get("rate") > 0 ? c.get("sessions") / c.get("rate") : 0.0; });
   const double t = r.get("elapsed_s");
   r.kv["rate"] = t > 0 ? r.get("sessions") / t : 0;
   if (r.samples.count("setup_us")) {
