@@ -220,24 +220,27 @@ void add_worker_specs(const Options &o, std::vector<RunSpec> &v) {
   const bool q = o.quick;
   for (const std::uint64_t n : o.workers) {
     const std::string w = std::to_string(n);
-    RunSpec setup{"workers",
-                  {{"workers", w},
-                   {"what", "setup"},
-                   {"clients", "4"},
-                   {"n", q ? "16" : "2000"},
-                   {"par", q ? "2" : "8"},
-                   {"mode", "parallel"}},
-                  wt_group_server,
-                  wt_clients_setup,
-                  {{"rate", "sessions", "sessions/s"}, {"p50_us", "p50", "us"}},
-                  {},
-                  q ? 30.0 : 120.0,
-                  "workers-setup-" + w};
+    RunSpec setup{
+        "workers",
+        {{"workers", w},
+         {"what", "setup"},
+         {"clients", "4"},
+         {"n", q ? "16" : "2000"},
+         {"par", q ? "2" : "8"},
+         {"mode", "parallel"}},
+        wt_group_server,
+        wt_clients_setup,
+        {{"rate", "sessions", "sessions/s"}, {"p50_us", "p50", "us"}, {"server_cpu_us", "server_cpu_per_setup", "us"}},
+        {},
+        q ? 30.0 : 120.0,
+        "workers-setup-" + w};
     setup.derive = [](const Job &job, Report &r) {
       const double want = static_cast<double>(job.num("n"));
       if (r.get("server_sessions") != want || r.get("sessions") != want)
         r.fail("server accepted " + std::to_string(r.get("server_sessions")) + " sessions, clients saw " +
                std::to_string(r.get("sessions")) + ", expected " + std::to_string(want));
+      // All workers' threads: whether N loops cost more CPU per setup than one.
+      r.kv["server_cpu_us"] = r.get("server_cpu_s") / std::max(1.0, r.get("sessions")) * 1e6;
     };
     v.push_back(std::move(setup));
     RunSpec bulk{"workers",
@@ -251,11 +254,13 @@ void add_worker_specs(const Options &o, std::vector<RunSpec> &v) {
                                                        : (64u << 20))}},
                  wt_group_server,
                  wt_clients_bulk,
-                 {{"mib_s", "throughput", "MiB/s"}},
+                 {{"mib_s", "throughput", "MiB/s"}, {"server_mib_per_cpu_s", "server_cpu_bound", "MiB/cpu-s"}},
                  {},
                  q ? 30.0 : 120.0,
                  "workers-bulk-" + w};
     bulk.derive = [](const Job &job, Report &r) {
+      if (r.get("server_cpu_s") > 0)
+        r.kv["server_mib_per_cpu_s"] = static_cast<double>(job.num("bytes")) / (1 << 20) / r.get("server_cpu_s");
       if (r.get("bytes_checked") != static_cast<double>(job.num("bytes")))
         r.fail("only " + std::to_string(r.get("bytes_checked")) + " bytes checked");
     };
