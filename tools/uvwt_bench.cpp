@@ -34,8 +34,9 @@ struct Options {
   std::set<std::string> scenarios;  // empty: all
   std::string plot_dir;
   std::uint64_t sessions = 10'000;
-  std::uint64_t bytes = 0;      // bulk bytes per run; 0: the mode's default
-  std::uint64_t per_conn = 16;  // sessions per connection in 'sessions'
+  std::uint64_t bytes = 0;                      // bulk bytes per run; 0: the mode's default
+  std::uint64_t per_conn = 16;                  // sessions per connection in 'sessions'
+  std::vector<std::uint64_t> workers = {1, 2};  // server loops in 'workers'
 };
 
 struct Metric {
@@ -212,6 +213,60 @@ Report run_pair(const Job &job, const RunSpec &spec, bool pin, bool rt) {
 }
 
 // ---- the scenario table
+
+// workers: the same clients against a ServerGroup of N loops, for each N;
+// print_worker_ratios() relates every N to N = 1 (docs/scaling.md).
+void add_worker_specs(const Options &o, std::vector<RunSpec> &v) {
+  const bool q = o.quick;
+  for (const std::uint64_t n : o.workers) {
+    const std::string w = std::to_string(n);
+    RunSpec setup{
+        "workers",
+        {{"workers", w},
+         {"what", "setup"},
+         {"clients", "4"},
+         {"n", q ? "16" : "2000"},
+         {"par", q ? "2" : "8"},
+         {"mode", "parallel"}},
+        wt_group_server,
+        wt_clients_setup,
+        {{"rate", "sessions", "sessions/s"}, {"p50_us", "p50", "us"}, {"server_cpu_us", "server_cpu_per_setup", "us"}},
+        {},
+        q ? 30.0 : 120.0,
+        "workers-setup-" + w};
+    setup.derive = [](const Job &job, Report &r) {
+      const double want = static_cast<double>(job.num("n"));
+      if (r.get("server_sessions") != want || r.get("sessions") != want)
+        r.fail("server accepted " + std::to_string(r.get("server_sessions")) + " sessions, clients saw " +
+               std::to_string(r.get("sessions")) + ", expected " + std::to_string(want));
+      // All workers' threads: whether N loops cost more CPU per setup than one.
+      r.kv["server_cpu_us"] = r.get("server_cpu_s") / std::max(1.0, r.get("sessions")) * 1e6;
+    };
+    v.push_back(std::move(setup));
+    RunSpec bulk{"workers",
+                 {{"workers", w},
+                  {"what", "bulk"},
+                  {"clients", "8"},
+                  {"mode", "discard"},
+                  {"streams", "1"},
+                  {"bytes", std::to_string(o.bytes > 0 ? o.bytes
+                                           : q         ? (1u << 20)
+                                                       : (64u << 20))}},
+                 wt_group_server,
+                 wt_clients_bulk,
+                 {{"mib_s", "throughput", "MiB/s"}, {"server_mib_per_cpu_s", "server_cpu_bound", "MiB/cpu-s"}},
+                 {},
+                 q ? 30.0 : 120.0,
+                 "workers-bulk-" + w};
+    bulk.derive = [](const Job &job, Report &r) {
+      if (r.get("server_cpu_s") > 0)
+        r.kv["server_mib_per_cpu_s"] = static_cast<double>(job.num("bytes")) / (1 << 20) / r.get("server_cpu_s");
+      if (r.get("bytes_checked") != static_cast<double>(job.num("bytes")))
+        r.fail("only " + std::to_string(r.get("bytes_checked")) + " bytes checked");
+    };
+    v.push_back(std::move(bulk));
+  }
+}
 
 std::vector<RunSpec> build_specs(const Options &o) {
   const bool q = o.quick;
@@ -398,6 +453,7 @@ std::vector<RunSpec> build_specs(const Options &o) {
     };
     v.push_back(std::move(s));
   }
+  add_worker_specs(o, v);
   // raw-quic
   for (const char *streams : {"1", "8", "64"}) {
     RunSpec s{"raw-quic",
@@ -621,6 +677,32 @@ void print_proxy_ratios(const std::vector<Result> &results, std::ostream &out) {
   }
 }
 
+// Each N's figure over N = 1's (medians), with how the kernel's hash spread
+// the connections over the workers in the last good repetition.
+void print_worker_ratios(const std::vector<Result> &results, const Options &o, std::ostream &out) {
+  for (const char *what : {"setup", "bulk"}) {
+    const Result *one = find_id(results, std::string("workers-") + what + "-1");
+    for (const std::uint64_t n : o.workers) {
+      const Result *r = find_id(results, std::string("workers-") + what + "-" + std::to_string(n));
+      if (r == nullptr || !r->ok) continue;
+      const auto &m = r->spec->metrics.front();
+      const double v = stat_of(*r, m.key).median;
+      const double base = one != nullptr && one->ok ? stat_of(*one, m.key).median : 0;
+      std::string spread;
+      for (auto it = r->reps.rbegin(); it != r->reps.rend() && spread.empty(); ++it)
+        for (std::uint64_t i = 0; it->error.empty() && i < n; ++i)
+          spread += (i ? "/" : "") +
+                    std::to_string(static_cast<long>(it->get("server_worker" + std::to_string(i) + "_sessions")));
+      char line[256];
+      std::snprintf(line, sizeof line,
+                    "workers ratio %-6s N=%-3llu %-10s %10.4g %-11s = %.3f x N=1 (sessions per worker %s)\n", what,
+                    static_cast<unsigned long long>(n), m.name.c_str(), v, m.unit.c_str(), base > 0 ? v / base : 0.0,
+                    spread.c_str());
+      out << line;
+    }
+  }
+}
+
 // Each latency run's p50 over the UDP ping-pong's (medians): how many
 // physical round trips one WebTransport (or raw QUIC) round trip costs.
 void print_floor_ratios(const std::vector<Result> &results, std::ostream &out) {
@@ -741,22 +823,25 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 }
 
 void usage() {
-  std::cout
-      << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
-         "                  [--precise-timers] [--sessions N] [--per-conn N] [--bytes N] [--plot DIR]\n"
-         "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy (or one run's id,\n"
-         "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
-         "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
-         "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
-         "  --json      only JSON lines on stdout (the table goes to stderr)\n"
-         "  --pin       pin the server process to core 0 and the client to core 1\n"
-         "  --precise-timers  TransportConfig::precise_timers on both sides (timerfd expiry/pacing)\n"
-         "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
-         "              figures from other load on a shared machine\n"
-         "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
-         "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
-         "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
-         "  --plot DIR  write PNG plots with gnuplot into DIR\n";
+  std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
+               "                  [--precise-timers] [--sessions N] [--per-conn N] [--bytes N] [--workers N,N...]\n"
+               "                  [--plot DIR]\n"
+               "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy workers\n"
+               "           (or one run's id,\n"
+               "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
+               "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
+               "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
+               "  --json      only JSON lines on stdout (the table goes to stderr)\n"
+               "  --pin       pin the server process to core 0 and the client to core 1\n"
+               "  --precise-timers  TransportConfig::precise_timers on both sides (timerfd expiry/pacing)\n"
+               "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
+               "              figures from other load on a shared machine\n"
+               "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
+               "  --per-conn  sessions per connection in 'sessions' (default 16, the server's limit)\n"
+               "  --bytes N   bytes per bulk run (default 128 MiB, 1 MiB with --quick)\n"
+               "  --workers N,N...  server loops (ServerGroup) for the 'workers' scenario (default 1,2);\n"
+               "              its figures are also given as ratios to N = 1 (list 1 first)\n"
+               "  --plot DIR  write PNG plots with gnuplot into DIR\n";
 }
 
 }  // namespace
@@ -794,7 +879,16 @@ int main(int argc, char **argv) {
       o.per_conn = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
     else if (a == "--sessions")
       o.sessions = std::max<std::uint64_t>(1, std::strtoull(next().c_str(), nullptr, 10));
-    else if (a == "--plot")
+    else if (a == "--workers") {
+      o.workers.clear();
+      std::istringstream in(next());
+      for (std::string s; std::getline(in, s, ',');)
+        if (const auto n = std::strtoull(s.c_str(), nullptr, 10); n >= 1 && n <= 64) o.workers.push_back(n);
+      if (o.workers.empty()) {
+        usage();
+        return 2;
+      }
+    } else if (a == "--plot")
       o.plot_dir = next();
     else if (a == "--scenario") {
       std::istringstream in(next());
@@ -823,7 +917,7 @@ int main(int argc, char **argv) {
   }
   const auto specs = build_specs(o);
   static const std::set<std::string> known = {"setup",    "resumption", "bulk",      "datagrams", "latency",
-                                              "sessions", "raw-quic",   "reference", "proxy"};
+                                              "sessions", "raw-quic",   "reference", "proxy",     "workers"};
   for (const auto &s : o.scenarios)
     if (known.count(s) == 0 && std::none_of(specs.begin(), specs.end(), [&](const RunSpec &r) { return r.id == s; })) {
       std::cerr << "unknown scenario " << s << "\n";
@@ -891,6 +985,7 @@ int main(int argc, char **argv) {
   table_out << "\n";
   print_table(results, table_out);
   print_proxy_ratios(results, table_out);
+  print_worker_ratios(results, o, table_out);
   print_floor_ratios(results, table_out);
   table_out << "batching: GSO " << (env.gso ? "used" : "not available") << ", GRO "
             << (env.gro ? "used" : "not available") << "\n";

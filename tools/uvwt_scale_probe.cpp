@@ -5,6 +5,11 @@
 //   reset HOST PORT      echo, prints "ready", then echoes every 200 ms until
 //                        the connection ends; prints its error and exits 0
 //                        only if it was a stateless reset
+//   reconnect HOST PORT  a ReconnectingClient; echoes, prints "ready port P"
+//                        (its local port, by which the test finds the
+//                        backend), and once the backend's drain ended the
+//                        session, echoes on the new one and prints
+//                        "reconnected port P2 after N attempt(s)"
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -75,12 +80,16 @@ struct Probe {
   std::uint16_t port;
   int rc = 1;
 
-  void connect(std::function<void(std::shared_ptr<uvwt::Connection>, std::shared_ptr<uvwt::Session>)> then) {
+  static uvwt::ClientConfig client_config() {
     auto cfg = uvwt::ClientConfig::development();
     cfg.verify_peer = false;
     cfg.connect_timeout = uvwt::Duration(5'000);
     cfg.idle_timeout = uvwt::Duration(30'000);
-    uvwt::Connection::create_client(loop, cfg, host, port, "/echo", std::nullopt,
+    return cfg;
+  }
+
+  void connect(std::function<void(std::shared_ptr<uvwt::Connection>, std::shared_ptr<uvwt::Session>)> then) {
+    uvwt::Connection::create_client(loop, client_config(), host, port, "/echo", std::nullopt,
                                     [then](const uvwt::Error &e, std::shared_ptr<uvwt::Connection> c) {
                                       if (e || !c) {
                                         std::printf("connect failed: %s\n", e.to_string().c_str());
@@ -159,15 +168,67 @@ struct Probe {
       });
     });
   }
+  static std::uint16_t local_port(const std::shared_ptr<uvwt::Session> &s) {
+    auto c = s->connection();
+    auto a = c ? c->local_address() : std::nullopt;
+    return a ? a->port : 0;
+  }
+
+  std::shared_ptr<uvwt::Client> client;
+  std::shared_ptr<uvwt::ReconnectingClient> rc_client;
+
+  void finish_reconnect(int code) {
+    rc = code;
+    rc_client->close([this] { client->close(); });
+  }
+
+  void reconnect() {
+    auto cfg = client_config();
+    // Quick retries: an attempt the balancer hashes to the draining backend
+    // is refused, the next one (a new port, a new hash) goes elsewhere.
+    cfg.connect_timeout = uvwt::Duration(2'000);
+    cfg.retry_delay = uvwt::Duration(100);
+    cfg.retry_backoff = 1.0;
+    cfg.max_retries = 20;
+    uvwt::Error err;
+    client = uvwt::Client::create(loop, cfg, err);
+    if (!client) return (void)std::printf("client: %s\n", err.to_string().c_str());
+    rc_client = uvwt::ReconnectingClient::create(client, "https://" + host + ":" + std::to_string(port) + "/echo");
+    auto first = std::make_shared<std::uint16_t>(0);
+    rc_client->on_lost([](const uvwt::SessionCloseInfo &ci) {
+      std::printf("lost: code %u %s\n", ci.code, ci.reason.c_str());
+      std::fflush(stdout);
+    });
+    rc_client->on_failed([this](const uvwt::Error &e, int attempts) {
+      std::printf("gave up after %d attempt(s): %s\n", attempts, e.to_string().c_str());
+      finish_reconnect(1);
+    });
+    rc_client->on_connected([this, first](const std::shared_ptr<uvwt::Session> &s, int attempt) {
+      const std::uint16_t p = local_port(s);
+      s->on_draining([] { std::printf("draining\n"), std::fflush(stdout); });
+      echo(s, 1000, *first == 0 ? 1 : 2, [this, first, p, attempt](bool ok) {
+        if (!ok) return std::printf("echo on port %u failed\n", p), finish_reconnect(1);
+        if (*first == 0) {
+          *first = p;
+          std::printf("ready port %u\n", p);
+          std::fflush(stdout);
+          return;
+        }
+        std::printf("reconnected port %u after %d attempt(s)\n", p, attempt);
+        finish_reconnect(p != *first ? 0 : 1);
+      });
+    });
+  }
 };
 
 }  // namespace
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    std::fprintf(stderr, "usage: uvwt-scale-probe spread|migrate|reset HOST PORT [N]\n");
+    std::fprintf(stderr, "usage: uvwt-scale-probe spread|migrate|reset|reconnect HOST PORT [N]\n");
     return 2;
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // the test reads the lines while the probe runs
   uv_loop_t loop;
   uv_loop_init(&loop);
   Probe p{&loop, argv[2], static_cast<std::uint16_t>(std::atoi(argv[3]))};
@@ -178,6 +239,8 @@ int main(int argc, char **argv) {
     p.migrate();
   else if (mode == "reset")
     p.reset();
+  else if (mode == "reconnect")
+    p.reconnect();
   else
     return 2;
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -130,6 +130,10 @@ class Endpoint : public UdpReceiver {
   void make_cid(ngtcp2_cid &out) const { cids_made_->make(out); }
   // Client side: the socket a migrated connection sends from.
   [[nodiscard]] UdpSocket *socket_for(const SockAddr &local) const noexcept;
+  // Client side, once a migration's path is settled: closes every socket but
+  // the ones bound to `keep` (the old port would otherwise stay bound for the
+  // connection's life). Bytes held for a closed socket are dropped.
+  void retire_sockets_except(std::span<const SockAddr> keep);
   [[nodiscard]] const std::shared_ptr<Deferred> &deferred() const noexcept { return deferred_; }
 
   void register_cid(const ngtcp2_cid &cid, QuicConnection *c);
@@ -211,6 +215,9 @@ class Endpoint : public UdpReceiver {
   WorkerConfig worker_;
   std::shared_ptr<Deferred> deferred_;
   std::vector<std::unique_ptr<UdpSocket>> sockets_;
+  // Closing after retire_sockets_except(); freed once their handles closed.
+  std::vector<std::unique_ptr<UdpSocket>> retired_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // retired sockets' close callbacks check it
   std::unordered_map<CidKey, QuicConnection *, CidHash> cids_;
   std::unordered_map<ResetTokenKey, QuicConnection *, ResetTokenHash> reset_tokens_;
   Acceptor *acceptor_ = nullptr;

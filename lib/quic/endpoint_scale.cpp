@@ -22,4 +22,29 @@ UdpSocket *Endpoint::socket_for(const SockAddr &local) const noexcept {
   return nullptr;
 }
 
+void Endpoint::retire_sockets_except(std::span<const SockAddr> keep) {
+  auto kept = [&keep](const UdpSocket &s) { return std::find(keep.begin(), keep.end(), s.local_addr()) != keep.end(); };
+  for (auto it = sockets_.begin(); it != sockets_.end();) {
+    if (kept(**it)) {
+      ++it;
+      continue;
+    }
+    UdpSocket *sock = it->get();
+    // Held bytes for the old path would only reach a peer that has moved on.
+    std::erase_if(pending_, [this, sock](const Pending &p) {
+      if (p.sock != sock) return false;
+      held_bytes_ -= p.data.size();
+      held_packets_ -= p.gso == 0 ? 1 : (p.data.size() + p.gso - 1) / p.gso;
+      return true;
+    });
+    retired_.push_back(std::move(*it));
+    it = sockets_.erase(it);
+    // Freed on a later turn: not from inside its own close callback.
+    sock->close([this, sock, alive = std::weak_ptr<int>(alive_)] {
+      if (alive.expired()) return;
+      tasks_.post([this, sock] { std::erase_if(retired_, [sock](const auto &s) { return s.get() == sock; }); });
+    });
+  }
+}
+
 }  // namespace uvwt::detail

@@ -54,4 +54,21 @@ Error QuicConnection::migrate(UdpSocket &sock) {
   return {};
 }
 
+int QuicConnection::on_path_validation(ngtcp2_conn *, std::uint32_t, const ngtcp2_path *, const ngtcp2_path *,
+                                       ngtcp2_path_validation_result, void *user_data) {
+  auto *self = static_cast<QuicConnection *>(user_data);
+  // Only a client that migrated owns more than one socket. Success or
+  // failure, ngtcp2 has settled on a path: keep its socket and the one we
+  // last sent from, close the rest on a later turn (not under read_pkt, and
+  // after this turn's packets were written).
+  if (self->server_ || !self->socket_path_) return 0;
+  self->tasks_.post([self] {
+    if (self->closed_ || self->conn_ == nullptr) return;
+    const ngtcp2_path *p = ngtcp2_conn_get_path(self->conn_);
+    const SockAddr keep[] = {SockAddr::from(p->local.addr, p->local.addrlen), self->local_};
+    self->ep_.retire_sockets_except(keep);
+  });
+  return 0;
+}
+
 }  // namespace uvwt::detail

@@ -249,6 +249,7 @@ struct QuicCallbacks {
     cb.dcid_status = dcid_status;
     cb.recv_stateless_reset = recv_stateless_reset;
     cb.lost_datagram = lost_datagram;
+    cb.path_validation = &QuicConnection::on_path_validation;
   }
 };
 

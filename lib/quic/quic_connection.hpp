@@ -162,6 +162,10 @@ class QuicConnection {
   // (a server after the client's NAT rebinding, a client after migrate()).
   [[nodiscard]] bool path_differs(const ngtcp2_path &p) const noexcept;
   void adopt_path(const ngtcp2_path &p);
+  // ngtcp2's path_validation callback: a client retires the sockets of the
+  // paths it left once the new one is settled.
+  static int on_path_validation(ngtcp2_conn *conn, std::uint32_t flags, const ngtcp2_path *path,
+                                const ngtcp2_path *old_path, ngtcp2_path_validation_result res, void *user_data);
   void forget_reset_tokens();
 
   friend struct QuicCallbacks;

@@ -10,7 +10,7 @@ import sys
 REQUIRED = {"scenario": str, "params": dict, "metric": str, "value": (int, float), "unit": str,
             "reps": int, "median": (int, float), "min": (int, float), "max": (int, float),
             "values": list, "ok": bool, "versions": dict, "kernel": dict}
-SCENARIOS = {"setup", "bulk", "datagrams", "latency", "sessions", "raw-quic", "reference", "proxy"}
+SCENARIOS = {"setup", "bulk", "datagrams", "latency", "sessions", "raw-quic", "reference", "proxy", "workers"}
 
 
 def main():

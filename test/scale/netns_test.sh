@@ -59,7 +59,9 @@ table ip lb {
 NFT
 secret=00112233445566778899aabbccddeeff
 start_backend() {
-  ns "b$1" "$server" --host "10.77.$1.2" --port 4433 --server-id "0$1" --lb-nonce-len 8 --reset-secret "$secret" \
+  # Not through ns(): a function in the background is a subshell, and its
+  # pid would take the signals the backend itself must get.
+  ip netns exec "$p-b$1" "$server" --host "10.77.$1.2" --port 4433 --server-id "0$1" --lb-nonce-len 8 --reset-secret "$secret" \
     >"$tmp/b$1.log" 2>&1 &
   pids[$1]=$!
 }
@@ -101,8 +103,26 @@ if [ "$victim" = 0 ]; then echo "FAIL: reset probe's backend not found"; fail=1;
   start_backend "$victim"; sleep 0.5
 fi
 
-# 4. Graceful shutdown: SIGTERM sends GOAWAY/drain; new sessions go elsewhere.
-kill -TERM "${pids[1]}"; sleep 1
+# 4. Graceful shutdown: SIGTERM sends GOAWAY/drain. A ReconnectingClient on
+# the stopped backend loses its session when the drain ends and reconnects;
+# it must get a working session on another backend (attempts the balancer
+# still hashes to the stopped one are refused, and retried from a new port).
+backend_of() {  # the backend whose log shows a session from client port $1
+  for i in 1 2 3; do grep -q "^session: /echo from 10.77.0.1:$1 " "$tmp/b$i.log" && { echo "$i"; return; }; done
+  echo 0
+}
+ns c timeout 20 "$probe" reconnect 10.77.0.254 4433 >"$tmp/reconnect.out" 2>&1 &
+rpid=$!
+for _ in $(seq 50); do grep -q "^ready" "$tmp/reconnect.out" && break; sleep 0.1; done
+old=$(backend_of "$(sed -n 's/^ready port //p' "$tmp/reconnect.out")")
+if [ "$old" = 0 ]; then echo "FAIL: reconnecting client's backend not found"; fail=1; kill "$rpid"; else
+  kill -TERM "${pids[$old]}"
+  wait $rpid || { echo "FAIL: no working session after the drain"; fail=1; }
+  grep -v "^uvwt warn: .*verification" "$tmp/reconnect.out"
+  new=$(backend_of "$(sed -n 's/^reconnected port \([0-9]*\).*/\1/p' "$tmp/reconnect.out")")
+  if [ "$new" != 0 ] && [ "$new" != "$old" ]; then echo "reconnect ok b$old -> b$new"
+  else echo "FAIL: reconnect went from backend $old to backend $new"; fail=1; fi
+fi
 ns c timeout 30 "$probe" spread 10.77.0.254 4433 6 | tee "$tmp/after_term.out"
 grep -q "spread ok" "$tmp/after_term.out" || echo "note: sessions hashed to the stopped backend failed (no health check in the balancer)"
 

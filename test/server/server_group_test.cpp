@@ -1,5 +1,9 @@
 // One loop per core: the SO_REUSEPORT group with its BPF steering, and a
 // client that migrates to a new port mid-session (docs/scaling.md).
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <uvwt/server_group.hpp>
 
 #include <array>
@@ -43,6 +47,19 @@ bool echo_ok(TestLoop &tl, const std::shared_ptr<Session> &s, std::size_t n, std
   REQUIRE(tl.run_until([&] { return r->done(); }, 10'000));
   return r->err.ok() && r->received == Bytes(n, fill);
 }
+
+// Whether a fresh UDP socket can bind the wildcard address on `port` (the
+// client's sockets bind the wildcard): false while another socket holds it.
+bool udp_port_free(std::uint16_t port) {
+  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  const bool ok = bind(fd, reinterpret_cast<const sockaddr *>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
 }  // namespace
 
 TEST_CASE("a migrating client keeps its session on the same server", "[scale][migration]") {
@@ -68,6 +85,52 @@ TEST_CASE("a migrating client keeps its session on the same server", "[scale][mi
   REQUIRE(tl.run_until(
       [&] { return server_side->remote_address() && server_side->remote_address()->port == after->port; }));
   CHECK(server->stats().stateless_resets_sent == 0);
+  c.conn->close();
+  server->close();
+}
+
+// RFC 9000 9.2/9.3: once the new path is validated the client sends and
+// receives only there; the old socket is closed instead of staying bound
+// (and polled) for the rest of the connection's life.
+TEST_CASE("a migrated client closes its old socket once the new path is validated", "[scale][migration]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.err.ok());
+  REQUIRE(echo_ok(tl, c.session, 4000, 1));
+  const auto before = c.conn->local_address();
+  REQUIRE(before);
+  REQUIRE(c.conn->migrate().ok());
+  // Not before validation: packets still in flight to the old port arrive.
+  CHECK_FALSE(udp_port_free(before->port));
+  REQUIRE(echo_ok(tl, c.session, 100'000, 2));
+  REQUIRE(tl.run_until([&] { return udp_port_free(before->port); }, 5'000));
+  // The connection lives on over the new socket alone.
+  REQUIRE(echo_ok(tl, c.session, 100'000, 3));
+  CHECK(c.conn->local_address()->port != before->port);
+  CHECK(server->stats().stateless_resets_sent == 0);
+  c.conn->close();
+  server->close();
+}
+
+// Two moves in a row: every socket but the last is closed.
+TEST_CASE("a client that migrates twice keeps only its last socket", "[scale][migration]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  server->route("/echo", echo_handler());
+  auto c = connect(tl, server->port(), "/echo");
+  REQUIRE(c.err.ok());
+  REQUIRE(echo_ok(tl, c.session, 4000, 1));
+  const auto first = c.conn->local_address()->port;
+  REQUIRE(c.conn->migrate().ok());
+  REQUIRE(echo_ok(tl, c.session, 20'000, 2));
+  const auto second = c.conn->local_address()->port;
+  REQUIRE(c.conn->migrate().ok());
+  REQUIRE(echo_ok(tl, c.session, 20'000, 3));
+  const auto third = c.conn->local_address()->port;
+  REQUIRE(tl.run_until([&] { return udp_port_free(first) && udp_port_free(second); }, 5'000));
+  CHECK_FALSE(udp_port_free(third));
   c.conn->close();
   server->close();
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <uvwt/certificate.hpp>
+#include <uvwt/server.hpp>
 #include <uvwt/types.hpp>
 
 namespace uvwt::bench {
@@ -91,12 +92,23 @@ using ClientFn = std::function<Report(const Job &, std::uint16_t port)>;
 void stop_loop_on_readable(uv_loop_t *loop, int fd);
 
 // ---- scenarios
+// The bench's server configuration, and its /echo and /sink routes
+// (count() runs once per accepted session).
+ServerConfig bench_server_config(const Job &job);
+void add_bench_routes(Server &server, std::function<void()> count);
+
 Report wt_server(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce);
 Report wt_client_setup(const Job &job, std::uint16_t port);
 Report wt_client_bulk(const Job &job, std::uint16_t port);
 Report wt_client_datagrams(const Job &job, std::uint16_t port);
 Report wt_client_latency(const Job &job, std::uint16_t port);
 Report wt_client_sessions(const Job &job, std::uint16_t port);
+
+// workers.cpp: a ServerGroup of job.num("workers") loops, and `clients`
+// client processes each running one share of a setup or bulk run.
+Report wt_group_server(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce);
+Report wt_clients_setup(const Job &job, std::uint16_t port);
+Report wt_clients_bulk(const Job &job, std::uint16_t port);
 
 Report raw_server(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce);
 Report raw_client_bulk(const Job &job, std::uint16_t port);

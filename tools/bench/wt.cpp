@@ -144,10 +144,24 @@ std::shared_ptr<Connected> connect_wait(ClientCtx &ctx, std::uint16_t port, cons
 
 }  // namespace
 
-Report wt_server(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce) {
-  Report r;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+void add_bench_routes(Server &server, std::function<void()> count) {
+  server.route("/echo", [count](std::shared_ptr<Session> s, const SessionRequest &) {
+    count();
+    std::weak_ptr<Session> ws = s;
+    s->on_bidi_stream([](std::shared_ptr<Stream> st) { echo_stream(st); });
+    s->on_datagram([ws](std::span<const std::uint8_t> d) {
+      if (auto s = ws.lock()) (void)s->send_datagram(d);
+    });
+  });
+  server.route("/sink", [count](std::shared_ptr<Session> s, const SessionRequest &) {
+    count();
+    auto datagrams = std::make_shared<std::uint64_t>(0);
+    s->on_bidi_stream([datagrams](std::shared_ptr<Stream> st) { sink_stream(st, datagrams); });
+    s->on_datagram([datagrams](std::span<const std::uint8_t>) { ++*datagrams; });
+  });
+}
+
+ServerConfig bench_server_config(const Job &job) {
   ServerConfig cfg;
   cfg.cert_pem = job.cert.cert_pem;
   cfg.key_pem = job.cert.key_pem;
@@ -156,8 +170,15 @@ Report wt_server(const Job &job, int ctl_fd, const std::function<void(std::uint1
   cfg.precise_timers = precise_timers;
   cfg.max_connections = 100'000;
   cfg.early_data = job.num("resume", 0) == 2;  // resume=2: the 0-RTT run
+  return cfg;
+}
+
+Report wt_server(const Job &job, int ctl_fd, const std::function<void(std::uint16_t)> &announce) {
+  Report r;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
   Error err;
-  auto server = Server::create(&loop, cfg, err);
+  auto server = Server::create(&loop, bench_server_config(job), err);
   if (!server || server->listen("127.0.0.1", 0)) {
     r.fail("server: " + err.to_string());
     announce(0);
@@ -169,26 +190,12 @@ Report wt_server(const Job &job, int ctl_fd, const std::function<void(std::uint1
   });
   std::uint64_t sessions = 0;
   const std::uint64_t step = job.num("mem_step", 0);
-  auto count = [&] {
+  add_bench_routes(*server, [&] {
     ++sessions;
     if (step > 0 && sessions % step == 0) {
       r.samples["mem_sessions"].push_back(static_cast<double>(sessions));
       r.samples["mem_rss_server"].push_back(static_cast<double>(rss_kib()));
     }
-  };
-  server->route("/echo", [&count](std::shared_ptr<Session> s, const SessionRequest &) {
-    count();
-    std::weak_ptr<Session> ws = s;
-    s->on_bidi_stream([](std::shared_ptr<Stream> st) { echo_stream(st); });
-    s->on_datagram([ws](std::span<const std::uint8_t> d) {
-      if (auto s = ws.lock()) (void)s->send_datagram(d);
-    });
-  });
-  server->route("/sink", [&count](std::shared_ptr<Session> s, const SessionRequest &) {
-    count();
-    auto datagrams = std::make_shared<std::uint64_t>(0);
-    s->on_bidi_stream([datagrams](std::shared_ptr<Stream> st) { sink_stream(st, datagrams); });
-    s->on_datagram([datagrams](std::span<const std::uint8_t>) { ++*datagrams; });
   });
   const long rss0 = rss_kib();
   const double cpu0 = cpu_seconds(), sys0 = sys_seconds();
