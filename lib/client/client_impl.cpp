@@ -68,21 +68,21 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   // to the target inside it (the proxy resolves the target's name).
   void start_proxied() {
     std::weak_ptr<ConnectOp> weak = weak_from_this();
-    cancel_tunnel = open_proxy_tunnel(client->deferred(), *client->proxy_, client->proxy_pool_, url.host, url.port,
-                                      [weak](const Error &err, std::shared_ptr<ProxyTunnel> t) {
-                                        auto self = weak.lock();
-                                        if (!self || self->done) return;
-                                        self->cancel_tunnel = nullptr;
-                                        if (err) return self->finish(err, nullptr);
-                                        auto c =
-                                            ConnectionImpl::make_client(self->client->deferred(), self->client->config());
-                                        self->attempts.push_back(c);
-                                        self->client->adopt(c);
-                                        c->connect_cb = [weak, wc = std::weak_ptr<ConnectionImpl>(c)](const Error &e) {
-                                          if (auto s = weak.lock()) s->on_connected(e, e ? nullptr : wc.lock());
-                                        };
-                                        c->connect_via(std::move(t), self->url.host, self->client->tls_);
-                                      });
+    cancel_tunnel =
+        open_proxy_tunnel(client->deferred(), *client->proxy_, client->proxy_pool_, url.host, url.port,
+                          [weak](const Error &err, std::shared_ptr<ProxyTunnel> t) {
+                            auto self = weak.lock();
+                            if (!self || self->done) return;
+                            self->cancel_tunnel = nullptr;
+                            if (err) return self->finish(err, nullptr);
+                            auto c = ConnectionImpl::make_client(self->client->deferred(), self->client->config());
+                            self->attempts.push_back(c);
+                            self->client->adopt(c);
+                            c->connect_cb = [weak, wc = std::weak_ptr<ConnectionImpl>(c)](const Error &e) {
+                              if (auto s = weak.lock()) s->on_connected(e, e ? nullptr : wc.lock());
+                            };
+                            c->connect_via(std::move(t), self->url.host, self->client->tls_);
+                          });
   }
 
   void on_connected(const Error &err, std::shared_ptr<ConnectionImpl> c) {
@@ -163,7 +163,11 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
 };
 
 ClientImpl::ClientImpl(uv_loop_t *loop, const ClientConfig &config, std::shared_ptr<TlsClientContext> tls)
-    : loop_(loop), config_(config), tls_(std::move(tls)), deferred_(std::make_shared<Deferred>(loop)), pool_(loop, config) {
+    : loop_(loop),
+      config_(config),
+      tls_(std::move(tls)),
+      deferred_(std::make_shared<Deferred>(loop)),
+      pool_(loop, config) {
   user_agent_ = connect_user_agent(config_);
   // Every connection this client makes files its tickets here (and config()
   // shows the cache, so the user can share it).

@@ -53,7 +53,8 @@ std::shared_ptr<Dialer> Dialer::start(std::shared_ptr<Deferred> deferred, const 
 std::shared_ptr<Dialer> Dialer::start_with(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg,
                                            std::shared_ptr<TlsClientContext> tls, std::string host,
                                            std::vector<SockAddr> addrs, AttemptCallback on_attempt, DoneCallback done) {
-  auto d = std::make_shared<Dialer>(std::move(deferred), cfg, std::move(tls), std::move(host), 0, std::move(on_attempt), std::move(done));
+  auto d = std::make_shared<Dialer>(std::move(deferred), cfg, std::move(tls), std::move(host), 0, std::move(on_attempt),
+                                    std::move(done));
   d->deferred_->post([d, addrs = std::move(addrs)] {
     if (addrs.empty())
       d->on_resolved(Error(Errc::dns, "no address given"), {});

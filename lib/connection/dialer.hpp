@@ -41,9 +41,9 @@ class Dialer : public std::enable_shared_from_this<Dialer> {
   // on_attempt sees every connection started (so that its owner can close
   // it); done runs once, on a later turn, unless cancel() came first. The
   // attempts post their callbacks on `deferred`, their owner's queue.
-  static std::shared_ptr<Dialer> start(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls,
-                                       std::string host, std::uint16_t port, AttemptCallback on_attempt,
-                                       DoneCallback done, AttemptSetup setup = nullptr);
+  static std::shared_ptr<Dialer> start(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg,
+                                       std::shared_ptr<TlsClientContext> tls, std::string host, std::uint16_t port,
+                                       AttemptCallback on_attempt, DoneCallback done, AttemptSetup setup = nullptr);
   // The same with addresses already known (tests, callers with their own resolver).
   static std::shared_ptr<Dialer> start_with(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg,
                                             std::shared_ptr<TlsClientContext> tls, std::string host,

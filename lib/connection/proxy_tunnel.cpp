@@ -26,15 +26,15 @@ class ProxyLink : public std::enable_shared_from_this<ProxyLink> {
   // The proxy's addresses raced as Client::connect races a server's (Happy Eyeballs).
   void start() {
     std::weak_ptr<ProxyLink> weak = weak_from_this();
-    dialer_ = Dialer::start(
-        deferred_, spec_.outer, spec_.tls, spec_.url.host, spec_.url.port, nullptr,
-        [weak](const Error &err, std::shared_ptr<ConnectionImpl> c) {
-          auto self = weak.lock();
-          if (!self) return shut_connection(c, Error(Errc::cancelled, "no tunnel needs the proxy any more"));
-          self->dialer_.reset();
-          self->conn_ = std::move(c);
-          self->finish(err);
-        });
+    dialer_ = Dialer::start(deferred_, spec_.outer, spec_.tls, spec_.url.host, spec_.url.port, nullptr,
+                            [weak](const Error &err, std::shared_ptr<ConnectionImpl> c) {
+                              auto self = weak.lock();
+                              if (!self)
+                                return shut_connection(c, Error(Errc::cancelled, "no tunnel needs the proxy any more"));
+                              self->dialer_.reset();
+                              self->conn_ = std::move(c);
+                              self->finish(err);
+                            });
   }
 
   // cb(error) once the connection is ready or failed; on a later turn.
@@ -300,8 +300,8 @@ struct TunnelOp : std::enable_shared_from_this<TunnelOp> {
 }  // namespace
 
 std::function<void()> open_proxy_tunnel(std::shared_ptr<Deferred> deferred, const ProxySpec &spec,
-                                        std::shared_ptr<ProxyPool> pool,
-                                        const std::string &host, std::uint16_t port, TunnelCallback cb) {
+                                        std::shared_ptr<ProxyPool> pool, const std::string &host, std::uint16_t port,
+                                        TunnelCallback cb) {
   auto op = std::make_shared<TunnelOp>();
   op->loop = deferred->loop();
   op->spec = spec;

@@ -25,7 +25,6 @@ namespace uvwt {
 
 namespace detail {
 
-
 namespace {
 
 // What one client connection has used: its tunnels and relayed bytes.

@@ -137,7 +137,8 @@ TEST_CASE("Happy Eyeballs: a refused address hands over at once; all failing rep
   bool called = false;
   std::vector<std::shared_ptr<detail::ConnectionImpl>> started;
   auto c = detail::Dialer::start_with(
-      std::make_shared<detail::Deferred>(&tl.loop), client_config(), pinned_tls(), "localhost", {*SockAddr::parse("127.0.0.1", silent.port)},
+      std::make_shared<detail::Deferred>(&tl.loop), client_config(), pinned_tls(), "localhost",
+      {*SockAddr::parse("127.0.0.1", silent.port)},
       [&](const std::shared_ptr<detail::ConnectionImpl> &conn) { started.push_back(conn); },
       [&](const Error &, std::shared_ptr<detail::ConnectionImpl>) { called = true; });
   REQUIRE(tl.run_until([&] { return started.size() == 1; }, 2'000));
