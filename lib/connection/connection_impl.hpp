@@ -109,6 +109,9 @@ class ConnectionImpl final : public Connection,
   void record_activity() override;
   void set_idle_timeout(Duration period) override;
   void set_impairment(const ImpairmentConfig &cfg);  // testing::set_impairment
+  // testing::set_idle_clock / run_idle_check: the idle policy on a test's clock.
+  void set_idle_clock(std::function<std::uint64_t()> clock) { idle_clock_ = std::move(clock); }
+  void idle_check();
   Error migrate() override;
   void wait_ready(Duration timeout, DoneCallback cb) override;
   void wait_for_ready_session(Duration timeout, SessionIdCallback cb) override;
@@ -226,6 +229,8 @@ class ConnectionImpl final : public Connection,
   std::unique_ptr<Timer> idle_timer_;
   Duration idle_period_{0};
   std::uint64_t last_activity_ns_ = 0;
+  std::function<std::uint64_t()> idle_clock_;  // monotonic ns; now_ns() when unset
+  [[nodiscard]] std::uint64_t idle_now_ns() const;
   // set_impairment() before the client's socket exists (state IDLE).
   std::optional<ImpairmentConfig> pending_impairment_;
 };

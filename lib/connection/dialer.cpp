@@ -229,6 +229,12 @@ void Dialer::abandon_all(const Error &why, std::size_t except) {
   attempts_.clear();
 }
 
+std::shared_ptr<ConnectionImpl> Dialer::latest() const {
+  for (auto it = attempts_.rbegin(); it != attempts_.rend(); ++it)
+    if (*it && !(*it)->is_closed()) return *it;
+  return nullptr;
+}
+
 void Dialer::cancel(const Error &why) {
   if (dns_ != nullptr) uv_cancel(reinterpret_cast<uv_req_t *>(&dns_->req));
   if (done_) return;

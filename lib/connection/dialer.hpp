@@ -52,6 +52,8 @@ class Dialer : public std::enable_shared_from_this<Dialer> {
   Dialer(const Dialer &) = delete;
   Dialer &operator=(const Dialer &) = delete;
 
+  // The attempt started last that is still running (null when none is).
+  [[nodiscard]] std::shared_ptr<ConnectionImpl> latest() const;
   // Stops: abandons every attempt still connecting, no callback.
   void cancel(const Error &why);
 
