@@ -77,7 +77,7 @@ void run_for(uv_loop_t *loop, double secs) {
 void initials(uv_loop_t *loop, const detail::SockAddr &to, const Options &o) {
   TransportConfig cfg;
   cfg.handshake_timeout = std::chrono::milliseconds(60'000);
-  auto ep = std::make_unique<detail::Endpoint>(loop, cfg);
+  auto ep = std::make_unique<detail::Endpoint>(std::make_shared<detail::Deferred>(loop), cfg);
   detail::UdpSocket *sock = nullptr;
   if (ep->bind(detail::SockAddr::any(to.family(), 0), &sock)) return;
   ImpairmentConfig deaf;

@@ -12,8 +12,7 @@ namespace detail {
 
 class BrowserImpl final : public Browser, public std::enable_shared_from_this<BrowserImpl> {
  public:
-  explicit BrowserImpl(std::shared_ptr<Client> client)
-      : client_(std::move(client)), deferred_(Deferred::for_loop(client_->loop())) {}
+  explicit BrowserImpl(std::shared_ptr<Client> client) : client_(std::move(client)), deferred_(queue_of(client_)) {}
 
   void navigate(const std::string &url, SessionCallback cb) override { enqueue({Kind::navigate, url, std::move(cb)}); }
   void back(SessionCallback cb) override { enqueue({Kind::back, {}, std::move(cb)}); }

@@ -12,7 +12,7 @@ namespace detail {
 class ClientFleetImpl final : public ClientFleet, public std::enable_shared_from_this<ClientFleetImpl> {
  public:
   ClientFleetImpl(uv_loop_t *loop, std::vector<std::shared_ptr<Client>> clients, std::size_t max_concurrent)
-      : clients_(std::move(clients)), max_concurrent_(max_concurrent), deferred_(Deferred::for_loop(loop)) {
+      : clients_(std::move(clients)), max_concurrent_(max_concurrent), deferred_(std::make_shared<Deferred>(loop)) {
     if (max_concurrent_ == 0)
       max_concurrent_ = std::max<std::size_t>(1, clients_.front()->config().max_concurrent_handshakes);
   }

@@ -1,7 +1,7 @@
 #include "client/client_impl.hpp"
 
 #include "client/close_watch.hpp"
-#include "client/dialer.hpp"
+#include "connection/dialer.hpp"
 #include "connection/connect_headers.hpp"
 #include "common/clock.hpp"
 #include "common/log.hpp"
@@ -54,7 +54,7 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
     std::weak_ptr<ConnectOp> weak = weak_from_this();
     auto client_weak = std::weak_ptr<ClientImpl>(client);
     dialer = Dialer::start(
-        client->loop(), client->config(), client->tls_, url.host, url.port,
+        client->deferred(), client->config(), client->tls_, url.host, url.port,
         [client_weak, weak](const std::shared_ptr<ConnectionImpl> &c) {
           if (auto self = weak.lock()) self->attempts.push_back(c);
           if (auto cl = client_weak.lock()) cl->adopt(c);
@@ -68,21 +68,21 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
   // to the target inside it (the proxy resolves the target's name).
   void start_proxied() {
     std::weak_ptr<ConnectOp> weak = weak_from_this();
-    cancel_tunnel = open_proxy_tunnel(client->loop(), *client->proxy_, client->proxy_pool_, url.host, url.port,
-                                      [weak](const Error &err, std::shared_ptr<ProxyTunnel> t) {
-                                        auto self = weak.lock();
-                                        if (!self || self->done) return;
-                                        self->cancel_tunnel = nullptr;
-                                        if (err) return self->finish(err, nullptr);
-                                        auto c =
-                                            ConnectionImpl::make_client(self->client->loop(), self->client->config());
-                                        self->attempts.push_back(c);
-                                        self->client->adopt(c);
-                                        c->connect_cb = [weak, wc = std::weak_ptr<ConnectionImpl>(c)](const Error &e) {
-                                          if (auto s = weak.lock()) s->on_connected(e, e ? nullptr : wc.lock());
-                                        };
-                                        c->connect_via(std::move(t), self->url.host, self->client->tls_);
-                                      });
+    cancel_tunnel =
+        open_proxy_tunnel(client->deferred(), *client->proxy_, client->proxy_pool_, url.host, url.port,
+                          [weak](const Error &err, std::shared_ptr<ProxyTunnel> t) {
+                            auto self = weak.lock();
+                            if (!self || self->done) return;
+                            self->cancel_tunnel = nullptr;
+                            if (err) return self->finish(err, nullptr);
+                            auto c = ConnectionImpl::make_client(self->client->deferred(), self->client->config());
+                            self->attempts.push_back(c);
+                            self->client->adopt(c);
+                            c->connect_cb = [weak, wc = std::weak_ptr<ConnectionImpl>(c)](const Error &e) {
+                              if (auto s = weak.lock()) s->on_connected(e, e ? nullptr : wc.lock());
+                            };
+                            c->connect_via(std::move(t), self->url.host, self->client->tls_);
+                          });
   }
 
   void on_connected(const Error &err, std::shared_ptr<ConnectionImpl> c) {
@@ -163,7 +163,11 @@ struct ConnectOp : std::enable_shared_from_this<ConnectOp> {
 };
 
 ClientImpl::ClientImpl(uv_loop_t *loop, const ClientConfig &config, std::shared_ptr<TlsClientContext> tls)
-    : loop_(loop), config_(config), tls_(std::move(tls)), deferred_(Deferred::for_loop(loop)), pool_(loop, config) {
+    : loop_(loop),
+      config_(config),
+      tls_(std::move(tls)),
+      deferred_(std::make_shared<Deferred>(loop)),
+      pool_(loop, config) {
   user_agent_ = connect_user_agent(config_);
   // Every connection this client makes files its tickets here (and config()
   // shows the cache, so the user can share it).
@@ -294,6 +298,11 @@ ClientDiagnostics ClientImpl::diagnostics() const {
   return d;
 }
 
+std::shared_ptr<Deferred> queue_of(const std::shared_ptr<Client> &client) {
+  if (auto impl = std::dynamic_pointer_cast<ClientImpl>(client)) return impl->deferred();
+  return std::make_shared<Deferred>(client->loop());
+}
+
 CancelConnect connect_cancellable(const std::shared_ptr<Client> &client, const std::string &url,
                                   const ConnectOptions &options, Client::SessionCallback cb) {
   if (auto impl = std::dynamic_pointer_cast<ClientImpl>(client))
@@ -308,7 +317,7 @@ CancelConnect connect_cancellable(const std::shared_ptr<Client> &client, const s
       s->close(0, "connect cancelled", {});
     }
   });
-  auto deferred = Deferred::for_loop(client->loop());
+  auto deferred = queue_of(client);
   return [live, shared_cb, deferred] {
     if (!*live) return;
     *live = false;

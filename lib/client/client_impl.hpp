@@ -25,6 +25,11 @@ struct ConnectOp;
 // Errc::cancelled (unless it has already run).
 using CancelConnect = std::function<void()>;
 
+// The queue for an object built on `client` (Browser, ReconnectingClient, a
+// cancellable connect): the client's own when it is ours, so that their
+// callbacks keep their order with its; a new one for another Client.
+std::shared_ptr<Deferred> queue_of(const std::shared_ptr<Client> &client);
+
 class ClientImpl final : public Client, public std::enable_shared_from_this<ClientImpl> {
  public:
   ClientImpl(uv_loop_t *loop, const ClientConfig &config, std::shared_ptr<TlsClientContext> tls);

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "client/dialer.hpp"
+#include "connection/dialer.hpp"
 #include "connection/connection_impl.hpp"
 
 namespace uvwt::detail {

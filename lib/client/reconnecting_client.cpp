@@ -36,7 +36,7 @@ class ReconnectingClientImpl final : public ReconnectingClient,
   ReconnectingClientImpl(std::shared_ptr<Client> client, std::string url)
       : client_(std::move(client)),
         url_(std::move(url)),
-        deferred_(Deferred::for_loop(client_->loop())),
+        deferred_(queue_of(client_)),
         retry_timer_(client_->loop()),
         rng_(std::random_device{}()) {}
 

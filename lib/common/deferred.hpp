@@ -9,13 +9,15 @@
 namespace uvwt::detail {
 
 // Runs callbacks on a later turn of the loop, so that no completion callback
-// is ever invoked from inside the call that started the work. One per loop,
-// shared by every uvwt object on that loop; its idle handle is active only
-// while tasks are queued, and closed when the last user lets go, so that
-// uv_loop_close() succeeds once every object is closed.
+// is ever invoked from inside the call that started the work. One per public
+// object made from a uv_loop_t* (Server, Client, Connection::create_client),
+// handed explicitly to everything that object builds so that their tasks run
+// in one order; its idle handle is active only while tasks are queued, and
+// closed when the last user lets go, so that uv_loop_close() succeeds once
+// every object is closed.
 class Deferred : public std::enable_shared_from_this<Deferred> {
  public:
-  static std::shared_ptr<Deferred> for_loop(uv_loop_t *loop);
+  explicit Deferred(uv_loop_t *loop);
   ~Deferred();
   Deferred(const Deferred &) = delete;
   Deferred &operator=(const Deferred &) = delete;
@@ -26,9 +28,6 @@ class Deferred : public std::enable_shared_from_this<Deferred> {
   void post(const void *owner, std::function<void()> fn);
   void cancel(const void *owner) noexcept;
   [[nodiscard]] uv_loop_t *loop() const noexcept { return loop_; }
-  [[nodiscard]] bool owns_handle_in(uv_loop_t *loop) const;
-
-  explicit Deferred(uv_loop_t *loop);
 
  private:
   static void on_idle(uv_idle_t *h);

@@ -6,6 +6,7 @@
 // internal static library) reach them through lib/testing/testing.hpp.
 
 #include <cstdint>
+#include <vector>
 
 #include <uvwt/config.hpp>
 
@@ -31,6 +32,9 @@ struct ImpairmentConfig {
 namespace detail {
 struct TestHooks {
   ImpairmentConfig impairment;
+  // What every host name resolves to, in this order (port 0: the one asked
+  // for): lets a loopback test give one name addresses of both families.
+  std::vector<Address> resolved;
 };
 }  // namespace detail
 
@@ -41,6 +45,10 @@ namespace testing {
 ImpairmentConfig &impairment(TransportConfig &cfg);
 // The impairment a config asks for (disabled when it carries no hooks).
 const ImpairmentConfig &impairment_of(const TransportConfig &cfg) noexcept;
+// Host names (not IP literals) of clients on this config resolve to `addrs`
+// instead of asking the system's resolver.
+void resolve_to(TransportConfig &cfg, std::vector<Address> addrs);
+const std::vector<Address> &resolved_addresses_of(const TransportConfig &cfg) noexcept;
 }  // namespace testing
 
 }  // namespace uvwt

@@ -8,9 +8,11 @@
 
 namespace uvwt::detail {
 
+std::uint64_t ConnectionImpl::idle_now_ns() const { return idle_clock_ ? idle_clock_() : now_ns(); }
+
 void ConnectionImpl::on_activity() {
   last_activity_ = wall_seconds();
-  last_activity_ns_ = now_ns();
+  last_activity_ns_ = idle_now_ns();
 }
 
 void ConnectionImpl::record_activity() { on_activity(); }
@@ -20,7 +22,7 @@ void ConnectionImpl::set_idle_timeout(Duration period) {
   idle_timer_.reset();
   if (period.count() <= 0 || closing_started_ || is_closed()) return;
   // The period runs from now or from the last activity, whichever is later.
-  last_activity_ns_ = std::max(last_activity_ns_, now_ns());
+  last_activity_ns_ = std::max(last_activity_ns_, idle_now_ns());
   idle_timer_ = std::make_unique<Timer>(loop_);
   arm_idle_timer(static_cast<std::uint64_t>(period.count()));
 }
@@ -31,19 +33,21 @@ void ConnectionImpl::set_idle_timeout(Duration period) {
 void ConnectionImpl::arm_idle_timer(std::uint64_t ms) {
   std::weak_ptr<ConnectionImpl> weak = shared_from_this();
   idle_timer_->start(std::max<std::uint64_t>(1, ms), [weak] {
-    auto self = weak.lock();
-    if (!self || self->closing_started_ || self->is_closed()) return;
-    const std::uint64_t period_ns = static_cast<std::uint64_t>(self->idle_period_.count()) * 1'000'000;
-    const std::uint64_t now = now_ns();
-    // The policy is about open connections: the connect timeout covers the rest.
-    if (self->state_ != ConnectionState::connected) self->last_activity_ns_ = now;
-    const std::uint64_t idle = now - std::min(now, self->last_activity_ns_);
-    if (idle < period_ns) return self->arm_idle_timer((period_ns - idle + 999'999) / 1'000'000);
-    const std::string msg =
-        "idle timeout: no application activity for " + std::to_string(self->idle_period_.count()) + " ms";
-    UVWT_INFO("connection %s: %s", self->id_.c_str(), msg.c_str());
-    self->close_with(0, "idle timeout", Error(Errc::timeout, msg), {});
+    if (auto self = weak.lock()) self->idle_check();
   });
+}
+
+void ConnectionImpl::idle_check() {
+  if (closing_started_ || is_closed() || !idle_timer_) return;
+  const std::uint64_t period_ns = static_cast<std::uint64_t>(idle_period_.count()) * 1'000'000;
+  const std::uint64_t now = idle_now_ns();
+  // The policy is about open connections: the connect timeout covers the rest.
+  if (state_ != ConnectionState::connected) last_activity_ns_ = now;
+  const std::uint64_t idle = now - std::min(now, last_activity_ns_);
+  if (idle < period_ns) return arm_idle_timer((period_ns - idle + 999'999) / 1'000'000);
+  const std::string msg = "idle timeout: no application activity for " + std::to_string(idle_period_.count()) + " ms";
+  UVWT_INFO("connection %s: %s", id_.c_str(), msg.c_str());
+  close_with(0, "idle timeout", Error(Errc::timeout, msg), {});
 }
 
 }  // namespace uvwt::detail

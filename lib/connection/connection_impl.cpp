@@ -26,11 +26,12 @@ std::string make_connection_id() {
 }
 }  // namespace
 
-ConnectionImpl::ConnectionImpl(uv_loop_t *loop, bool client, std::variant<ClientConfig, ServerConfig> cfg)
-    : loop_(loop),
+ConnectionImpl::ConnectionImpl(std::shared_ptr<Deferred> deferred, bool client,
+                               std::variant<ClientConfig, ServerConfig> cfg)
+    : loop_(deferred->loop()),
       client_(client),
       cfg_(std::move(cfg)),
-      deferred_(Deferred::for_loop(loop)),
+      deferred_(std::move(deferred)),
       id_(make_connection_id()) {}
 
 ConnectionImpl::~ConnectionImpl() {
@@ -44,8 +45,9 @@ const TransportConfig &ConnectionImpl::config() const noexcept {
   return std::get<ServerConfig>(cfg_);
 }
 
-std::shared_ptr<ConnectionImpl> ConnectionImpl::make_client(uv_loop_t *loop, const ClientConfig &cfg) {
-  auto c = std::make_shared<ConnectionImpl>(loop, true, cfg);
+std::shared_ptr<ConnectionImpl> ConnectionImpl::make_client(std::shared_ptr<Deferred> deferred,
+                                                            const ClientConfig &cfg) {
+  auto c = std::make_shared<ConnectionImpl>(std::move(deferred), true, cfg);
   c->self_ = c;
   return c;
 }
@@ -55,7 +57,7 @@ void ConnectionImpl::connect_to(const SockAddr &remote, const std::string &serve
   // Closed by the user while the host was being resolved.
   if (closing_started_ || state_ != ConnectionState::idle) return;
   client_tls_ = std::move(tls);
-  ep_keep_ = std::make_shared<Endpoint>(loop_, config());
+  ep_keep_ = std::make_shared<Endpoint>(deferred_, config());
   ep_ = ep_keep_.get();
   own_ep_ = true;
   if (pending_impairment_) ep_->set_impairment(*pending_impairment_);
@@ -83,7 +85,7 @@ void ConnectionImpl::connect_via(std::shared_ptr<ProxyTunnel> tunnel, const std:
   tunnel_ = std::move(tunnel);
   // A socketless endpoint: connection ids, timers' loop and the tunnel's
   // packets (Endpoint::deliver).
-  ep_keep_ = std::make_shared<Endpoint>(loop_, config());
+  ep_keep_ = std::make_shared<Endpoint>(deferred_, config());
   ep_ = ep_keep_.get();
   own_ep_ = true;
   h3_ = std::make_unique<H3Connection>(*this, deferred_, false, config(), nullptr, tunnel_->target().to_address());
@@ -113,18 +115,9 @@ void ConnectionImpl::path_lost(const Error &err) {
   abandon(err);
 }
 
-std::shared_ptr<ConnectionImpl> ConnectionImpl::start_client(uv_loop_t *loop, const ClientConfig &cfg,
-                                                             const SockAddr &remote, const std::string &server_name,
-                                                             std::shared_ptr<TlsClientContext> tls, Error &err) {
-  auto c = make_client(loop, cfg);
-  c->connect_to(remote, server_name, std::move(tls));
-  if (c->state_ == ConnectionState::connecting) return c;
-  err = c->close_error_;  // it finishes closing on its own
-  return nullptr;
-}
-
 void ConnectionImpl::fail_before_start(const Error &err) {
   if (finished_ || is_closed()) return;
+  stop_dialing(err);
   close_error_ = err;
   closed_at_ = wall_seconds();
   ++error_count_;
@@ -155,7 +148,7 @@ std::shared_ptr<ConnectionImpl> ConnectionImpl::accept(const std::shared_ptr<End
                                                        std::shared_ptr<TlsServerContext> tls,
                                                        ConnectionServerHooks *hooks, Error &err) {
   Endpoint &ep = *epp;
-  auto c = std::make_shared<ConnectionImpl>(ep.loop(), false, cfg);
+  auto c = std::make_shared<ConnectionImpl>(ep.deferred(), false, cfg);
   c->server_tls_ = std::move(tls);
   c->ep_keep_ = epp;
   c->ep_ = &ep;

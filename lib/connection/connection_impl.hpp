@@ -23,6 +23,7 @@
 
 namespace uvwt::detail {
 
+class Dialer;
 class ProxyTunnel;
 class TlsClientContext;
 class TlsServerContext;
@@ -51,7 +52,14 @@ class ConnectionImpl final : public Connection,
  public:
   // Client: a connection in state IDLE; connect_to() starts it once the
   // host is resolved, fail_before_start() ends it if that never happens.
-  static std::shared_ptr<ConnectionImpl> make_client(uv_loop_t *loop, const ClientConfig &cfg);
+  // Its tasks (and its endpoint's) run on `deferred`, its owner's queue.
+  static std::shared_ptr<ConnectionImpl> make_client(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg);
+  // Client: resolves `host` and races its addresses as Client::connect does
+  // (Dialer, Happy Eyeballs), then carries on with the transport of the
+  // attempt that connected first. CONNECTING from the first attempt on;
+  // `connect_timeout` bounds the whole race.
+  void dial(const std::string &host, std::uint16_t port, std::shared_ptr<TlsClientContext> tls,
+            Duration connect_timeout);
   void connect_to(const SockAddr &remote, const std::string &server_name, std::shared_ptr<TlsClientContext> tls);
   // Client, before the first packet: resumption from config's ticket cache.
   void offer_ticket(const std::string &server_name, std::uint16_t port);
@@ -64,11 +72,6 @@ class ConnectionImpl final : public Connection,
   // reach the peer any more, so no closing period).
   void path_lost(const Error &err);
   [[nodiscard]] const std::shared_ptr<ProxyTunnel> &tunnel() const noexcept { return tunnel_; }
-  // Both at once, for callers that resolved the host themselves: null with
-  // `err` set when the connection cannot even start.
-  static std::shared_ptr<ConnectionImpl> start_client(uv_loop_t *loop, const ClientConfig &cfg, const SockAddr &remote,
-                                                      const std::string &server_name,
-                                                      std::shared_ptr<TlsClientContext> tls, Error &err);
   // Server: accepts the Initial `hd` on the server's endpoint.
   static std::shared_ptr<ConnectionImpl> accept(const std::shared_ptr<Endpoint> &ep, UdpSocket &sock,
                                                 const RecvPacket &pkt, const ngtcp2_pkt_hd &hd,
@@ -76,7 +79,7 @@ class ConnectionImpl final : public Connection,
                                                 std::shared_ptr<TlsServerContext> tls, ConnectionServerHooks *hooks,
                                                 Error &err);
 
-  ConnectionImpl(uv_loop_t *loop, bool client, std::variant<ClientConfig, ServerConfig> cfg);
+  ConnectionImpl(std::shared_ptr<Deferred> deferred, bool client, std::variant<ClientConfig, ServerConfig> cfg);
   ~ConnectionImpl() override;
 
   // Connection
@@ -106,6 +109,9 @@ class ConnectionImpl final : public Connection,
   void record_activity() override;
   void set_idle_timeout(Duration period) override;
   void set_impairment(const ImpairmentConfig &cfg);  // testing::set_impairment
+  // testing::set_idle_clock / run_idle_check: the idle policy on a test's clock.
+  void set_idle_clock(std::function<std::uint64_t()> clock) { idle_clock_ = std::move(clock); }
+  void idle_check();
   Error migrate() override;
   void wait_ready(Duration timeout, DoneCallback cb) override;
   void wait_for_ready_session(Duration timeout, SessionIdCallback cb) override;
@@ -148,6 +154,7 @@ class ConnectionImpl final : public Connection,
   }
   void abandon(const Error &err);
   [[nodiscard]] Endpoint *endpoint() noexcept { return ep_; }
+  [[nodiscard]] const std::shared_ptr<Deferred> &deferred() const noexcept { return deferred_; }
   [[nodiscard]] QuicConnection *quic() noexcept { return quic_.get(); }
   [[nodiscard]] H3Connection *h3() noexcept { return h3_.get(); }
   [[nodiscard]] bool gso() const noexcept { return ep_ != nullptr && ep_->gso(); }
@@ -163,6 +170,10 @@ class ConnectionImpl final : public Connection,
  private:
   void set_state(ConnectionState s);
   void close_with(std::uint64_t code, std::string reason, const Error &why, CloseCallback cb);
+  // dial()'s race: the winner's endpoint, QUIC and HTTP/3 state move here.
+  void take_over(ConnectionImpl &winner);
+  [[nodiscard]] bool dialing() const noexcept { return dialer_ != nullptr && !quic_; }
+  void stop_dialing(const Error &why);
   void finish_close();
   void health_tick();
   void arm_idle_timer(std::uint64_t ms);
@@ -188,6 +199,7 @@ class ConnectionImpl final : public Connection,
   std::shared_ptr<TlsClientContext> client_tls_;
   std::shared_ptr<TlsServerContext> server_tls_;
   std::shared_ptr<ProxyTunnel> tunnel_;  // the packet path of a proxied client
+  std::shared_ptr<Dialer> dialer_;       // dial()'s race, until it is decided
   std::unique_ptr<H3Connection> h3_;
   std::unique_ptr<QuicConnection> quic_;
   ConnectionServerHooks *hooks_ = nullptr;
@@ -217,6 +229,8 @@ class ConnectionImpl final : public Connection,
   std::unique_ptr<Timer> idle_timer_;
   Duration idle_period_{0};
   std::uint64_t last_activity_ns_ = 0;
+  std::function<std::uint64_t()> idle_clock_;  // monotonic ns; now_ns() when unset
+  [[nodiscard]] std::uint64_t idle_now_ns() const;
   // set_impairment() before the client's socket exists (state IDLE).
   std::optional<ImpairmentConfig> pending_impairment_;
 };

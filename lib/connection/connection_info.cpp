@@ -1,18 +1,26 @@
 // Snapshots: addresses, ConnectionInfo and ConnectionDiagnostics.
 
 #include "connection/connection_impl.hpp"
+#include "connection/dialer.hpp"
 
 #include "quic/tls_session.hpp"
 
 namespace uvwt::detail {
 
+// While dial() races, the addresses are those of its latest attempt.
 std::optional<Address> ConnectionImpl::local_address() const {
-  if (!quic_) return std::nullopt;
+  if (!quic_) {
+    auto a = dialer_ ? dialer_->latest() : nullptr;
+    return a ? a->local_address() : std::nullopt;
+  }
   return quic_->local_addr().to_address();
 }
 
 std::optional<Address> ConnectionImpl::remote_address() const {
-  if (!quic_) return std::nullopt;
+  if (!quic_) {
+    auto a = dialer_ ? dialer_->latest() : nullptr;
+    return a ? a->remote_address() : std::nullopt;
+  }
   return quic_->remote_addr().to_address();
 }
 

@@ -74,8 +74,10 @@ void ConnectionImpl::close_with(std::uint64_t code, std::string reason, const Er
   if (closing_started_ || is_closed()) return;
   closing_started_ = true;
   idle_timer_.reset();
-  if (state_ == ConnectionState::idle) {
-    // Nothing on the wire yet: the pending resolution finds it closed.
+  if (state_ == ConnectionState::idle || dialing()) {
+    // Nothing of its own on the wire yet: the pending resolution finds it
+    // closed, the attempts of a race are abandoned.
+    stop_dialing(Error(Errc::cancelled, "connection closed while connecting"));
     close_error_ = why;
     closed_at_ = wall_seconds();
     set_state(ConnectionState::closed);
@@ -99,6 +101,10 @@ void ConnectionImpl::close_with(std::uint64_t code, std::string reason, const Er
 }
 
 void ConnectionImpl::abandon(const Error &err) {
+  if (dialing()) {
+    stop_dialing(err);
+    return fail_before_start(err);
+  }
   if (quic_ && !quic_->is_closed()) {
     quic_->set_close_error(err);
     // Tell the peer when we can (handshake done); otherwise just stop.

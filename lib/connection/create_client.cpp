@@ -28,57 +28,6 @@ TlsClientOptions tls_options(const ClientConfig &cfg) {
   return o;
 }
 
-// Resolves `host` on the loop's thread pool; cb with every address found.
-void resolve(uv_loop_t *loop, const std::string &host, std::uint16_t port,
-             std::function<void(const Error &, const std::vector<SockAddr> &)> cb) {
-  if (auto lit = SockAddr::parse(host, port)) {
-    auto d = Deferred::for_loop(loop);
-    d->post([cb = std::move(cb), a = *lit] { cb(Error(), {a}); });
-    return;
-  }
-  struct Req {
-    uv_getaddrinfo_t req;
-    std::function<void(const Error &, const std::vector<SockAddr> &)> cb;
-    std::uint16_t port;
-    std::string host;
-  };
-  auto *r = new Req{{}, std::move(cb), port, host};
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  const int rv = uv_getaddrinfo(
-      loop, &r->req,
-      [](uv_getaddrinfo_t *req, int status, addrinfo *res) {
-        std::unique_ptr<Req> r(reinterpret_cast<Req *>(req));
-        std::vector<SockAddr> out;
-        if (status == 0) {
-          for (addrinfo *ai = res; ai != nullptr; ai = ai->ai_next) {
-            auto a = SockAddr::from(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
-            a.set_port(r->port);
-            bool dup = false;
-            for (const auto &o : out) dup = dup || o == a;
-            if (!dup) out.push_back(a);
-          }
-        }
-        uv_freeaddrinfo(res);
-        if (out.empty())
-          r->cb(Error(Errc::dns,
-                      "cannot resolve " + r->host + (status != 0 ? std::string(": ") + uv_strerror(status) : "")),
-                {});
-        else
-          r->cb(Error(), std::move(out));
-      },
-      host.c_str(), nullptr, &hints);
-  if (rv != 0) {
-    auto d = Deferred::for_loop(loop);
-    auto cb2 = std::move(r->cb);
-    delete r;
-    d->post([cb2 = std::move(cb2), host, rv] {
-      cb2(Error(Errc::dns, "cannot resolve " + host + ": " + uv_strerror(rv)), {});
-    });
-  }
-}
-
 }  // namespace detail
 
 namespace detail {
@@ -130,7 +79,8 @@ std::shared_ptr<Connection> Connection::create_client(uv_loop_t *loop, const Cli
                                                       const std::string &host, std::uint16_t port,
                                                       const std::string &path, const std::optional<Address> &proxy_addr,
                                                       ConnectCallback cb) {
-  auto c = detail::ConnectionImpl::make_client(loop, config);
+  // One queue for the connection, its race's attempts and its proxy link.
+  auto c = detail::ConnectionImpl::make_client(std::make_shared<detail::Deferred>(loop), config);
   c->connect_cb = detail::finish_connect(c, host, port, path, std::move(cb));
   detail::ProxySpec proxy;
   Error err = detail::check_client_args(config, host, proxy_addr, proxy);
@@ -142,7 +92,7 @@ std::shared_ptr<Connection> Connection::create_client(uv_loop_t *loop, const Cli
   if (proxy_addr || config.proxy.enabled()) {
     // The proxy resolves the target (RFC 9298 §3.1); the connect timeout
     // starts once the tunnel is there (the proxy leg has its own).
-    detail::open_proxy_tunnel(loop, proxy, nullptr, host, port,
+    detail::open_proxy_tunnel(c->deferred(), proxy, nullptr, host, port,
                               [c, config, host, tls](const Error &err, std::shared_ptr<detail::ProxyTunnel> t) {
                                 if (err) return c->fail_before_start(err);
                                 c->connect_via(std::move(t), host, tls);
@@ -151,12 +101,7 @@ std::shared_ptr<Connection> Connection::create_client(uv_loop_t *loop, const Cli
                               });
     return c;
   }
-  detail::resolve(loop, host, port,
-                  [c, config, host, tls](const Error &err, const std::vector<detail::SockAddr> &addrs) {
-                    if (err) return c->fail_before_start(err);
-                    c->connect_to(addrs.front(), host, tls);
-                    if (c->state() == ConnectionState::connecting) c->start_connect_timer(config.connect_timeout);
-                  });
+  c->dial(host, port, std::move(tls), config.connect_timeout);
   return c;
 }
 

@@ -3,20 +3,19 @@
 #include "common/log.hpp"
 #include "common/timer.hpp"
 #include "connection/connection_impl.hpp"
+#include "connection/dialer.hpp"
 #include "quic/tls_context.hpp"
 
 namespace uvwt::detail {
-
-void resolve(uv_loop_t *loop, const std::string &host, std::uint16_t port,
-             std::function<void(const Error &, const std::vector<SockAddr> &)> cb);
 
 // One QUIC connection to a proxy, shared by the tunnels on it and closed
 // once the last of them (and every pending open) lets go of it.
 class ProxyLink : public std::enable_shared_from_this<ProxyLink> {
  public:
-  ProxyLink(uv_loop_t *loop, const ProxySpec &spec)
-      : loop_(loop), spec_(spec), deferred_(Deferred::for_loop(loop)), authority_(spec.url.authority()) {}
+  ProxyLink(std::shared_ptr<Deferred> deferred, const ProxySpec &spec)
+      : spec_(spec), deferred_(std::move(deferred)), authority_(spec.url.authority()) {}
   ~ProxyLink() {
+    if (dialer_) dialer_->cancel(Error(Errc::cancelled, "no tunnel needs the proxy any more"));
     if (!conn_) return;
     if (conn_->state() == ConnectionState::connecting || conn_->state() == ConnectionState::idle)
       conn_->abandon(Error(Errc::cancelled, "no tunnel needs the proxy any more"));
@@ -24,20 +23,18 @@ class ProxyLink : public std::enable_shared_from_this<ProxyLink> {
       conn_->close(0, "no tunnels left", {});
   }
 
+  // The proxy's addresses raced as Client::connect races a server's (Happy Eyeballs).
   void start() {
     std::weak_ptr<ProxyLink> weak = weak_from_this();
-    resolve(loop_, spec_.url.host, spec_.url.port, [weak](const Error &err, const std::vector<SockAddr> &addrs) {
-      auto self = weak.lock();
-      if (!self) return;
-      if (err) return self->finish(err);
-      Error e;
-      self->conn_ = ConnectionImpl::start_client(self->loop_, self->spec_.outer, addrs.front(), self->spec_.url.host,
-                                                 self->spec_.tls, e);
-      if (!self->conn_) return self->finish(e);
-      self->conn_->connect_cb = [weak](const Error &e2) {
-        if (auto s = weak.lock()) s->finish(e2);
-      };
-    });
+    dialer_ = Dialer::start(deferred_, spec_.outer, spec_.tls, spec_.url.host, spec_.url.port, nullptr,
+                            [weak](const Error &err, std::shared_ptr<ConnectionImpl> c) {
+                              auto self = weak.lock();
+                              if (!self)
+                                return shut_connection(c, Error(Errc::cancelled, "no tunnel needs the proxy any more"));
+                              self->dialer_.reset();
+                              self->conn_ = std::move(c);
+                              self->finish(err);
+                            });
   }
 
   // cb(error) once the connection is ready or failed; on a later turn.
@@ -66,10 +63,10 @@ class ProxyLink : public std::enable_shared_from_this<ProxyLink> {
     for (auto &w : waiters) w(error_);
   }
 
-  uv_loop_t *loop_;
   ProxySpec spec_;
   std::shared_ptr<Deferred> deferred_;
   std::string authority_;
+  std::shared_ptr<Dialer> dialer_;
   std::shared_ptr<ConnectionImpl> conn_;
   std::vector<std::function<void(const Error &)>> waiters_;
   Error error_;
@@ -251,7 +248,7 @@ struct TunnelOp : std::enable_shared_from_this<TunnelOp> {
     });
     link = pool ? pool->find(spec.key()) : nullptr;
     if (!link) {
-      link = std::make_shared<ProxyLink>(loop, spec);
+      link = std::make_shared<ProxyLink>(deferred, spec);
       if (pool) pool->put(spec.key(), link);
       link->start();
     }
@@ -302,15 +299,16 @@ struct TunnelOp : std::enable_shared_from_this<TunnelOp> {
 };
 }  // namespace
 
-std::function<void()> open_proxy_tunnel(uv_loop_t *loop, const ProxySpec &spec, std::shared_ptr<ProxyPool> pool,
-                                        const std::string &host, std::uint16_t port, TunnelCallback cb) {
+std::function<void()> open_proxy_tunnel(std::shared_ptr<Deferred> deferred, const ProxySpec &spec,
+                                        std::shared_ptr<ProxyPool> pool, const std::string &host, std::uint16_t port,
+                                        TunnelCallback cb) {
   auto op = std::make_shared<TunnelOp>();
-  op->loop = loop;
+  op->loop = deferred->loop();
   op->spec = spec;
   op->host = host;
   op->port = port;
   op->cb = std::move(cb);
-  op->deferred = Deferred::for_loop(loop);
+  op->deferred = std::move(deferred);
   op->start(pool);
   // The op keeps itself alive through its timer and the link's waiter list
   // only weakly: hold it here until it finishes.

@@ -114,7 +114,9 @@ using TunnelCallback = std::function<void(const Error &, std::shared_ptr<ProxyTu
 // returned cancel function runs first. Errors: proxy_dns, proxy_connection
 // (also for the connect timeout), proxy_certificate, proxy_authentication
 // (407), proxy_refused (other non-2xx, or a proxy that cannot tunnel UDP).
-std::function<void()> open_proxy_tunnel(uv_loop_t *loop, const ProxySpec &spec, std::shared_ptr<ProxyPool> pool,
-                                        const std::string &host, std::uint16_t port, TunnelCallback cb);
+// Tasks (and the proxy connection's) run on `deferred`, the caller's queue.
+std::function<void()> open_proxy_tunnel(std::shared_ptr<Deferred> deferred, const ProxySpec &spec,
+                                        std::shared_ptr<ProxyPool> pool, const std::string &host, std::uint16_t port,
+                                        TunnelCallback cb);
 
 }  // namespace uvwt::detail

@@ -8,4 +8,10 @@ void set_impairment(Connection &conn, const ImpairmentConfig &cfg) {
   static_cast<detail::ConnectionImpl &>(conn).set_impairment(cfg);
 }
 
+void set_idle_clock(Connection &conn, std::function<std::uint64_t()> now_ns) {
+  static_cast<detail::ConnectionImpl &>(conn).set_idle_clock(std::move(now_ns));
+}
+
+void run_idle_check(Connection &conn) { static_cast<detail::ConnectionImpl &>(conn).idle_check(); }
+
 }  // namespace uvwt::testing

@@ -165,7 +165,7 @@ void H3Connection::refuse_connect(std::int64_t sid, int status, const ConnectDec
 }
 
 void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
-  owner_.on_activity();
+  owner_->on_activity();
   if (rs.method != "CONNECT" || (rs.protocol != "webtransport" && rs.protocol != "webtransport-h3")) {
     // Not a WebTransport request: this endpoint serves nothing else.
     refuse_connect(sid, rs.method == "CONNECT" ? 400 : 404, nullptr);
@@ -174,7 +174,7 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   if (rs.scheme != "https") {
     // draft-ietf-webtrans-http3 3.2 (-13..-16): ":scheme field MUST be
     // https"; a well-formed request asking for something else: 400 (RFC 9110 15.5.1).
-    owner_.on_error_counted();
+    owner_->on_error_counted();
     refuse_connect(sid, 400, nullptr);
     return;
   }
@@ -188,7 +188,7 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
   const Dialect dialect = negotiate_request_dialect(ctrl_out_.local_settings(), peer_ctrl_.settings(), rs.protocol);
   if (dialect == Dialect::none) {
     // Neither side's SETTINGS allow a dialect with this :protocol token.
-    owner_.on_error_counted();
+    owner_->on_error_counted();
     refuse_connect(sid, 400, nullptr);
     return;
   }
@@ -202,7 +202,7 @@ void H3Connection::handle_request_headers(std::int64_t sid, RequestState &rs) {
     return;
   }
   ConnectDecision decision =
-      goaway_sent_ ? ConnectDecision::reject(429) : owner_.on_session_request(connect_request(rs));
+      goaway_sent_ ? ConnectDecision::reject(429) : owner_->on_session_request(connect_request(rs));
   if (!decision.accepted()) {
     refuse_connect(sid, decision.status, &decision);
     return;
@@ -235,7 +235,7 @@ void H3Connection::accept_session(std::int64_t sid, RequestState &rs, Dialect di
   }
   s->set_response_submitted();
   s->set_ready(decision.protocol);
-  owner_.on_session_accepted(s, decision);
+  owner_->on_session_accepted(s, decision);
   release_early(s->id());
   // What the CONNECT stream carried while it waited for the client's SETTINGS.
   if (!rs.held_body.empty()) s->on_capsule_data(rs.held_body.data(), rs.held_body.size());

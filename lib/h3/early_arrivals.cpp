@@ -55,7 +55,7 @@ void H3Connection::expire_early() {
     const auto e = std::move(*it);
     it = early_streams_.erase(it);
     reject_stream(e.sid, e.bidi, kWtBufferedStreamRejected, e.data.size());
-    owner_.on_error_counted();
+    owner_->on_error_counted();
     ++refused;
   }
   for (auto it = early_dgrams_.begin(); it != early_dgrams_.end();) {

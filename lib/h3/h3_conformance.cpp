@@ -57,7 +57,7 @@ bool H3Connection::count_field(RequestState &rs, std::size_t name_len, std::size
 }
 
 void H3Connection::refuse_oversized(std::int64_t sid, bool nghttp3_has_headers) {
-  owner_.on_error_counted();
+  owner_->on_error_counted();
   UVWT_WARN("%s: header section on stream %lld over max_field_section_size (%llu)", server_ ? "server" : "client",
             static_cast<long long>(sid), static_cast<unsigned long long>(cfg_.max_field_section_size));
   if (auto rit = routes_.find(sid); rit != routes_.end()) rit->second.refused = true;
@@ -143,7 +143,7 @@ bool H3Connection::refuse_by_settings(std::int64_t sid, const RequestState &rs, 
   } else {
     return false;
   }
-  owner_.on_error_counted();
+  owner_->on_error_counted();
   remember_gone(static_cast<SessionId>(sid));
   drop_early(static_cast<SessionId>(sid), kWtSessionGone);
   return true;
@@ -163,7 +163,7 @@ bool H3Connection::check_wt_protocol(std::int64_t sid, RequestState &rs, Dialect
   const std::string why = rs.wt_protocol_bad ? "wt-protocol is not a string"
                                              : "server chose wt-protocol '" + rs.wt_protocol + "' not offered";
   if (rs.session) rs.session->fail(Error(Errc::protocol, why, CodeSpace::webtransport, kWtAlpnError));
-  owner_.on_error_counted();
+  owner_->on_error_counted();
   abort_request_stream(sid, kWtAlpnError);
   return false;
 }

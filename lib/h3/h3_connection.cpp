@@ -21,7 +21,7 @@ namespace uvwt::detail {
 
 H3Connection::H3Connection(H3Owner &owner, std::shared_ptr<Deferred> deferred, bool server, const TransportConfig &cfg,
                            const ServerConfig *server_cfg, Address remote)
-    : owner_(owner),
+    : owner_(&owner),
       deferred_(std::move(deferred)),
       remote_(std::move(remote)),
       server_(server),
@@ -44,7 +44,7 @@ void H3Connection::add_bytes(bool sent, std::uint64_t n) {
 
 bool H3Connection::fatal(std::uint64_t h3_code, const std::string &why) {
   UVWT_WARN("HTTP/3 error 0x%llx: %s", static_cast<unsigned long long>(h3_code), why.c_str());
-  owner_.on_error_counted();
+  owner_->on_error_counted();
   quic_->set_close_error(Error(Errc::protocol, why, CodeSpace::h3, h3_code));
   quic_->close(h3_code, why);
   return false;
@@ -87,7 +87,7 @@ void H3Connection::reject_request(std::int64_t sid) {
 }
 
 void H3Connection::reset_connect_stream(SessionImpl &s, std::uint64_t h3_code) {
-  owner_.on_error_counted();
+  owner_->on_error_counted();
   abort_request_stream(static_cast<std::int64_t>(s.id()), h3_code);  // h3_conformance.cpp
 }
 
@@ -103,7 +103,7 @@ void H3Connection::check_ready() {
   // before it may send CONNECT; a server may answer as soon as it can.
   if (!server_ && !peer_ctrl_.settings_received()) return;
   h3_ready_ = true;
-  owner_.on_h3_ready();
+  owner_->on_h3_ready();
   auto pending = std::move(pending_connects_);
   pending_connects_.clear();
   for (auto &p : pending) send_connect(p.authority, p.path, p.headers, p.protocols, std::move(p.cb));
@@ -223,7 +223,7 @@ void H3Connection::on_quic_closed(const Error &err) {
   requests_.clear();
   early_streams_.clear();
   early_dgrams_.clear();
-  owner_.on_transport_closed(err);
+  owner_->on_transport_closed(err);
 }
 
 }  // namespace uvwt::detail

@@ -65,6 +65,9 @@ class H3Connection final : public QuicApp, public SessionHost {
   H3Connection(H3Owner &owner, std::shared_ptr<Deferred> deferred, bool server, const TransportConfig &cfg,
                const ServerConfig *server_cfg, Address remote);
   ~H3Connection() override;
+  // A client that raced several attempts (Happy Eyeballs) hands the winner's
+  // HTTP/3 state to the connection its user holds, before any session.
+  void rebind_owner(H3Owner &owner) noexcept { owner_ = &owner; }
   H3Connection(const H3Connection &) = delete;
   H3Connection &operator=(const H3Connection &) = delete;
 
@@ -134,7 +137,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void on_quic_closed(const Error &err) override;
 
   // SessionHost
-  std::shared_ptr<Connection> host_connection() override { return owner_.owner_connection(); }
+  std::shared_ptr<Connection> host_connection() override { return owner_->owner_connection(); }
   void open_wt_stream(const std::shared_ptr<SessionImpl> &s, bool bidi,
                       std::function<void(const Error &, std::int64_t)> cb) override;
   void stream_ready_to_send(StreamImpl &st) override;
@@ -153,7 +156,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   void stream_finished(StreamImpl &st) override;
   void defer(std::function<void()> fn) override;
   void add_bytes(bool sent, std::uint64_t n) override;
-  void note_activity() override { owner_.on_activity(); }
+  void note_activity() override { owner_->on_activity(); }
   void adjust_send_buffered(std::int64_t delta) override;
   [[nodiscard]] bool send_budget_available() const override { return send_buffered_ < cfg_.connection_send_buffer; }
   void wait_send_budget(std::weak_ptr<const StreamImpl> st) override;
@@ -287,7 +290,7 @@ class H3Connection final : public QuicApp, public SessionHost {
   static const nghttp3_data_reader &data_reader() noexcept;  // request/response bodies
   [[nodiscard]] bool is_local_stream(std::int64_t sid) const noexcept { return ((sid & 1) != 0) == server_; }
 
-  H3Owner &owner_;
+  H3Owner *owner_;  // never null
   std::shared_ptr<Deferred> deferred_;
   Address remote_;
   struct CtrlChunk {

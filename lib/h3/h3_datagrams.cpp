@@ -20,7 +20,7 @@
 namespace uvwt::detail {
 
 void H3Connection::on_datagram(const std::uint8_t *data, std::size_t len) {
-  owner_.on_activity();
+  owner_->on_activity();
   const auto d = decode_datagram_prefix(std::span<const std::uint8_t>(data, len));
   if (!d) {
     // RFC 9297 2.1: a payload too short for the Quarter Stream ID, or one
@@ -78,7 +78,7 @@ std::size_t H3Connection::max_datagram_payload(const SessionImpl &s) const {
 }
 
 Error H3Connection::send_datagram(SessionImpl &s, std::span<const std::uint8_t> payload) {
-  owner_.on_activity();
+  owner_->on_activity();
   std::uint8_t *p = dgram_out_.reserve();
   if (p == nullptr) return {Errc::flow_control, "datagram send queue full"};
   const std::size_t prefix = encode_datagram_prefix(s.id(), p);

@@ -71,7 +71,7 @@ bool H3Connection::tunnel_headers(std::int64_t sid, RequestState &rs) {
     for (const auto &[k, v] : rs.headers)
       if (k == "capsule-protocol") req.capsule_protocol = capsule_protocol_true(v);
     tunnels_[sid];
-    owner_.on_activity();
+    owner_->on_activity();
     udp_acceptor_(req);
     return true;
   }

@@ -20,7 +20,7 @@
 namespace uvwt::detail {
 
 bool H3Connection::on_stream_data(std::int64_t sid, bool fin, const std::uint8_t *data, std::size_t len) {
-  owner_.on_activity();
+  owner_->on_activity();
   auto it = routes_.find(sid);
   if (it == routes_.end()) {
     if (is_local_stream(sid)) return true;  // data on a stream we already forgot
@@ -142,7 +142,7 @@ void H3Connection::attach_wt_stream(std::int64_t sid, SessionId session_id, bool
     for (const auto &e : early_streams_) for_session += e.session == session_id ? 1 : 0;
     if (for_session >= cfg_.max_pending_streams || early_streams_.size() >= 4 * cfg_.max_pending_streams) {
       reject_stream(sid, bidi, kWtBufferedStreamRejected, len);
-      owner_.on_error_counted();
+      owner_->on_error_counted();
       return;
     }
     early_streams_.push_back({sid, session_id, bidi, std::vector<std::uint8_t>(payload, payload + len), fin, now_ns()});
@@ -224,7 +224,7 @@ void H3Connection::on_stream_close(std::int64_t sid, bool has_code, std::uint64_
 }
 
 void H3Connection::on_stream_reset(std::int64_t sid, std::uint64_t final_size, std::uint64_t code) {
-  owner_.on_activity();
+  owner_->on_activity();
   if (auto it = wt_streams_.find(sid); it != wt_streams_.end()) {
     auto st = it->second;
     // The session counts payload only: the peer's stream header (none on

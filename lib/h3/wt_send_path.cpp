@@ -40,7 +40,7 @@ void H3Connection::wait_send_budget(std::weak_ptr<const StreamImpl> st) { budget
 
 void H3Connection::open_wt_stream(const std::shared_ptr<SessionImpl> &s, bool bidi,
                                   std::function<void(const Error &, std::int64_t)> cb) {
-  owner_.on_activity();
+  owner_->on_activity();
   open_queue_.push_back({s, bidi, std::move(cb)});
   process_open_queue();
 }

@@ -18,8 +18,6 @@ Endpoint::Endpoint(std::shared_ptr<Deferred> deferred, const TransportConfig &cf
   gnutls_rnd(GNUTLS_RND_KEY, secret_.data(), secret_.size());
 }
 
-Endpoint::Endpoint(uv_loop_t *loop, const TransportConfig &cfg) : Endpoint(Deferred::for_loop(loop), cfg) {}
-
 Endpoint::~Endpoint() = default;
 
 void Endpoint::set_static_secret(std::span<const std::uint8_t> key) {

@@ -99,9 +99,6 @@ class Endpoint : public UdpReceiver {
   // Tasks run on `deferred`, the queue of the object that owns this endpoint
   // (a Server's, a Connection's), on that queue's loop.
   Endpoint(std::shared_ptr<Deferred> deferred, const TransportConfig &cfg);
-  // Deprecated, internal: takes the process-wide per-loop queue
-  // (Deferred::for_loop) for the callers not yet handed one.
-  Endpoint(uv_loop_t *loop, const TransportConfig &cfg);
   ~Endpoint();
   Endpoint(const Endpoint &) = delete;
   Endpoint &operator=(const Endpoint &) = delete;

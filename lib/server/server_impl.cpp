@@ -28,12 +28,10 @@ class ServerImpl final : public Server,
       : loop_(loop),
         cfg_(cfg),
         tls_(std::move(tls)),
-        // The server's queue is handed down to its endpoint (and from there to
-        // the QUIC connections). Still the loop's shared one: decide() relies
-        // on running in order with the tasks of the accepted connections,
-        // which take theirs from the registry until ConnectionImpl is handed
-        // ep.deferred().
-        deferred_(Deferred::for_loop(loop)),
+        // The server's own queue, handed down to its endpoint and from there
+        // to the accepted connections: decide() relies on running in order
+        // with their tasks.
+        deferred_(std::make_shared<Deferred>(loop)),
         ep_(std::make_shared<Endpoint>(deferred_, cfg)) {
     ep_->set_acceptor(this);
     ep_->set_static_secret(cfg.stateless_reset_secret);

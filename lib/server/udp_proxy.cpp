@@ -12,6 +12,7 @@
 
 #include "common/clock.hpp"
 #include "common/deferred.hpp"
+#include "connection/resolve.hpp"
 #include "common/log.hpp"
 #include "common/timer.hpp"
 #include "connection/connection_impl.hpp"
@@ -23,9 +24,6 @@
 namespace uvwt {
 
 namespace detail {
-
-void resolve(uv_loop_t *loop, const std::string &host, std::uint16_t port,
-             std::function<void(const Error &, const std::vector<SockAddr> &)> cb);
 
 namespace {
 
@@ -273,7 +271,7 @@ class UdpProxyImpl final : public UdpProxy, public std::enable_shared_from_this<
     ++u.tunnels;  // held while resolving, so parallel requests count
     ++core_->stats.tunnels_active;
     std::weak_ptr<UdpProxyImpl> weak = weak_from_this();
-    resolve(c->endpoint()->loop(), target->host, target->port,
+    resolve(c->endpoint()->deferred(), target->host, target->port,
             [weak, wc, sid = req.stream_id, t = *target](const Error &err, const std::vector<SockAddr> &addrs) {
               if (auto self = weak.lock()) self->on_resolved(wc, sid, t, err, addrs);
             });

@@ -16,4 +16,10 @@ namespace uvwt::testing {
 // connection not yet bound (state IDLE) takes it when its socket opens.
 void set_impairment(Connection &conn, const ImpairmentConfig &cfg);
 
+// The idle policy (set_idle_timeout) of a connection reads `now_ns`
+// (monotonic nanoseconds) instead of the system's clock; run_idle_check()
+// makes the check its timer would make, so that a test moves time itself.
+void set_idle_clock(Connection &conn, std::function<std::uint64_t()> now_ns);
+void run_idle_check(Connection &conn);
+
 }  // namespace uvwt::testing

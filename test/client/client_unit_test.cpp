@@ -12,7 +12,7 @@
 
 #include "catch.hpp"
 #include "support/bounded_run.hpp"
-#include "client/dialer.hpp"
+#include "connection/dialer.hpp"
 #include "connection/connect_headers.hpp"
 
 using namespace uvwt;

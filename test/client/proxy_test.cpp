@@ -351,7 +351,7 @@ TEST_CASE("proxy: the CONNECT-UDP exchange on the wire (RFC 9298 §2, §3.4, §5
   std::shared_ptr<detail::ProxyTunnel> tunnel;
   Error err;
   bool done = false;
-  detail::open_proxy_tunnel(&tl.loop, spec, nullptr, "2001:db8::1", 443,
+  detail::open_proxy_tunnel(std::make_shared<detail::Deferred>(&tl.loop), spec, nullptr, "2001:db8::1", 443,
                             [&](const Error &e, std::shared_ptr<detail::ProxyTunnel> t) {
                               err = e;
                               tunnel = std::move(t);

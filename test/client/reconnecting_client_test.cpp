@@ -183,7 +183,7 @@ using Clock = std::chrono::steady_clock;
 class FailingClient final : public Client {
  public:
   FailingClient(uv_loop_t *loop, ClientConfig cfg)
-      : loop_(loop), cfg_(std::move(cfg)), deferred_(detail::Deferred::for_loop(loop)) {}
+      : loop_(loop), cfg_(std::move(cfg)), deferred_(std::make_shared<detail::Deferred>(loop)) {}
   [[nodiscard]] uv_loop_t *loop() const noexcept override { return loop_; }
   [[nodiscard]] const ClientConfig &config() const noexcept override { return cfg_; }
   [[nodiscard]] bool is_closed() const noexcept override { return closed_; }

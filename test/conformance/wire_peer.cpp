@@ -263,7 +263,7 @@ TransportConfig WirePeer::Options::default_transport() {
 }
 
 WirePeer::WirePeer(uv_loop_t *loop, Options opts) : loop_(loop), opts_(std::move(opts)) {
-  ep_ = std::make_shared<detail::Endpoint>(loop_, opts_.transport);
+  ep_ = std::make_shared<detail::Endpoint>(std::make_shared<detail::Deferred>(loop_), opts_.transport);
 }
 
 WirePeer::~WirePeer() {

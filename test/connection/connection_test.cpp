@@ -938,20 +938,32 @@ TEST_CASE("connection: the idle policy closes a connection without application a
     CHECK(c.conn->close_error().errc == Errc::timeout);
     close_all(tl, c.conn, nullptr);
   }
-  SECTION("record_activity() keeps it open beyond the period") {
+  SECTION("record_activity() keeps it open beyond the period (on the test's clock)") {
     auto c = connect_bare(tl, server->port());
     REQUIRE(c.err.ok());
-    // A period well above the 100 ms between records: a sanitizer build on a
-    // busy machine can stall a loop turn for a good part of 300 ms.
-    c.conn->set_idle_timeout(std::chrono::milliseconds(1'000));
-    for (int i = 0; i < 15; ++i) {  // 1.5 s, longer than a period
-      tl.run_for(100);
-      c.conn->record_activity();
+    // The policy reads the test's clock and the test makes its timer's
+    // checks: minutes pass without waiting, and no loop stall can make a
+    // record come late.
+    auto clock = std::make_shared<std::uint64_t>(1'000'000'000);
+    testing::set_idle_clock(*c.conn, [clock] { return *clock; });
+    constexpr std::uint64_t kMinuteNs = 60'000'000'000ULL;
+    c.conn->set_idle_timeout(std::chrono::minutes(10));  // its real timer never fires during the test
+    for (int i = 0; i < 15; ++i) {                       // 135 minutes of records 9 minutes apart: many periods
+      *clock += 9 * kMinuteNs;
+      testing::run_idle_check(*c.conn);
       REQUIRE(c.conn->is_connected());
+      c.conn->record_activity();
     }
-    // Then it is idle again and closes.
+    // Then idle: open one nanosecond short of a period, closed at the period.
+    *clock += 10 * kMinuteNs - 1;
+    testing::run_idle_check(*c.conn);
+    REQUIRE(c.conn->is_connected());
+    *clock += 1;
+    testing::run_idle_check(*c.conn);
+    CHECK_FALSE(c.conn->is_connected());
     REQUIRE(tl.run_until([&] { return c.conn->is_closed(); }, 5'000));
     CHECK(c.conn->close_error().errc == Errc::timeout);
+    CHECK(c.conn->close_error().message.find("no application activity for 600000 ms") != std::string::npos);
     close_all(tl, c.conn, nullptr);
   }
   SECTION("sending alone keeps it open") {

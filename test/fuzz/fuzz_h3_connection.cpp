@@ -212,8 +212,8 @@ struct Harness {
     cfg.max_pending_datagrams = 4;
     cfg.stream_send_buffer = 4096;
     cfg.connection_send_buffer = 16384;
-    h3 = std::make_unique<H3Connection>(owner, Deferred::for_loop(loop()), server, cfg, server ? &server_cfg : nullptr,
-                                        Address{});
+    h3 = std::make_unique<H3Connection>(owner, std::make_shared<Deferred>(loop()), server, cfg,
+                                        server ? &server_cfg : nullptr, Address{});
     h3->attach(&quic);
   }
 

@@ -26,7 +26,7 @@ class InitialFlood {
       : tl_(tl), mute_(mute_after_first) {
     cfg_.handshake_timeout = std::chrono::milliseconds(60'000);
     cfg_.idle_timeout = std::chrono::milliseconds(60'000);
-    ep_ = std::make_unique<detail::Endpoint>(&tl.loop, cfg_);
+    ep_ = std::make_unique<detail::Endpoint>(std::make_shared<detail::Deferred>(&tl.loop), cfg_);
     auto remote = detail::SockAddr::parse(host, port);
     REQUIRE(remote);
     remote_ = *remote;

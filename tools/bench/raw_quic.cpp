@@ -214,7 +214,7 @@ struct RawClient {
 
   bool connect(const Job &job, std::uint16_t port, Report &r) {
     uv_loop_init(&loop);
-    ep = std::make_unique<detail::Endpoint>(&loop, raw_transport());
+    ep = std::make_unique<detail::Endpoint>(std::make_shared<detail::Deferred>(&loop), raw_transport());
     detail::UdpSocket *sock = nullptr;
     if (Error e = ep->bind(detail::SockAddr::any(AF_INET, 0), &sock)) {
       r.fail("bind: " + e.to_string());
@@ -273,7 +273,7 @@ Report raw_server(const Job &job, int ctl_fd, const std::function<void(std::uint
     announce(0);
     return r;
   }
-  detail::Endpoint ep(&loop, raw_transport());
+  detail::Endpoint ep(std::make_shared<detail::Deferred>(&loop), raw_transport());
   RawAcceptor acceptor(ep, *tls);
   ep.set_acceptor(&acceptor);
   detail::UdpSocket *sock = nullptr;

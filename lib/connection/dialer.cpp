@@ -1,8 +1,9 @@
-#include "client/dialer.hpp"
+#include "connection/dialer.hpp"
 
 #include <netdb.h>
 
 #include "common/log.hpp"
+#include "common/test_hooks.hpp"
 #include "connection/connection_impl.hpp"
 #include "quic/tls_context.hpp"
 
@@ -23,36 +24,37 @@ struct Dialer::DnsRequest {
   std::uint16_t port = 0;
 };
 
-Dialer::Dialer(uv_loop_t *loop, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls, std::string host,
-               std::uint16_t port, AttemptCallback on_attempt, DoneCallback done)
-    : loop_(loop),
+Dialer::Dialer(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls,
+               std::string host, std::uint16_t port, AttemptCallback on_attempt, DoneCallback done)
+    : loop_(deferred->loop()),
       cfg_(cfg),
       tls_(std::move(tls)),
       host_(std::move(host)),
       port_(port),
       on_attempt_(std::move(on_attempt)),
       done_cb_(std::move(done)),
-      deferred_(Deferred::for_loop(loop)),
-      stagger_(loop) {}
+      deferred_(std::move(deferred)),
+      stagger_(loop_) {}
 
 Dialer::~Dialer() {
   if (dns_ != nullptr) uv_cancel(reinterpret_cast<uv_req_t *>(&dns_->req));
 }
 
-std::shared_ptr<Dialer> Dialer::start(uv_loop_t *loop, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls,
-                                      std::string host, std::uint16_t port, AttemptCallback on_attempt,
-                                      DoneCallback done) {
-  auto d = std::make_shared<Dialer>(loop, cfg, std::move(tls), std::move(host), port, std::move(on_attempt),
-                                    std::move(done));
+std::shared_ptr<Dialer> Dialer::start(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg,
+                                      std::shared_ptr<TlsClientContext> tls, std::string host, std::uint16_t port,
+                                      AttemptCallback on_attempt, DoneCallback done, AttemptSetup setup) {
+  auto d = std::make_shared<Dialer>(std::move(deferred), cfg, std::move(tls), std::move(host), port,
+                                    std::move(on_attempt), std::move(done));
+  d->setup_ = std::move(setup);
   d->resolve();
   return d;
 }
 
-std::shared_ptr<Dialer> Dialer::start_with(uv_loop_t *loop, const ClientConfig &cfg,
+std::shared_ptr<Dialer> Dialer::start_with(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg,
                                            std::shared_ptr<TlsClientContext> tls, std::string host,
                                            std::vector<SockAddr> addrs, AttemptCallback on_attempt, DoneCallback done) {
-  auto d =
-      std::make_shared<Dialer>(loop, cfg, std::move(tls), std::move(host), 0, std::move(on_attempt), std::move(done));
+  auto d = std::make_shared<Dialer>(std::move(deferred), cfg, std::move(tls), std::move(host), 0, std::move(on_attempt),
+                                    std::move(done));
   d->deferred_->post([d, addrs = std::move(addrs)] {
     if (addrs.empty())
       d->on_resolved(Error(Errc::dns, "no address given"), {});
@@ -65,6 +67,13 @@ std::shared_ptr<Dialer> Dialer::start_with(uv_loop_t *loop, const ClientConfig &
 void Dialer::resolve() {
   if (auto lit = SockAddr::parse(host_, port_)) {
     deferred_->post([self = shared_from_this(), a = *lit] { self->on_resolved(Error(), {a}); });
+    return;
+  }
+  if (const auto &fake = testing::resolved_addresses_of(cfg_); !fake.empty()) {
+    std::vector<SockAddr> out;
+    for (const auto &a : fake)
+      if (auto sa = SockAddr::parse(a.host, a.port != 0 ? a.port : port_)) out.push_back(*sa);
+    deferred_->post([self = shared_from_this(), out] { self->on_resolved(Error(), out); });
     return;
   }
   auto *r = new DnsRequest;
@@ -152,7 +161,7 @@ void Dialer::start_next() {
     const std::size_t index = attempts_.size();
     const SockAddr addr = addrs_[next_++];
     Error err;
-    auto conn = ConnectionImpl::start_client(loop_, cfg_, addr, host_, tls_, err);
+    auto conn = start_attempt(addr, err);
     attempts_.push_back(conn);
     if (!conn) {
       if (more_telling(err, best_error_)) best_error_ = err;
@@ -170,6 +179,15 @@ void Dialer::start_next() {
   }
   if (!done_ && active_ == 0)
     fail(best_error_ ? best_error_ : Error(Errc::dns, "no address to connect to for '" + host_ + "'"));
+}
+
+std::shared_ptr<ConnectionImpl> Dialer::start_attempt(const SockAddr &addr, Error &err) {
+  auto conn = ConnectionImpl::make_client(deferred_, cfg_);
+  if (setup_) setup_(*conn);
+  conn->connect_to(addr, host_, tls_);
+  if (conn->state() == ConnectionState::connecting) return conn;
+  err = conn->close_error();  // it finishes closing on its own
+  return nullptr;
 }
 
 void Dialer::on_attempt_done(std::size_t index, const Error &err) {
@@ -209,6 +227,12 @@ void Dialer::abandon_all(const Error &why, std::size_t except) {
     shut_connection(c, why);
   }
   attempts_.clear();
+}
+
+std::shared_ptr<ConnectionImpl> Dialer::latest() const {
+  for (auto it = attempts_.rbegin(); it != attempts_.rend(); ++it)
+    if (*it && !(*it)->is_closed()) return *it;
+  return nullptr;
 }
 
 void Dialer::cancel(const Error &why) {

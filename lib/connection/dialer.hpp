@@ -32,22 +32,28 @@ class Dialer : public std::enable_shared_from_this<Dialer> {
  public:
   using AttemptCallback = std::function<void(const std::shared_ptr<ConnectionImpl> &)>;
   using DoneCallback = std::function<void(const Error &, std::shared_ptr<ConnectionImpl>)>;
+  // Runs on each attempt before its first packet (impairment a test set on
+  // the connection that create_client returned, say).
+  using AttemptSetup = std::function<void(ConnectionImpl &)>;
 
   static constexpr std::uint64_t kAttemptDelayMs = 250;
 
   // on_attempt sees every connection started (so that its owner can close
-  // it); done runs once, on a later turn, unless cancel() came first.
-  static std::shared_ptr<Dialer> start(uv_loop_t *loop, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls,
-                                       std::string host, std::uint16_t port, AttemptCallback on_attempt,
-                                       DoneCallback done);
+  // it); done runs once, on a later turn, unless cancel() came first. The
+  // attempts post their callbacks on `deferred`, their owner's queue.
+  static std::shared_ptr<Dialer> start(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg,
+                                       std::shared_ptr<TlsClientContext> tls, std::string host, std::uint16_t port,
+                                       AttemptCallback on_attempt, DoneCallback done, AttemptSetup setup = nullptr);
   // The same with addresses already known (tests, callers with their own resolver).
-  static std::shared_ptr<Dialer> start_with(uv_loop_t *loop, const ClientConfig &cfg,
+  static std::shared_ptr<Dialer> start_with(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg,
                                             std::shared_ptr<TlsClientContext> tls, std::string host,
                                             std::vector<SockAddr> addrs, AttemptCallback on_attempt, DoneCallback done);
   ~Dialer();
   Dialer(const Dialer &) = delete;
   Dialer &operator=(const Dialer &) = delete;
 
+  // The attempt started last that is still running (null when none is).
+  [[nodiscard]] std::shared_ptr<ConnectionImpl> latest() const;
   // Stops: abandons every attempt still connecting, no callback.
   void cancel(const Error &why);
 
@@ -57,14 +63,15 @@ class Dialer : public std::enable_shared_from_this<Dialer> {
   // (TLS, HTTP, protocol) beats a timeout, which beats refused/unreachable.
   static bool more_telling(const Error &a, const Error &b);
 
-  Dialer(uv_loop_t *loop, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls, std::string host,
-         std::uint16_t port, AttemptCallback on_attempt, DoneCallback done);
+  Dialer(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls,
+         std::string host, std::uint16_t port, AttemptCallback on_attempt, DoneCallback done);
 
  private:
   struct DnsRequest;
   void resolve();
   void on_resolved(const Error &err, std::vector<SockAddr> addrs);
   void start_next();
+  std::shared_ptr<ConnectionImpl> start_attempt(const SockAddr &addr, Error &err);
   void on_attempt_done(std::size_t index, const Error &err);
   void fail(const Error &err);
   void abandon_all(const Error &why, std::size_t except);
@@ -76,6 +83,7 @@ class Dialer : public std::enable_shared_from_this<Dialer> {
   std::uint16_t port_;
   AttemptCallback on_attempt_;
   DoneCallback done_cb_;
+  AttemptSetup setup_;
   std::shared_ptr<Deferred> deferred_;
   Timer stagger_;
   DnsRequest *dns_ = nullptr;  // in flight; owned by its uv callback
