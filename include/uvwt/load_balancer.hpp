@@ -70,8 +70,8 @@ class UVWT_EXPORT ConnectionLoadBalancer {
   // the defaults below. nullptr and Errc::configuration for no target, a
   // target with an empty host or port 0, or a health check interval or
   // timeout that is not positive (the reference raises at construction too).
-  static std::unique_ptr<ConnectionLoadBalancer> create(uv_loop_t *loop, std::vector<Address> targets, Error &err,
-                                                        ConnectionFactory factory = {},
+  static std::unique_ptr<ConnectionLoadBalancer> create(uv_loop_t *loop, const std::vector<Address> &targets,
+                                                        Error &err, ConnectionFactory factory = {},
                                                         HealthChecker health_checker = {},
                                                         LoadBalancerOptions options = {});
   // Shuts down (without waiting) if shutdown() was not called.
@@ -117,7 +117,7 @@ class UVWT_EXPORT ConnectionLoadBalancer {
   class UVWT_NO_EXPORT Impl;
 
  private:
-  ConnectionLoadBalancer(uv_loop_t *loop, std::vector<Address> targets, ConnectionFactory factory,
+  ConnectionLoadBalancer(uv_loop_t *loop, const std::vector<Address> &targets, ConnectionFactory factory,
                          HealthChecker health_checker, LoadBalancerOptions options);
   std::shared_ptr<Impl> impl_;
 };

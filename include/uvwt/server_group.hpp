@@ -35,7 +35,7 @@ class ServerGroup {
   // port; port() tells which. Returns null with `err` set when any worker
   // fails to start (the started ones are stopped first).
   static std::unique_ptr<ServerGroup> start(ServerConfig config, const std::string &host, std::uint16_t port,
-                                            std::size_t workers, WorkerSetup setup, Error &err);
+                                            std::size_t workers, const WorkerSetup &setup, Error &err);
   ~ServerGroup();  // stop()
   ServerGroup(const ServerGroup &) = delete;
   ServerGroup &operator=(const ServerGroup &) = delete;

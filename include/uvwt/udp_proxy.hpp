@@ -72,7 +72,8 @@ class UVWT_EXPORT UdpProxy {
   virtual ~UdpProxy() = default;
   // Serves CONNECT-UDP on every connection of `server` (WebTransport routes
   // keep working alongside). Errc::configuration for a bad template.
-  static std::shared_ptr<UdpProxy> create(std::shared_ptr<Server> server, const UdpProxyConfig &config, Error &err);
+  static std::shared_ptr<UdpProxy> create(const std::shared_ptr<Server> &server, const UdpProxyConfig &config,
+                                          Error &err);
   [[nodiscard]] virtual UdpProxyStats stats() const = 0;
   // Tunnels of every connection (the server and its connections stay open).
   virtual void close_tunnels() = 0;

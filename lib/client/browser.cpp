@@ -123,20 +123,21 @@ class BrowserImpl final : public Browser, public std::enable_shared_from_this<Br
       std::weak_ptr<BrowserImpl> weak = weak_from_this();
       auto shared_op = std::make_shared<Op>(std::move(op));
       in_flight_ = shared_op;
-      cancel_ = connect_cancellable(client_, url, ConnectOptions{},
-                                    [weak, shared_op, target, url](const Error &err, std::shared_ptr<Session> s) {
-                                      auto self = weak.lock();
-                                      if (!self) {
-                                        if (s) s->close(0, "browser gone", {});
-                                        return;
-                                      }
-                                      self->loaded(*shared_op, target, url, err, std::move(s));
-                                    });
+      cancel_ =
+          connect_cancellable(client_, url, ConnectOptions{},
+                              [weak, shared_op, target, url](const Error &err, const std::shared_ptr<Session> &s) {
+                                auto self = weak.lock();
+                                if (!self) {
+                                  if (s) s->close(0, "browser gone", {});
+                                  return;
+                                }
+                                self->loaded(*shared_op, target, url, err, s);
+                              });
       return;
     }
   }
 
-  void loaded(Op &op, int target, const std::string &url, const Error &err, std::shared_ptr<Session> s) {
+  void loaded(Op &op, int target, const std::string &url, const Error &err, const std::shared_ptr<Session> &s) {
     cancel_ = nullptr;
     in_flight_ = nullptr;
     if (closed_) {
@@ -151,7 +152,7 @@ class BrowserImpl final : public Browser, public std::enable_shared_from_this<Br
       if (target >= 0) {
         index_ = target;
       } else {
-        history_.resize(static_cast<std::size_t>(index_ + 1));  // forward history goes
+        history_.resize(static_cast<std::size_t>(index_) + 1);  // forward history goes
         if (history_.empty() || history_.back() != url) history_.push_back(url);
         index_ = static_cast<int>(history_.size()) - 1;
       }

@@ -109,16 +109,16 @@ class ReconnectingClientImpl final : public ReconnectingClient,
     if (closed_ || failed_) return;
     ++attempts_;
     std::weak_ptr<ReconnectingClientImpl> weak = weak_from_this();
-    cancel_ =
-        connect_cancellable(client_, url_, ConnectOptions{}, [weak](const Error &err, std::shared_ptr<Session> s) {
-          if (auto self = weak.lock())
-            self->on_result(err, std::move(s));
-          else if (s)
-            s->close(0, "reconnecting client gone", {});
-        });
+    cancel_ = connect_cancellable(client_, url_, ConnectOptions{},
+                                  [weak](const Error &err, const std::shared_ptr<Session> &s) {
+                                    if (auto self = weak.lock())
+                                      self->on_result(err, s);
+                                    else if (s)
+                                      s->close(0, "reconnecting client gone", {});
+                                  });
   }
 
-  void on_result(const Error &err, std::shared_ptr<Session> s) {
+  void on_result(const Error &err, const std::shared_ptr<Session> &s) {
     cancel_ = nullptr;
     if (closed_) {
       if (s) s->close(0, "reconnecting client closed", {});

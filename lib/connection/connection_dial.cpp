@@ -22,7 +22,7 @@ void ConnectionImpl::dial(const std::string &host, std::uint16_t port, std::shar
     self->set_state(ConnectionState::connecting);
     self->start_connect_timer(connect_timeout);
   };
-  auto done = [weak](const Error &err, std::shared_ptr<ConnectionImpl> winner) {
+  auto done = [weak](const Error &err, const std::shared_ptr<ConnectionImpl> &winner) {
     auto self = weak.lock();
     if (!self) return shut_connection(winner, Error(Errc::cancelled, "connection gone"));
     self->dialer_.reset();

@@ -3,6 +3,8 @@
 
 #include "connection/connection_impl.hpp"
 
+#include <utility>
+
 namespace uvwt::detail {
 
 void ConnectionImpl::add_waiter(LazyDeque<std::shared_ptr<Waiter>> &list, Duration timeout,
@@ -33,8 +35,7 @@ void ConnectionImpl::add_waiter(LazyDeque<std::shared_ptr<Waiter>> &list, Durati
 }
 
 void ConnectionImpl::resolve_waiters(LazyDeque<std::shared_ptr<Waiter>> &list, const Error &err) {
-  auto all = std::move(list);
-  list.clear();
+  auto all = std::exchange(list, {});
   for (auto &w : all) {
     if (!w->cb) continue;
     auto cb = std::move(w->cb);

@@ -59,7 +59,7 @@ std::function<void(const Error &)> finish_connect(const std::shared_ptr<Connecti
     if (err || !c) return cb(err ? err : Error(Errc::connection, "connection gone"), nullptr);
     if (path.empty()) return cb(Error(), c);
     Headers hs{{":authority", authority}};
-    c->open_session(path, hs, [c, cb](const Error &err, std::shared_ptr<Session>) {
+    c->open_session(path, hs, [c, cb](const Error &err, const std::shared_ptr<Session> &) {
       if (err) {
         c->close(0, "session failed", {});
         return cb(err, nullptr);

@@ -105,7 +105,7 @@ void Dialer::resolve() {
           std::string why = status != 0 ? uv_strerror(status) : "no usable address";
           return self->on_resolved(Error(Errc::dns, "cannot resolve '" + r->host + "': " + why), {});
         }
-        self->on_resolved(Error(), std::move(out));
+        self->on_resolved(Error(), out);
       },
       host_.c_str(), nullptr, &hints);
   if (rv != 0) {
@@ -148,7 +148,7 @@ bool Dialer::more_telling(const Error &a, const Error &b) {
   return rank(a) > rank(b);
 }
 
-void Dialer::on_resolved(const Error &err, std::vector<SockAddr> addrs) {
+void Dialer::on_resolved(const Error &err, const std::vector<SockAddr> &addrs) {
   if (done_) return;
   if (err) return fail(err);
   addrs_ = interleave(addrs);

@@ -69,7 +69,7 @@ class Dialer : public std::enable_shared_from_this<Dialer> {
  private:
   struct DnsRequest;
   void resolve();
-  void on_resolved(const Error &err, std::vector<SockAddr> addrs);
+  void on_resolved(const Error &err, const std::vector<SockAddr> &addrs);
   void start_next();
   std::shared_ptr<ConnectionImpl> start_attempt(const SockAddr &addr, Error &err);
   void on_attempt_done(std::size_t index, const Error &err);

@@ -17,7 +17,7 @@ ConnectionLoadBalancer::HealthChecker ConnectionLoadBalancer::default_health_che
     c.handshake_timeout = std::min(c.handshake_timeout, timeout);
     Connection::create_client(
         loop, c, host, port, "", std::nullopt,
-        [cb = std::move(cb), host, port](const Error &err, std::shared_ptr<Connection> conn) {
+        [cb = std::move(cb), host, port](const Error &err, const std::shared_ptr<Connection> &conn) {
           if (err || !conn) {
             UVWT_DEBUG("health probe of %s: %s", Address{host, port}.to_string().c_str(), err.to_string().c_str());
             return cb(false);

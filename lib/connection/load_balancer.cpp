@@ -65,7 +65,7 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
     std::vector<std::shared_ptr<Request>> waiters;  // sharing the running attempt
   };
 
-  Impl(uv_loop_t *loop, std::vector<Address> targets, ConnectionFactory factory, HealthChecker checker,
+  Impl(uv_loop_t *loop, const std::vector<Address> &targets, ConnectionFactory factory, HealthChecker checker,
        LoadBalancerOptions options)
       : loop_(loop),
         // Its own queue: the balancer only orders its own callbacks, never
@@ -74,7 +74,7 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
         factory_(std::move(factory)),
         checker_(std::move(checker)),
         options_(std::move(options)) {
-    for (auto &a : targets) {
+    for (const auto &a : targets) {
       const std::string host = bare_host(a.host);
       bool dup = false;
       for (const auto &t : targets_) dup = dup || (t.host == host && t.port == a.port);
@@ -301,14 +301,14 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
     auto self = shared_from_this();
     const std::size_t i = *idx;
     factory_(loop_, r->config, t.host, t.port, r->path,
-             [self, i, started](const Error &err, std::shared_ptr<Connection> conn) {
+             [self, i, started](const Error &err, const std::shared_ptr<Connection> &conn) {
                const double elapsed = static_cast<double>(detail::now_ns() - started) / 1e9;
                // A factory may answer from inside the call: finish on a later turn.
                self->deferred_->post([self, i, elapsed, err, conn] { self->attempt_done(i, elapsed, err, conn); });
              });
   }
 
-  void attempt_done(std::size_t i, double elapsed, const Error &err, std::shared_ptr<Connection> conn) {
+  void attempt_done(std::size_t i, double elapsed, const Error &err, const std::shared_ptr<Connection> &conn) {
     Target &t = targets_[i];
     t.creating = false;
     auto waiters = std::move(t.waiters);
@@ -425,19 +425,20 @@ class ConnectionLoadBalancer::Impl : public std::enable_shared_from_this<Impl> {
   std::vector<CloseCallback> shutdown_cbs_;
 };
 
-ConnectionLoadBalancer::ConnectionLoadBalancer(uv_loop_t *loop, std::vector<Address> targets, ConnectionFactory factory,
-                                               HealthChecker health_checker, LoadBalancerOptions options)
-    : impl_(std::make_shared<Impl>(loop, std::move(targets), std::move(factory), std::move(health_checker),
-                                   std::move(options))) {}
+ConnectionLoadBalancer::ConnectionLoadBalancer(uv_loop_t *loop, const std::vector<Address> &targets,
+                                               ConnectionFactory factory, HealthChecker health_checker,
+                                               LoadBalancerOptions options)
+    : impl_(std::make_shared<Impl>(loop, targets, std::move(factory), std::move(health_checker), std::move(options))) {}
 
-std::unique_ptr<ConnectionLoadBalancer> ConnectionLoadBalancer::create(uv_loop_t *loop, std::vector<Address> targets,
-                                                                       Error &err, ConnectionFactory factory,
+std::unique_ptr<ConnectionLoadBalancer> ConnectionLoadBalancer::create(uv_loop_t *loop,
+                                                                       const std::vector<Address> &targets, Error &err,
+                                                                       ConnectionFactory factory,
                                                                        HealthChecker health_checker,
                                                                        LoadBalancerOptions options) {
   err = check_arguments(targets, options);
   if (err) return nullptr;
-  return std::unique_ptr<ConnectionLoadBalancer>(new ConnectionLoadBalancer(
-      loop, std::move(targets), std::move(factory), std::move(health_checker), std::move(options)));
+  return std::unique_ptr<ConnectionLoadBalancer>(
+      new ConnectionLoadBalancer(loop, targets, std::move(factory), std::move(health_checker), std::move(options)));
 }
 
 ConnectionLoadBalancer::~ConnectionLoadBalancer() {

@@ -300,8 +300,8 @@ struct TunnelOp : std::enable_shared_from_this<TunnelOp> {
 }  // namespace
 
 std::function<void()> open_proxy_tunnel(std::shared_ptr<Deferred> deferred, const ProxySpec &spec,
-                                        std::shared_ptr<ProxyPool> pool, const std::string &host, std::uint16_t port,
-                                        TunnelCallback cb) {
+                                        const std::shared_ptr<ProxyPool> &pool, const std::string &host,
+                                        std::uint16_t port, TunnelCallback cb) {
   auto op = std::make_shared<TunnelOp>();
   op->loop = deferred->loop();
   op->spec = spec;
@@ -321,7 +321,7 @@ std::function<void()> open_proxy_tunnel(std::shared_ptr<Deferred> deferred, cons
   std::weak_ptr<TunnelOp> weak = op;
   return [weak] {
     if (auto op = weak.lock()) {
-      op->cb = [](const Error &, std::shared_ptr<ProxyTunnel>) {};
+      op->cb = [](const Error &, const std::shared_ptr<ProxyTunnel> &) {};
       op->finish(Error(Errc::cancelled, "tunnel open cancelled"));
     }
   };

@@ -116,7 +116,7 @@ using TunnelCallback = std::function<void(const Error &, std::shared_ptr<ProxyTu
 // (407), proxy_refused (other non-2xx, or a proxy that cannot tunnel UDP).
 // Tasks (and the proxy connection's) run on `deferred`, the caller's queue.
 std::function<void()> open_proxy_tunnel(std::shared_ptr<Deferred> deferred, const ProxySpec &spec,
-                                        std::shared_ptr<ProxyPool> pool, const std::string &host, std::uint16_t port,
-                                        TunnelCallback cb);
+                                        const std::shared_ptr<ProxyPool> &pool, const std::string &host,
+                                        std::uint16_t port, TunnelCallback cb);
 
 }  // namespace uvwt::detail

@@ -40,7 +40,7 @@ void resolve(const std::shared_ptr<Deferred> &deferred, const std::string &host,
                       "cannot resolve " + r->host + (status != 0 ? std::string(": ") + uv_strerror(status) : "")),
                 {});
         else
-          r->cb(Error(), std::move(out));
+          r->cb(Error(), out);
       },
       host.c_str(), nullptr, &hints);
   if (rv != 0) {

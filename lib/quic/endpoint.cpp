@@ -14,7 +14,11 @@
 namespace uvwt::detail {
 
 Endpoint::Endpoint(std::shared_ptr<Deferred> deferred, const TransportConfig &cfg)
-    : loop_(deferred->loop()), cfg_(cfg), deferred_(deferred), tasks_(deferred), stateless_bucket_(1000, 100) {
+    : loop_(deferred->loop()),
+      cfg_(cfg),
+      deferred_(std::move(deferred)),
+      tasks_(deferred_),
+      stateless_bucket_(1000, 100) {
   gnutls_rnd(GNUTLS_RND_KEY, secret_.data(), secret_.size());
 }
 

@@ -96,7 +96,7 @@ ServerGroup::ServerGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ServerGroup::~ServerGroup() { stop(); }
 
 std::unique_ptr<ServerGroup> ServerGroup::start(ServerConfig config, const std::string &host, std::uint16_t port,
-                                                std::size_t workers, WorkerSetup setup, Error &err) {
+                                                std::size_t workers, const WorkerSetup &setup, Error &err) {
   if (workers == 0 || workers > 255) {
     err = Error(Errc::configuration, "ServerGroup: workers must be 1..255");
     return nullptr;

@@ -363,8 +363,8 @@ std::shared_ptr<Server> Connection::create_server(uv_loop_t *loop, const ServerC
     return nullptr;
   }
   // Every path is accepted: the connection's on_session() is where sessions go.
-  server->set_default_handler([](std::shared_ptr<Session>, const SessionRequest &) {});
-  server->on_connection([on_accept = std::move(on_accept)](std::shared_ptr<Connection> c) {
+  server->set_default_handler([](const std::shared_ptr<Session> &, const SessionRequest &) {});
+  server->on_connection([on_accept = std::move(on_accept)](const std::shared_ptr<Connection> &c) {
     // Hand the connection over once it is established; one whose handshake
     // fails is dropped here, like a failed accept() that never returns.
     c->wait_ready(Duration::max(), [c, on_accept](const Error &err) {

@@ -51,7 +51,7 @@ struct ProxyCore {
 // on the client's connection, and an idle timer.
 class Relay final : public UdpTunnelHandler, public UdpReceiver, public std::enable_shared_from_this<Relay> {
  public:
-  Relay(std::shared_ptr<ProxyCore> core, std::shared_ptr<ConnectionImpl> conn, std::int64_t sid, SockAddr target)
+  Relay(std::shared_ptr<ProxyCore> core, const std::shared_ptr<ConnectionImpl> &conn, std::int64_t sid, SockAddr target)
       : core_(std::move(core)),
         conn_(conn),
         key_(conn.get()),
@@ -334,7 +334,8 @@ class UdpProxyImpl final : public UdpProxy, public std::enable_shared_from_this<
 }  // namespace
 }  // namespace detail
 
-std::shared_ptr<UdpProxy> UdpProxy::create(std::shared_ptr<Server> server, const UdpProxyConfig &config, Error &err) {
+std::shared_ptr<UdpProxy> UdpProxy::create(const std::shared_ptr<Server> &server, const UdpProxyConfig &config,
+                                           Error &err) {
   if (!server) {
     err = Error(Errc::configuration, "UdpProxy needs a server");
     return nullptr;
