@@ -198,8 +198,14 @@ struct QuicCallbacks {
     return 0;
   }
 
+  static int ack_datagram(ngtcp2_conn *, std::uint64_t, void *ud) {
+    self(ud)->dgram_window_.on_done();
+    return 0;
+  }
+
   static int lost_datagram(ngtcp2_conn *, std::uint64_t, void *ud) {
     ++self(ud)->counters_.datagrams_lost;
+    self(ud)->dgram_window_.on_done();
     return 0;
   }
 
@@ -249,6 +255,7 @@ struct QuicCallbacks {
     cb.remove_connection_id = remove_connection_id;
     cb.dcid_status = dcid_status;
     cb.recv_stateless_reset = recv_stateless_reset;
+    cb.ack_datagram = ack_datagram;
     cb.lost_datagram = lost_datagram;
   }
 };
@@ -296,6 +303,7 @@ bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &se
   // connection must carry tunnelled packets before any probe succeeds.
   settings.no_tx_udp_payload_size_shaping = cfg.assume_full_mtu || !path_->probe_mtu() ? 1 : 0;
   max_dgrams_per_pkt_ = cfg.max_datagrams_per_packet;
+  dgram_window_.set_limit(cfg.max_datagrams_in_flight);
   if (std::getenv("UVWT_NGTCP2_LOG") != nullptr) settings.log_printf = ngtcp2_log;
   if (app_.wants_frame_log()) settings.log_printf = &QuicCallbacks::frame_log;
   if (!cfg.qlog_dir.empty()) {
@@ -654,6 +662,20 @@ bool QuicConnection::flush_batch(const std::uint8_t *data, std::size_t len, std:
   return true;
 }
 
+bool QuicConnection::datagram_window_open() {
+  if (dgram_window_.open()) return true;
+  ngtcp2_conn_info info;
+  ngtcp2_conn_get_conn_info(conn_, &info);
+  if (info.bytes_in_flight != 0) return false;
+  dgram_window_.clear();  // no packet outstanding, so no datagram either
+  return true;
+}
+
+void QuicConnection::datagram_sent() {
+  dgram_window_.on_sent();
+  app_.on_datagram_written(true);
+}
+
 bool QuicConnection::write_packets() {
   const ngtcp2_tstamp ts = now_ns();
   ngtcp2_path_storage ps;
@@ -671,7 +693,7 @@ bool QuicConnection::write_packets() {
 
   for (;;) {
     StreamWrite w;
-    const ngtcp2_vec *dgram = app_.next_datagram();
+    const ngtcp2_vec *dgram = datagram_window_open() ? app_.next_datagram() : nullptr;
     ngtcp2_ssize nwrite;
     ngtcp2_ssize ndatalen = -1;
     int accepted = 0;
@@ -684,7 +706,7 @@ bool QuicConnection::write_packets() {
                                            ts);  // an empty one has no vec
       if (nwrite == NGTCP2_ERR_WRITE_MORE) {
         ++dgrams_in_pkt;
-        app_.on_datagram_written(true);
+        datagram_sent();
         continue;
       }
       if (nwrite == NGTCP2_ERR_INVALID_ARGUMENT || nwrite == NGTCP2_ERR_INVALID_STATE) {
@@ -693,7 +715,7 @@ bool QuicConnection::write_packets() {
       }
       // Not accepted with nwrite > 0: the packet was full of other frames;
       // the datagram stays queued for the next packet.
-      if (nwrite >= 0 && accepted != 0) app_.on_datagram_written(true);
+      if (nwrite >= 0 && accepted != 0) datagram_sent();
     } else {
       if (!stream_blocked) app_.next_stream_write(w);
       std::uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;

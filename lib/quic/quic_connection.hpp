@@ -21,6 +21,7 @@
 #include "quic/quic_app.hpp"
 #include "quic/socket_addr.hpp"
 
+#include "quic/datagram_window.hpp"
 #include "quic/handshake_limits.hpp"
 #include "quic/precise_timer.hpp"
 
@@ -144,6 +145,8 @@ class QuicConnection {
   static void on_timer_fired(void *arg);
   // Returns false when the connection can no longer send.
   bool write_packets();
+  bool datagram_window_open();  // TransportConfig::max_datagrams_in_flight not reached
+  void datagram_sent();
   bool flush_batch(const std::uint8_t *data, std::size_t len, std::size_t gso, std::uint8_t ecn);
   void enter_closed(Error err);
   void send_connection_close();
@@ -192,6 +195,7 @@ class QuicConnection {
   bool linger_ = true;
   ngtcp2_duration keep_alive_ = UINT64_MAX;
   std::size_t max_dgrams_per_pkt_ = 1;  // TransportConfig::max_datagrams_per_packet
+  DatagramWindow dgram_window_;         // TransportConfig::max_datagrams_in_flight
   bool closed_ = false;                 // no more I/O: closed, drained or failed
   std::string qlog_path_;
   std::FILE *qlog_ = nullptr;

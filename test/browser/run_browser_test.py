@@ -4,7 +4,8 @@
 usage: run_browser_test.py UVWT_SERVER [--browser chromium|firefox] [--browser-path PATH]
                            [--enable-features LIST] [--expect-dialect NAME]
                            [--server-arg ARG]... [--name NAME] [--log-dir DIR]
-                           [--net-log] [--timeout SECS] [--measure-datagrams RUNS [--burst-group N]]
+                           [--net-log] [--timeout SECS]
+                           [--measure-datagrams RUNS [--burst-group N] [--require-whole-bursts]]
 
 Starts uvwt-server on a free port (127.0.0.1 and ::1), serves wt_test.html
 from a small HTTP server on 127.0.0.1 that also collects what the page POSTs,
@@ -20,7 +21,8 @@ tests out, configure with -Dbrowser_tests=disabled (README, Tests).
 
 --measure-datagrams RUNS replaces the checks by RUNS sessions that each echo
 one burst of 100 datagrams without re-sending, and prints how many of the 100
-each run lost (docs/protocol.md, "Datagrams per packet").
+each run lost (docs/protocol.md, "Datagrams per packet"); with
+--require-whole-bursts a burst that lost any datagram fails the run.
 """
 
 import argparse
@@ -320,8 +322,9 @@ def report_page(args, results, verdict, elapsed, exited_early, err_path):
                 + f'); {args.browser} output tail:\n' + tail(err_path))
 
 
-def report_measure(measure, server_lines, verdict):
-    """Per run: echoes lost of 100, split by where (server_lines: its session-end counts)."""
+def report_measure(measure, server_lines, verdict, require_whole=False):
+    """Per run: echoes lost of 100, split by where (server_lines: its session-end counts).
+    require_whole: every burst must have come back complete (docs/protocol.md, "Datagrams in flight")."""
     lost = [int(r.get('lost', -1)) for r in measure]
     ends = [re.search(r'received (\d+) sent (\d+)', l) for l in server_lines if l.startswith('session-end: ')]
     ends = [(int(m.group(1)), int(m.group(2))) for m in ends if m]
@@ -335,6 +338,9 @@ def report_measure(measure, server_lines, verdict):
     print(f'datagram-burst summary: {len(lost)} runs, {len(bad)} with losses'
           + (f', lost {min(bad)}-{max(bad)}' if bad else '') + f', total lost {sum(n for n in lost if n > 0)}')
     verdict('datagram bursts measured', len(lost) > 0 and all(n >= 0 for n in lost), f'{len(lost)} runs')
+    if require_whole:
+        verdict('every datagram burst echoed whole', len(lost) > 0 and not bad,
+                f'{len(lost) - len(bad)} of {len(lost)} bursts of 100 complete')
 
 
 def check_dialect(expected, server_lines, verdict):
@@ -386,6 +392,8 @@ def parse_args():
     ap.add_argument('--measure-datagrams', type=int, default=0, metavar='RUNS')
     ap.add_argument('--burst-group', type=int, default=10, metavar='N',
                     help='measurement: the page pauses 5 ms after every N datagrams (0: never)')
+    ap.add_argument('--require-whole-bursts', action='store_true',
+                    help='measurement: fail unless every burst of 100 came back complete')
     ap.add_argument('--high-water-mark', type=int, default=0, metavar='N',
                     help='measurement: set datagrams.incomingHighWaterMark where the browser has it')
     # Accepted for older build directories.
@@ -450,7 +458,7 @@ def main():
     if args.expect_dialect:
         check_dialect(args.expect_dialect, server_lines, verdict)
     if results.measure is not None:
-        report_measure(results.measure, server_lines, verdict)
+        report_measure(results.measure, server_lines, verdict, args.require_whole_bursts)
 
     print(f'logs: {err_path}, {server_log}')
     if failures:
