@@ -46,10 +46,10 @@ struct UVWT_EXPORT TransportConfig {
   // DATAGRAM frames sent and not yet acknowledged at most (0: no bound). The
   // acknowledgments pace a burst: Firefox drops the oldest of more than 10
   // datagrams read in one go, and it acknowledges what it has handed on, so
-  // with at most 8 unacknowledged a burst of echoes reaches it whole. Costs
-  // datagram rate on long round trips (8 per RTT). docs/protocol.md,
-  // "Datagrams in flight".
-  std::size_t max_datagrams_in_flight = 8;
+  // with at most 4 unacknowledged (8 still lost a burst now and then) a
+  // burst of echoes reaches it whole. Costs datagram rate: 4 per round trip.
+  // docs/protocol.md, "Datagrams in flight".
+  std::size_t max_datagrams_in_flight = 4;
   // Drive ngtcp2's expiry and pacing from one timerfd per loop with
   // nanosecond deadlines instead of libuv's millisecond timers. Off by
   // default: on loopback exact pacing spreads bursts out and costs about 18 %

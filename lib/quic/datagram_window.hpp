@@ -9,9 +9,11 @@ namespace uvwt::detail {
 // keeps only 10 there, dropping the oldest; its HTTP/3 layer empties that
 // queue after each batch of packets read, before it acknowledges them. So
 // the datagrams it has not yet acknowledged are at most what one read batch
-// may carry: with fewer than 10 unacknowledged, a burst of echoes reaches
-// the page whole whatever the machine's load (docs/protocol.md, "Datagrams
-// in flight"). The acknowledgments clock the datagrams out.
+// may carry. A packet declared lost too early (a late ack on a loaded
+// machine) reopens the window before Firefox has read it, so the bound
+// keeps room for that: with 4 unacknowledged, bursts of echoes reached
+// Firefox whole in every run measured, with 8 not always (docs/protocol.md,
+// "Datagrams in flight"). The acknowledgments clock the datagrams out.
 class DatagramWindow {
  public:
   void set_limit(std::size_t limit) noexcept { limit_ = limit; }

@@ -662,13 +662,11 @@ bool QuicConnection::flush_batch(const std::uint8_t *data, std::size_t len, std:
   return true;
 }
 
-bool QuicConnection::datagram_window_open() {
-  if (dgram_window_.open()) return true;
+void QuicConnection::settle_datagram_window() {
+  if (dgram_window_.in_flight() == 0) return;
   ngtcp2_conn_info info;
   ngtcp2_conn_get_conn_info(conn_, &info);
-  if (info.bytes_in_flight != 0) return false;
-  dgram_window_.clear();  // no packet outstanding, so no datagram either
-  return true;
+  if (info.bytes_in_flight == 0) dgram_window_.clear();  // no packet outstanding, so no datagram either
 }
 
 void QuicConnection::datagram_sent() {
@@ -690,10 +688,11 @@ bool QuicConnection::write_packets() {
   std::uint8_t batch_ecn = 0;
   bool stream_blocked = false;
   std::size_t dgrams_in_pkt = 0;  // datagrams already in the packet being built
+  settle_datagram_window();
 
   for (;;) {
     StreamWrite w;
-    const ngtcp2_vec *dgram = datagram_window_open() ? app_.next_datagram() : nullptr;
+    const ngtcp2_vec *dgram = dgram_window_.open() ? app_.next_datagram() : nullptr;
     ngtcp2_ssize nwrite;
     ngtcp2_ssize ndatalen = -1;
     int accepted = 0;

@@ -145,7 +145,7 @@ class QuicConnection {
   static void on_timer_fired(void *arg);
   // Returns false when the connection can no longer send.
   bool write_packets();
-  bool datagram_window_open();  // TransportConfig::max_datagrams_in_flight not reached
+  void settle_datagram_window();  // before a write, while no packet is half built
   void datagram_sent();
   bool flush_batch(const std::uint8_t *data, std::size_t len, std::size_t gso, std::uint8_t ecn);
   void enter_closed(Error err);

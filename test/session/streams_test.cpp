@@ -301,7 +301,7 @@ TEST_CASE("max_datagrams_in_flight is validated", "[session][config][datagram]")
   cfg.max_datagrams_in_flight = 65537;
   CHECK(cfg.validate().errc == Errc::configuration);
   CHECK(cfg.validate().message.find("max_datagrams_in_flight") != std::string::npos);
-  CHECK(TransportConfig{}.max_datagrams_in_flight == 8);
+  CHECK(TransportConfig{}.max_datagrams_in_flight == 4);
 }
 
 TEST_CASE("two sessions on one connection are isolated", "[session][loop]") {
