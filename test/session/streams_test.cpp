@@ -200,11 +200,15 @@ TEST_CASE("max_datagrams_per_packet caps the datagrams in one packet", "[session
   SECTION("four per packet") { cap = 4; }
   SECTION("no real cap") { cap = 1024; }
   TestLoop tl;
-  auto server = start_server(tl);
+  // Packing alone, not the acknowledgment clock, on both sides: the server's
+  // echoes in more packets would draw more acknowledgments from the client.
+  ServerConfig scfg = server_config();
+  scfg.max_datagrams_in_flight = 0;
+  auto server = start_server(tl, scfg);
   server->route("/echo", echo_handler());
   ClientConfig cfg = client_config();
   cfg.max_datagrams_per_packet = cap;
-  cfg.max_datagrams_in_flight = 0;  // packing alone, not the acknowledgment clock
+  cfg.max_datagrams_in_flight = 0;
   auto c = connect(tl, server->port(), "/echo", cfg);
   REQUIRE(c.session);
   // Let the handshake's last packets and acks go first.
