@@ -124,6 +124,8 @@ class QuicConnection {
   // The peer closed: RFC 9000 section 10.2.2's draining period.
   [[nodiscard]] bool in_draining_period() const noexcept;
   [[nodiscard]] std::size_t max_datagram_payload() const noexcept;
+  // TransportConfig::max_datagrams_in_flight for this connection from now on.
+  void set_max_datagrams_in_flight(std::size_t n) noexcept { dgram_window_.set_limit(n); }
   [[nodiscard]] QuicStats stats() const;
   [[nodiscard]] const SockAddr &remote_addr() const noexcept { return remote_; }
   [[nodiscard]] const SockAddr &local_addr() const noexcept { return local_; }
