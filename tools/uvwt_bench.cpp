@@ -743,7 +743,8 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 void usage() {
   std::cout
       << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
-         "                  [--precise-timers] [--max-datagrams-in-flight N] [--sessions N] [--per-conn N] [--bytes N] [--plot DIR]\n"
+         "                  [--precise-timers] [--max-datagrams-in-flight N] [--sessions N] [--per-conn N] [--bytes N] "
+         "[--plot DIR]\n"
          "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy (or one run's id,\n"
          "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
          "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"

@@ -275,8 +275,7 @@ TEST_CASE("max_datagrams_in_flight holds datagrams until acknowledged", "[sessio
   close_all(tl, c.conn, server);
 }
 
-TEST_CASE("max_datagrams_in_flight 0 sends a burst without waiting for acknowledgments",
-          "[session][loop][datagram]") {
+TEST_CASE("max_datagrams_in_flight 0 sends a burst without waiting for acknowledgments", "[session][loop][datagram]") {
   TestLoop tl;
   auto server = start_server(tl);
   std::size_t arrived = 0;
