@@ -753,6 +753,7 @@ void usage() {
          "  --pin       pin the server process to core 0 and the client to core 1\n"
          "  --precise-timers  TransportConfig::precise_timers on both sides (timerfd expiry/pacing)\n"
          "  --max-datagrams-in-flight N  TransportConfig::max_datagrams_in_flight on both sides (0: no bound)\n"
+         "  --max-datagrams-per-packet N TransportConfig::max_datagrams_per_packet on both sides\n"
          "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
          "              figures from other load on a shared machine\n"
          "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
@@ -789,6 +790,9 @@ int main(int argc, char **argv) {
       uvwt::bench::precise_timers = true;
     else if (a == "--max-datagrams-in-flight")
       uvwt::bench::max_datagrams_in_flight = std::max(0LL, std::atoll(next().c_str()));
+    else if (a == "--max-datagrams-per-packet")
+      uvwt::bench::max_datagrams_per_packet =
+          std::clamp<std::size_t>(std::strtoull(next().c_str(), nullptr, 10), 1, 1024);
     else if (a == "--reps") {
       o.reps = std::max(1, std::atoi(next().c_str()));
       reps_given = true;

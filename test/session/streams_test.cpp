@@ -238,7 +238,7 @@ TEST_CASE("max_datagrams_per_packet is validated", "[session][config][datagram]"
   CHECK(cfg.validate().errc == Errc::configuration);
   cfg.max_datagrams_per_packet = 1024;
   CHECK(cfg.validate().ok());
-  CHECK(TransportConfig{}.max_datagrams_per_packet == 4);
+  CHECK(TransportConfig{}.max_datagrams_per_packet == 2);
 }
 
 // docs/protocol.md, "Datagrams in flight": with the peer's acknowledgments
