@@ -824,16 +824,17 @@ int make_plots(const std::vector<Result> &rs, const std::string &dir) {
 
 void usage() {
   std::cout << "usage: uvwt-bench [--quick] [--reps N] [--scenario NAME[,NAME...]] [--json] [--pin] [--rt]\n"
-               "                  [--precise-timers] [--sessions N] [--per-conn N] [--bytes N] [--workers N,N...]\n"
-               "                  [--plot DIR]\n"
+               "                  [--precise-timers] [--max-datagrams-in-flight N] [--max-datagrams-per-packet N]\n"
+               "                  [--sessions N] [--per-conn N] [--bytes N] [--workers N,N...] [--plot DIR]\n"
                "scenarios: setup resumption bulk datagrams latency sessions raw-quic reference proxy workers\n"
-               "           (or one run's id,\n"
-               "           e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
+               "           (or one run's id, e.g. bulk-discard-1, raw-bulk-1, setup-parallel: see the progress lines)\n"
                "  --quick     small sizes, 1 repetition: proves every scenario works (exit 1 on any failure)\n"
                "  --reps N    repetitions per run (default 5); figures are median/min/max over them\n"
                "  --json      only JSON lines on stdout (the table goes to stderr)\n"
                "  --pin       pin the server process to core 0 and the client to core 1\n"
                "  --precise-timers  TransportConfig::precise_timers on both sides (timerfd expiry/pacing)\n"
+               "  --max-datagrams-in-flight N  TransportConfig::max_datagrams_in_flight on both sides (0: no bound)\n"
+               "  --max-datagrams-per-packet N TransportConfig::max_datagrams_per_packet on both sides\n"
                "  --rt        SCHED_FIFO priority 1 for both children (root): shields latency\n"
                "              figures from other load on a shared machine\n"
                "  --sessions  idle sessions for the 'sessions' scenario (default 10000)\n"
@@ -870,6 +871,11 @@ int main(int argc, char **argv) {
       o.rt = true;
     else if (a == "--precise-timers")
       uvwt::bench::precise_timers = true;
+    else if (a == "--max-datagrams-in-flight")
+      uvwt::bench::max_datagrams_in_flight = std::max(0LL, std::atoll(next().c_str()));
+    else if (a == "--max-datagrams-per-packet")
+      uvwt::bench::max_datagrams_per_packet =
+          std::clamp<std::size_t>(std::strtoull(next().c_str(), nullptr, 10), 1, 1024);
     else if (a == "--reps") {
       o.reps = std::max(1, std::atoi(next().c_str()));
       reps_given = true;
@@ -937,7 +943,11 @@ int main(int argc, char **argv) {
             << uvwt::nghttp3_version() << ", kernel " << env.kernel << ", " << sysconf(_SC_NPROCESSORS_ONLN)
             << " cores, " << (o.quick ? "quick" : "full") << ", " << o.reps << " rep(s)"
             << (o.pin ? ", pinned (server core 0, client core 1)" : "") << (o.rt ? ", SCHED_FIFO" : "")
-            << (uvwt::bench::precise_timers ? ", precise timers" : "") << "\n";
+            << (uvwt::bench::precise_timers ? ", precise timers" : "")
+            << (uvwt::bench::max_datagrams_in_flight >= 0
+                    ? ", max_datagrams_in_flight " + std::to_string(uvwt::bench::max_datagrams_in_flight)
+                    : "")
+            << "\n";
 
   // Rounds: each repetition runs every selected scenario once, in order, so a
   // drift in the machine's speed (other tenants, frequency) during the

@@ -37,6 +37,7 @@ struct Options {
   double exit_after = 0;      // seconds; 0 = run until a signal
   uvwt::ServerConfig limits;  // only the limit fields are read from here
   std::size_t max_datagrams_per_packet = uvwt::TransportConfig{}.max_datagrams_per_packet;
+  std::size_t max_datagrams_in_flight = uvwt::TransportConfig{}.max_datagrams_in_flight;
   uvwt::QuicLbConfig quic_lb;  // docs/scaling.md
   uvwt::Bytes reset_secret;
 };
@@ -77,6 +78,8 @@ void usage(FILE *out) {
                "  --max-connections N (10000)\n"
                "  --max-datagrams-per-packet N\n"
                "                      datagrams packed into one QUIC packet at most (default %zu)\n"
+               "  --max-datagrams-in-flight N\n"
+               "                      datagrams sent and not yet acknowledged at most, 0: any (default %zu)\n"
                "scaling out (docs/scaling.md):\n"
                "  --server-id HEX     QUIC-LB server id carried by every connection id\n"
                "  --lb-config-id N    QUIC-LB config rotation codepoint 0..6 (0)\n"
@@ -84,7 +87,7 @@ void usage(FILE *out) {
                "  --lb-key HEX        16-byte AES key: single-pass encrypted ids\n"
                "  --reset-secret HEX  stateless reset / Retry key shared with the other servers\n"
                "routes: /echo /push /close /discard\n",
-               uvwt::TransportConfig{}.max_datagrams_per_packet);
+               uvwt::TransportConfig{}.max_datagrams_per_packet, uvwt::TransportConfig{}.max_datagrams_in_flight);
 }
 
 bool parse_log_level(const std::string &s, uvwt::LogLevel &out) {
@@ -204,6 +207,14 @@ int parse_options(int argc, char **argv, Options &o) {
       o.max_datagrams_per_packet = std::strtoul(v.c_str(), &end, 10);
       if (*end != '\0' || v.empty()) {
         std::fprintf(stderr, "uvwt-server: bad --max-datagrams-per-packet %s\n", v.c_str());
+        return 1;
+      }
+    } else if (a == "--max-datagrams-in-flight") {
+      if (!value(v)) return 1;
+      char *end = nullptr;
+      o.max_datagrams_in_flight = std::strtoul(v.c_str(), &end, 10);
+      if (*end != '\0' || v.empty()) {
+        std::fprintf(stderr, "uvwt-server: bad --max-datagrams-in-flight %s\n", v.c_str());
         return 1;
       }
     } else {
@@ -451,6 +462,7 @@ int main(int argc, char **argv) {
   cfg.pending_session_timeout = opt.limits.pending_session_timeout;
   cfg.max_connections = opt.limits.max_connections;
   cfg.max_datagrams_per_packet = opt.max_datagrams_per_packet;
+  cfg.max_datagrams_in_flight = opt.max_datagrams_in_flight;
   cfg.quic_lb = opt.quic_lb;
   cfg.stateless_reset_secret = opt.reset_secret;
   if (opt.cert_file.empty()) {

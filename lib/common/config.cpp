@@ -50,6 +50,7 @@ Error validate_transport(const TransportConfig &c) {
   if (c.datagram_send_queue == 0) return bad("datagram_send_queue", "must be positive");
   if (c.max_datagrams_per_packet == 0 || c.max_datagrams_per_packet > 1024)
     return bad("max_datagrams_per_packet", "must be in 1..1024");
+  if (c.max_datagrams_in_flight > 65536) return bad("max_datagrams_in_flight", "must be in 0..65536");
   if (c.max_sessions_per_connection == 0) return bad("max_sessions_per_connection", "must be positive");
   if (Error e = validate_wt_flow_control(c)) return e;
   if (c.session_close_timeout.count() <= 0) return bad("session_close_timeout", "must be positive");

@@ -106,6 +106,10 @@ Error make_proxy_spec(const ClientConfig &cfg, const std::optional<Address> &pro
   s.outer.max_datagram_frame_size = std::max<std::size_t>(cfg.max_datagram_frame_size, 65535);
   s.outer.datagram_send_queue = std::max<std::size_t>(cfg.datagram_send_queue, 1024);
   s.outer.assume_full_mtu = true;
+  // The tunnelled connections pace themselves (their own congestion control):
+  // an acknowledgment clock on the outer one would cap them at a few packets
+  // per round trip (docs/protocol.md, "Datagrams in flight").
+  s.outer.max_datagrams_in_flight = 0;
   TlsClientOptions o = tls_options(cfg);
   o.verify_peer = cfg.proxy.verify_peer;
   if (!cfg.proxy.ca_file.empty()) o.ca_file = cfg.proxy.ca_file;

@@ -52,9 +52,10 @@ bool QuicConnection::write_packets() {
   t.max_udp = ngtcp2_conn_get_max_tx_udp_payload_size(conn_);
   t.max_pkts = std::clamp<std::size_t>(ngtcp2_conn_get_send_quantum(conn_) / t.max_udp, 1, kMaxBatch);
   t.buf = t.p = ep_.tx_buffer(t.max_udp * kMaxBatch);
+  settle_datagram_window();
   for (;;) {
     ngtcp2_ssize nwrite = 0;
-    const ngtcp2_vec *dgram = app_.next_datagram();
+    const ngtcp2_vec *dgram = dgram_window_.open() ? app_.next_datagram() : nullptr;
     const TxStep step = dgram != nullptr ? write_datagram(t, *dgram, nwrite) : write_stream(t, nwrite);
     if (step == TxStep::again) continue;
     if (step == TxStep::failed) {
@@ -91,7 +92,7 @@ QuicConnection::TxStep QuicConnection::write_datagram(TxTurn &t, const ngtcp2_ve
                                        t.ts);  // an empty one has no vec
   if (nwrite == NGTCP2_ERR_WRITE_MORE) {
     ++t.dgrams_in_pkt;
-    app_.on_datagram_written(true);
+    datagram_sent();
     return TxStep::again;
   }
   if (nwrite == NGTCP2_ERR_INVALID_ARGUMENT || nwrite == NGTCP2_ERR_INVALID_STATE) {
@@ -101,7 +102,7 @@ QuicConnection::TxStep QuicConnection::write_datagram(TxTurn &t, const ngtcp2_ve
   if (nwrite < 0) return TxStep::failed;
   // Not accepted with nwrite > 0: the packet was full of other frames; the
   // datagram stays queued for the next packet.
-  if (accepted != 0) app_.on_datagram_written(true);
+  if (accepted != 0) datagram_sent();
   return TxStep::packet;
 }
 
@@ -171,6 +172,21 @@ QuicConnection::BatchStep QuicConnection::add_to_batch(TxTurn &t, std::size_t n)
     t.npkts = 0;
   }
   return BatchStep::more;
+}
+
+// Datagrams in flight (docs/protocol.md, "Datagrams in flight"): nothing
+// outstanding means every datagram was acknowledged or declared lost, even if
+// a callback for one never came.
+void QuicConnection::settle_datagram_window() {
+  if (dgram_window_.in_flight() == 0) return;
+  ngtcp2_conn_info info;
+  ngtcp2_conn_get_conn_info(conn_, &info);
+  if (info.bytes_in_flight == 0) dgram_window_.clear();
+}
+
+void QuicConnection::datagram_sent() {
+  dgram_window_.on_sent();
+  app_.on_datagram_written(true);
 }
 
 void QuicConnection::fail_write(int rv) {

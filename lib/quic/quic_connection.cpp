@@ -197,8 +197,14 @@ struct QuicCallbacks {
     return 0;
   }
 
+  static int ack_datagram(ngtcp2_conn *, std::uint64_t, void *ud) {
+    self(ud)->dgram_window_.on_done();
+    return 0;
+  }
+
   static int lost_datagram(ngtcp2_conn *, std::uint64_t, void *ud) {
     ++self(ud)->counters_.datagrams_lost;
+    self(ud)->dgram_window_.on_done();
     return 0;
   }
 
@@ -248,6 +254,7 @@ struct QuicCallbacks {
     cb.remove_connection_id = remove_connection_id;
     cb.dcid_status = dcid_status;
     cb.recv_stateless_reset = recv_stateless_reset;
+    cb.ack_datagram = ack_datagram;
     cb.lost_datagram = lost_datagram;
     cb.path_validation = &QuicConnection::on_path_validation;
   }
@@ -296,6 +303,7 @@ bool QuicConnection::init_common(const TransportConfig &cfg, ngtcp2_settings &se
   // connection must carry tunnelled packets before any probe succeeds.
   settings.no_tx_udp_payload_size_shaping = cfg.assume_full_mtu || !path_->probe_mtu() ? 1 : 0;
   max_dgrams_per_pkt_ = cfg.max_datagrams_per_packet;
+  dgram_window_.set_limit(cfg.max_datagrams_in_flight);
   if (std::getenv("UVWT_NGTCP2_LOG") != nullptr) settings.log_printf = ngtcp2_log;
   if (app_.wants_frame_log()) settings.log_printf = &QuicCallbacks::frame_log;
   if (!cfg.qlog_dir.empty()) {

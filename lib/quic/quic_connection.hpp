@@ -21,6 +21,7 @@
 #include "quic/quic_app.hpp"
 #include "quic/socket_addr.hpp"
 
+#include "quic/datagram_window.hpp"
 #include "quic/handshake_limits.hpp"
 #include "quic/precise_timer.hpp"
 
@@ -123,6 +124,8 @@ class QuicConnection {
   // The peer closed: RFC 9000 section 10.2.2's draining period.
   [[nodiscard]] bool in_draining_period() const noexcept;
   [[nodiscard]] std::size_t max_datagram_payload() const noexcept;
+  // TransportConfig::max_datagrams_in_flight for this connection from now on.
+  void set_max_datagrams_in_flight(std::size_t n) noexcept { dgram_window_.set_limit(n); }
   [[nodiscard]] QuicStats stats() const;
   [[nodiscard]] const SockAddr &remote_addr() const noexcept { return remote_; }
   [[nodiscard]] const SockAddr &local_addr() const noexcept { return local_; }
@@ -150,6 +153,8 @@ class QuicConnection {
   TxStep write_datagram(TxTurn &t, const ngtcp2_vec &dgram, ngtcp2_ssize &nwrite);
   TxStep write_stream(TxTurn &t, ngtcp2_ssize &nwrite);
   BatchStep add_to_batch(TxTurn &t, std::size_t n);
+  void settle_datagram_window();  // before a write, while no packet is half built
+  void datagram_sent();
   bool flush_batch(const std::uint8_t *data, std::size_t len, std::size_t gso, std::uint8_t ecn);
   void fail_write(int rv);
   void on_read_error(int rv);
@@ -206,6 +211,7 @@ class QuicConnection {
   bool linger_ = true;
   ngtcp2_duration keep_alive_ = UINT64_MAX;
   std::size_t max_dgrams_per_pkt_ = 1;  // TransportConfig::max_datagrams_per_packet
+  DatagramWindow dgram_window_;         // TransportConfig::max_datagrams_in_flight
   bool closed_ = false;                 // no more I/O: closed, drained or failed
   std::string qlog_path_;
   std::FILE *qlog_ = nullptr;

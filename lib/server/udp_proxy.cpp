@@ -73,6 +73,10 @@ class Relay final : public UdpTunnelHandler, public UdpReceiver, public std::ena
     if (::connect(sock_->fd(), target_.sa(), target_.len) != 0)
       return {Errc::server, std::string("connect to target: ") + std::strerror(errno)};
     sock_->set_receiver(this);
+    // Tunnelled connections pace themselves (their own congestion control):
+    // an acknowledgment clock on the client's connection would cap them at a
+    // few packets per round trip (docs/protocol.md, "Datagrams in flight").
+    if (auto c = conn_.lock(); c && c->quic() != nullptr) c->quic()->set_max_datagrams_in_flight(0);
     last_ns_ = now_ns();
     timer_ = std::make_unique<Timer>(loop);
     arm_idle(static_cast<std::uint64_t>(core_->cfg.tunnel_idle_timeout.count()));

@@ -8,6 +8,7 @@
 #include "catch.hpp"
 #include "support/echo_handler.hpp"
 #include "support/fixture.hpp"
+#include "testing/testing.hpp"
 
 using namespace uvwt;
 using namespace uvwt::test;
@@ -199,10 +200,15 @@ TEST_CASE("max_datagrams_per_packet caps the datagrams in one packet", "[session
   SECTION("four per packet") { cap = 4; }
   SECTION("no real cap") { cap = 1024; }
   TestLoop tl;
-  auto server = start_server(tl);
+  // Packing alone, not the acknowledgment clock, on both sides: the server's
+  // echoes in more packets would draw more acknowledgments from the client.
+  ServerConfig scfg = server_config();
+  scfg.max_datagrams_in_flight = 0;
+  auto server = start_server(tl, scfg);
   server->route("/echo", echo_handler());
   ClientConfig cfg = client_config();
   cfg.max_datagrams_per_packet = cap;
+  cfg.max_datagrams_in_flight = 0;
   auto c = connect(tl, server->port(), "/echo", cfg);
   REQUIRE(c.session);
   // Let the handshake's last packets and acks go first.
@@ -232,7 +238,73 @@ TEST_CASE("max_datagrams_per_packet is validated", "[session][config][datagram]"
   CHECK(cfg.validate().errc == Errc::configuration);
   cfg.max_datagrams_per_packet = 1024;
   CHECK(cfg.validate().ok());
-  CHECK(TransportConfig{}.max_datagrams_per_packet == 4);
+  CHECK(TransportConfig{}.max_datagrams_per_packet == 2);
+}
+
+// docs/protocol.md, "Datagrams in flight": with the peer's acknowledgments
+// cut off (the client drops everything it receives), exactly
+// max_datagrams_in_flight datagrams leave; the rest wait, and go once the
+// acknowledgments come back.
+TEST_CASE("max_datagrams_in_flight holds datagrams until acknowledged", "[session][loop][datagram]") {
+  std::size_t window = 0;
+  SECTION("three in flight") { window = 3; }
+  SECTION("the default") { window = TransportConfig{}.max_datagrams_in_flight; }
+  TestLoop tl;
+  auto server = start_server(tl);
+  std::size_t arrived = 0;
+  server->route("/count", [&](std::shared_ptr<Session> s, const SessionRequest &) {
+    s->on_datagram([&](std::span<const std::uint8_t>) { ++arrived; });
+  });
+  ClientConfig cfg = client_config();
+  cfg.max_datagrams_per_packet = 1024;
+  cfg.max_datagrams_in_flight = window;
+  auto c = connect(tl, server->port(), "/count", cfg);
+  REQUIRE(c.session);
+  tl.run_until([] { return false; }, 300);  // the handshake's last packets and acks
+  ImpairmentConfig deaf;
+  deaf.enabled = true;
+  deaf.receive_blackhole = true;
+  uvwt::testing::set_impairment(*c.conn, deaf);
+  constexpr std::size_t kBurst = 40;
+  for (std::size_t i = 0; i < kBurst; ++i) REQUIRE(c.session->send_datagram(Bytes(20, 'd')).ok());
+  // Long enough for several PTO probes on loopback: none may carry a datagram.
+  tl.run_until([] { return false; }, 500);
+  CHECK(arrived == window);
+  uvwt::testing::set_impairment(*c.conn, ImpairmentConfig{});
+  REQUIRE(tl.run_until([&] { return arrived == kBurst; }, 10'000));
+  close_all(tl, c.conn, server);
+}
+
+TEST_CASE("max_datagrams_in_flight 0 sends a burst without waiting for acknowledgments", "[session][loop][datagram]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  std::size_t arrived = 0;
+  server->route("/count", [&](std::shared_ptr<Session> s, const SessionRequest &) {
+    s->on_datagram([&](std::span<const std::uint8_t>) { ++arrived; });
+  });
+  ClientConfig cfg = client_config();
+  cfg.max_datagrams_in_flight = 0;
+  auto c = connect(tl, server->port(), "/count", cfg);
+  REQUIRE(c.session);
+  tl.run_until([] { return false; }, 300);
+  ImpairmentConfig deaf;
+  deaf.enabled = true;
+  deaf.receive_blackhole = true;
+  uvwt::testing::set_impairment(*c.conn, deaf);
+  for (std::size_t i = 0; i < 40; ++i) REQUIRE(c.session->send_datagram(Bytes(20, 'd')).ok());
+  REQUIRE(tl.run_until([&] { return arrived == 40; }, 5'000));
+  uvwt::testing::set_impairment(*c.conn, ImpairmentConfig{});
+  close_all(tl, c.conn, server);
+}
+
+TEST_CASE("max_datagrams_in_flight is validated", "[session][config][datagram]") {
+  ClientConfig cfg = client_config();
+  cfg.max_datagrams_in_flight = 0;
+  CHECK(cfg.validate().ok());
+  cfg.max_datagrams_in_flight = 65537;
+  CHECK(cfg.validate().errc == Errc::configuration);
+  CHECK(cfg.validate().message.find("max_datagrams_in_flight") != std::string::npos);
+  CHECK(TransportConfig{}.max_datagrams_in_flight == 4);
 }
 
 TEST_CASE("two sessions on one connection are isolated", "[session][loop]") {

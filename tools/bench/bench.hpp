@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <uvwt/certificate.hpp>
+#include <uvwt/config.hpp>
 #include <uvwt/server.hpp>
 #include <uvwt/types.hpp>
 
@@ -27,6 +28,14 @@ inline double seconds_since(Clock::time_point t0) { return std::chrono::duration
 
 // --precise-timers: TransportConfig::precise_timers on every side (inherited through fork).
 inline bool precise_timers = false;
+// --max-datagrams-in-flight N: TransportConfig::max_datagrams_in_flight on every side (-1: the default).
+inline long long max_datagrams_in_flight = -1;
+// --max-datagrams-per-packet N: TransportConfig::max_datagrams_per_packet on every side (0: the default).
+inline std::size_t max_datagrams_per_packet = 0;
+inline void apply_datagram_window(TransportConfig &cfg) {
+  if (max_datagrams_in_flight >= 0) cfg.max_datagrams_in_flight = static_cast<std::size_t>(max_datagrams_in_flight);
+  if (max_datagrams_per_packet > 0) cfg.max_datagrams_per_packet = max_datagrams_per_packet;
+}
 
 // What one run asks of both children (inherited through fork).
 struct Job {

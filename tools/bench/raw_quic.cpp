@@ -178,6 +178,7 @@ TransportConfig raw_transport() {
   TransportConfig t;
   t.idle_timeout = std::chrono::milliseconds(120'000);
   t.precise_timers = precise_timers;
+  apply_datagram_window(t);
   return t;
 }
 

@@ -87,6 +87,7 @@ struct ClientCtx {
     cfg.server_certificate_hashes = {job.cert.sha256};
     cfg.use_system_trust = false;
     cfg.precise_timers = precise_timers;
+    apply_datagram_window(cfg);
     cfg.connect_timeout = std::chrono::milliseconds(10'000);
     cfg.idle_timeout = std::chrono::milliseconds(120'000);
     if (job.str("via") == "proxy") start_proxy(job);
@@ -168,6 +169,7 @@ ServerConfig bench_server_config(const Job &job) {
   cfg.idle_timeout = std::chrono::milliseconds(120'000);
   cfg.max_sessions_per_connection = job.num("per_conn", 16);
   cfg.precise_timers = precise_timers;
+  apply_datagram_window(cfg);
   cfg.max_connections = 100'000;
   cfg.early_data = job.num("resume", 0) == 2;  // resume=2: the 0-RTT run
   return cfg;
