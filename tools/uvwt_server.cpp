@@ -138,6 +138,15 @@ int parse_options(int argc, char **argv, Options &o) {
       return true;
     };
     std::string v;
+    // A non-negative decimal count.
+    auto count_value = [&](std::size_t &out) {
+      if (!value(v)) return false;
+      char *end = nullptr;
+      out = std::strtoul(v.c_str(), &end, 10);
+      if (*end == '\0' && !v.empty()) return true;
+      std::fprintf(stderr, "uvwt-server: bad %s %s\n", a.c_str(), v.c_str());
+      return false;
+    };
     if (a == "-h" || a == "--help") {
       usage(stdout);
       return -1;
@@ -202,21 +211,9 @@ int parse_options(int argc, char **argv, Options &o) {
         return 1;
       }
     } else if (a == "--max-datagrams-per-packet") {
-      if (!value(v)) return 1;
-      char *end = nullptr;
-      o.max_datagrams_per_packet = std::strtoul(v.c_str(), &end, 10);
-      if (*end != '\0' || v.empty()) {
-        std::fprintf(stderr, "uvwt-server: bad --max-datagrams-per-packet %s\n", v.c_str());
-        return 1;
-      }
+      if (!count_value(o.max_datagrams_per_packet)) return 1;
     } else if (a == "--max-datagrams-in-flight") {
-      if (!value(v)) return 1;
-      char *end = nullptr;
-      o.max_datagrams_in_flight = std::strtoul(v.c_str(), &end, 10);
-      if (*end != '\0' || v.empty()) {
-        std::fprintf(stderr, "uvwt-server: bad --max-datagrams-in-flight %s\n", v.c_str());
-        return 1;
-      }
+      if (!count_value(o.max_datagrams_in_flight)) return 1;
     } else {
       std::fprintf(stderr, "uvwt-server: unknown option %s\n", a.c_str());
       usage(stderr);
