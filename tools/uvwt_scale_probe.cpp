@@ -244,6 +244,14 @@ int main(int argc, char **argv) {
   else
     return 2;
   uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
+  // Closed objects still hold their loop handles until the last reference
+  // goes: drop ours, let their handles close, then the loop closes empty.
+  p.rc_client.reset();
+  p.client.reset();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop) != 0) {
+    std::fprintf(stderr, "uvwt-scale-probe: handles left open on the loop\n");
+    return 1;
+  }
   return p.rc;
 }
