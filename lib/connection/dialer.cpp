@@ -1,6 +1,6 @@
 #include "connection/dialer.hpp"
 
-#include <netdb.h>
+#include "connection/resolve.hpp"
 
 #include "common/log.hpp"
 #include "common/test_hooks.hpp"
@@ -17,13 +17,6 @@ void shut_connection(const std::shared_ptr<ConnectionImpl> &c, const Error &why)
     c->close(0, why.message, {});
 }
 
-struct Dialer::DnsRequest {
-  uv_getaddrinfo_t req{};
-  std::weak_ptr<Dialer> dialer;
-  std::string host;
-  std::uint16_t port = 0;
-};
-
 Dialer::Dialer(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg, std::shared_ptr<TlsClientContext> tls,
                std::string host, std::uint16_t port, AttemptCallback on_attempt, DoneCallback done)
     : loop_(deferred->loop()),
@@ -37,7 +30,7 @@ Dialer::Dialer(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg, std:
       stagger_(loop_) {}
 
 Dialer::~Dialer() {
-  if (dns_ != nullptr) uv_cancel(reinterpret_cast<uv_req_t *>(&dns_->req));
+  if (dns_ != nullptr) uv_cancel(reinterpret_cast<uv_req_t *>(dns_));
 }
 
 std::shared_ptr<Dialer> Dialer::start(std::shared_ptr<Deferred> deferred, const ClientConfig &cfg,
@@ -76,45 +69,13 @@ void Dialer::resolve() {
     deferred_->post([self = shared_from_this(), out] { self->on_resolved(Error(), out); });
     return;
   }
-  auto *r = new DnsRequest;
-  r->dialer = weak_from_this();
-  r->host = host_;
-  r->port = port_;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_DGRAM;
-  const int rv = uv_getaddrinfo(
-      loop_, &r->req,
-      [](uv_getaddrinfo_t *req, int status, addrinfo *res) {
-        std::unique_ptr<DnsRequest> r(reinterpret_cast<DnsRequest *>(req));
-        std::vector<SockAddr> out;
-        for (addrinfo *ai = status == 0 ? res : nullptr; ai != nullptr; ai = ai->ai_next) {
-          auto a = SockAddr::from(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
-          if (a.empty()) continue;
-          a.set_port(r->port);
-          bool dup = false;
-          for (const auto &o : out) dup = dup || o == a;
-          if (!dup) out.push_back(a);
-        }
-        uv_freeaddrinfo(res);
-        auto self = r->dialer.lock();
-        if (!self) return;
-        self->dns_ = nullptr;
-        if (status == UV_ECANCELED) return;
-        if (out.empty()) {
-          std::string why = status != 0 ? uv_strerror(status) : "no usable address";
-          return self->on_resolved(Error(Errc::dns, "cannot resolve '" + r->host + "': " + why), {});
-        }
-        self->on_resolved(Error(), out);
-      },
-      host_.c_str(), nullptr, &hints);
-  if (rv != 0) {
-    delete r;
-    Error e(Errc::dns, "cannot resolve '" + host_ + "': " + uv_strerror(rv));
-    deferred_->post([self = shared_from_this(), e] { self->on_resolved(e, {}); });
-    return;
-  }
-  dns_ = r;
+  dns_ = detail::resolve(deferred_, host_, port_,
+                         [weak = weak_from_this()](const Error &err, const std::vector<SockAddr> &addrs) {
+                           auto self = weak.lock();
+                           if (!self) return;
+                           self->dns_ = nullptr;
+                           self->on_resolved(err, addrs);
+                         });
 }
 
 std::vector<SockAddr> Dialer::interleave(const std::vector<SockAddr> &addrs) {
@@ -236,7 +197,7 @@ std::shared_ptr<ConnectionImpl> Dialer::latest() const {
 }
 
 void Dialer::cancel(const Error &why) {
-  if (dns_ != nullptr) uv_cancel(reinterpret_cast<uv_req_t *>(&dns_->req));
+  if (dns_ != nullptr) uv_cancel(reinterpret_cast<uv_req_t *>(dns_));
   if (done_) return;
   done_ = true;
   stagger_.stop();

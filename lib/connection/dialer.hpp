@@ -67,7 +67,6 @@ class Dialer : public std::enable_shared_from_this<Dialer> {
          std::string host, std::uint16_t port, AttemptCallback on_attempt, DoneCallback done);
 
  private:
-  struct DnsRequest;
   void resolve();
   void on_resolved(const Error &err, const std::vector<SockAddr> &addrs);
   void start_next();
@@ -86,7 +85,7 @@ class Dialer : public std::enable_shared_from_this<Dialer> {
   AttemptSetup setup_;
   std::shared_ptr<Deferred> deferred_;
   Timer stagger_;
-  DnsRequest *dns_ = nullptr;  // in flight; owned by its uv callback
+  uv_getaddrinfo_t *dns_ = nullptr;  // lookup in flight (resolve.hpp); freed by its own callback
   std::vector<SockAddr> addrs_;
   std::size_t next_ = 0;
   std::vector<std::shared_ptr<ConnectionImpl>> attempts_;

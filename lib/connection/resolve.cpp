@@ -4,11 +4,11 @@
 
 namespace uvwt::detail {
 
-void resolve(const std::shared_ptr<Deferred> &deferred, const std::string &host, std::uint16_t port,
-             std::function<void(const Error &, const std::vector<SockAddr> &)> cb) {
+uv_getaddrinfo_t *resolve(const std::shared_ptr<Deferred> &deferred, const std::string &host, std::uint16_t port,
+                          std::function<void(const Error &, const std::vector<SockAddr> &)> cb) {
   if (auto lit = SockAddr::parse(host, port)) {
     deferred->post([cb = std::move(cb), a = *lit] { cb(Error(), {a}); });
-    return;
+    return nullptr;
   }
   struct Req {
     uv_getaddrinfo_t req;
@@ -25,19 +25,19 @@ void resolve(const std::shared_ptr<Deferred> &deferred, const std::string &host,
       [](uv_getaddrinfo_t *req, int status, addrinfo *res) {
         std::unique_ptr<Req> r(reinterpret_cast<Req *>(req));
         std::vector<SockAddr> out;
-        if (status == 0) {
-          for (addrinfo *ai = res; ai != nullptr; ai = ai->ai_next) {
-            auto a = SockAddr::from(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
-            a.set_port(r->port);
-            bool dup = false;
-            for (const auto &o : out) dup = dup || o == a;
-            if (!dup) out.push_back(a);
-          }
+        for (addrinfo *ai = status == 0 ? res : nullptr; ai != nullptr; ai = ai->ai_next) {
+          auto a = SockAddr::from(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
+          if (a.empty()) continue;
+          a.set_port(r->port);
+          bool dup = false;
+          for (const auto &o : out) dup = dup || o == a;
+          if (!dup) out.push_back(a);
         }
         uv_freeaddrinfo(res);
+        if (status == UV_ECANCELED) return;
         if (out.empty())
           r->cb(Error(Errc::dns,
-                      "cannot resolve " + r->host + (status != 0 ? std::string(": ") + uv_strerror(status) : "")),
+                      "cannot resolve '" + r->host + "': " + (status != 0 ? uv_strerror(status) : "no usable address")),
                 {});
         else
           r->cb(Error(), out);
@@ -47,9 +47,11 @@ void resolve(const std::shared_ptr<Deferred> &deferred, const std::string &host,
     auto cb2 = std::move(r->cb);
     delete r;
     deferred->post([cb2 = std::move(cb2), host, rv] {
-      cb2(Error(Errc::dns, "cannot resolve " + host + ": " + uv_strerror(rv)), {});
+      cb2(Error(Errc::dns, "cannot resolve '" + host + "': " + uv_strerror(rv)), {});
     });
+    return nullptr;
   }
+  return &r->req;
 }
 
 }  // namespace uvwt::detail
