@@ -62,15 +62,24 @@ bool udp_port_free(std::uint16_t port) {
 }
 }  // namespace
 
-TEST_CASE("a migrating client keeps its session on the same server", "[scale][migration]") {
-  TestLoop tl;
-  auto server = start_server(tl);
+namespace {
+// A client on a fresh /echo server that has echoed once: the start of
+// every migration test.
+Connected echoed_once(TestLoop &tl, const std::shared_ptr<Server> &server) {
   server->route("/echo", echo_handler());
-  std::shared_ptr<Connection> server_side;
-  server->on_connection([&](std::shared_ptr<Connection> c) { server_side = c; });
   auto c = connect(tl, server->port(), "/echo");
   REQUIRE(c.err.ok());
   REQUIRE(echo_ok(tl, c.session, 4000, 1));
+  return c;
+}
+}  // namespace
+
+TEST_CASE("a migrating client keeps its session on the same server", "[scale][migration]") {
+  TestLoop tl;
+  auto server = start_server(tl);
+  std::shared_ptr<Connection> server_side;
+  server->on_connection([&](std::shared_ptr<Connection> c) { server_side = c; });
+  auto c = echoed_once(tl, server);
   const auto before = c.conn->local_address();
   REQUIRE(before);
   REQUIRE(c.conn->migrate().ok());
@@ -95,10 +104,7 @@ TEST_CASE("a migrating client keeps its session on the same server", "[scale][mi
 TEST_CASE("a migrated client closes its old socket once the new path is validated", "[scale][migration]") {
   TestLoop tl;
   auto server = start_server(tl);
-  server->route("/echo", echo_handler());
-  auto c = connect(tl, server->port(), "/echo");
-  REQUIRE(c.err.ok());
-  REQUIRE(echo_ok(tl, c.session, 4000, 1));
+  auto c = echoed_once(tl, server);
   const auto before = c.conn->local_address();
   REQUIRE(before);
   REQUIRE(c.conn->migrate().ok());
@@ -118,10 +124,7 @@ TEST_CASE("a migrated client closes its old socket once the new path is validate
 TEST_CASE("a client that migrates twice keeps only its last socket", "[scale][migration]") {
   TestLoop tl;
   auto server = start_server(tl);
-  server->route("/echo", echo_handler());
-  auto c = connect(tl, server->port(), "/echo");
-  REQUIRE(c.err.ok());
-  REQUIRE(echo_ok(tl, c.session, 4000, 1));
+  auto c = echoed_once(tl, server);
   const auto first = c.conn->local_address()->port;
   REQUIRE(c.conn->migrate().ok());
   REQUIRE(echo_ok(tl, c.session, 20'000, 2));
